@@ -1,0 +1,43 @@
+"""HRNet Explorer: see how a High-Resolution Network thinks.
+
+image → tensor (images) → trace (trace) → analyses (fusion, attribution) → figures (figures).
+"""
+
+from .costs import CARD_FLOPS_EXPLANATION, CostReport, count_macs, count_params, variant_costs
+from .fusion import FusionStats, spatial_summary
+from .images import MAX_PIXELS, ImageError, display_crop, preprocess, read_image
+from .predict import Prediction, class_name, predict
+from .trace import ModuleRef, Trace, trace, trace_names
+from .zoo import VARIANTS, LoadedModel, VariantCard, WeightsError, WeightsSource, get_variant, load_model, weight_tags
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CARD_FLOPS_EXPLANATION",
+    "CostReport",
+    "FusionStats",
+    "ImageError",
+    "LoadedModel",
+    "MAX_PIXELS",
+    "ModuleRef",
+    "Prediction",
+    "Trace",
+    "VARIANTS",
+    "VariantCard",
+    "WeightsError",
+    "WeightsSource",
+    "class_name",
+    "count_macs",
+    "count_params",
+    "display_crop",
+    "get_variant",
+    "load_model",
+    "predict",
+    "preprocess",
+    "read_image",
+    "spatial_summary",
+    "trace",
+    "trace_names",
+    "variant_costs",
+    "weight_tags",
+]

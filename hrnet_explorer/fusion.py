@@ -1,0 +1,144 @@
+"""Analyses of how HRNet's streams exchange information — pure tensor maths over captured maps.
+
+Definitions, for one HighResolutionModule, target stream i and source stream j, with
+``e_ij = fuse_layers[i][j](branch_j)`` (already at stream i's resolution), the pre-activation
+``z_i = Σ_j e_ij`` and the fused output ``r_i = ReLU(z_i)``; ⟨a, b⟩ sums over channels and pixels
+of one sample:
+
+- energy share   ``‖e_ij‖² / Σ_k ‖e_ik‖²`` — non-negative, rows sum to 1: how loud each source is;
+- agreement      ``⟨e_ij, z_i⟩ / ‖z_i‖²`` — rows sum to 1, negative when a source opposes the sum;
+- ReLU share     ``⟨e_ij, r_i⟩ / ‖r_i‖²`` — rows sum to 1 (since ⟨z_i, r_i⟩ = ‖r_i‖²): each source's
+  part of what survives the activation;
+- active fraction: the share of z_i's elements that are > 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "FusionStats",
+    "fusion_stats",
+    "stack_fusion_stats",
+    "Flow",
+    "MEASURES",
+    "spatial_summary",
+    "summarize_map",
+]
+
+MEASURES = ("energy_share", "agreement", "relu_share")
+
+
+@dataclass(frozen=True)
+class FusionStats:
+    """Per-sample fusion statistics of one module: tensors [B, N, N] indexed [sample, target, source]."""
+
+    energy_share: torch.Tensor
+    agreement: torch.Tensor
+    relu_share: torch.Tensor
+    active_fraction: torch.Tensor  # [B, N]
+
+    @property
+    def num_streams(self) -> int:
+        return self.energy_share.shape[-1]
+
+    def matrix(self, measure: str = "energy_share", sample: int = 0) -> torch.Tensor:
+        """One [target, source] matrix for one sample."""
+        if measure not in MEASURES:
+            raise ValueError(f"Unknown measure {measure!r}; choose one of {', '.join(MEASURES)}.")
+        return getattr(self, measure)[sample]
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample inner product in float64 (sums over ~10^5–10^6 elements)."""
+    return torch.einsum("bi,bi->b", a.flatten(1).double(), b.flatten(1).double())
+
+
+def fusion_row(edges: Sequence[torch.Tensor], presum: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Energy share, agreement, ReLU share ([B, N] each) and active fraction ([B]) of one target."""
+    relu = presum.clamp_min(0)
+    energy = torch.stack([_dot(e, e) for e in edges], dim=1)
+    z_norm = _dot(presum, presum).clamp_min(torch.finfo(torch.float64).tiny)
+    r_norm = _dot(relu, relu).clamp_min(torch.finfo(torch.float64).tiny)
+    agreement = torch.stack([_dot(e, presum) for e in edges], dim=1) / z_norm[:, None]
+    relu_share = torch.stack([_dot(e, relu) for e in edges], dim=1) / r_norm[:, None]
+    energy_share = energy / energy.sum(1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    active = (presum > 0).flatten(1).double().mean(1)
+    return energy_share, agreement, relu_share, active
+
+
+def stack_fusion_stats(rows: Sequence[tuple[torch.Tensor, ...]]) -> FusionStats:
+    """Assemble per-target rows (from :func:`fusion_row`) into one module's :class:`FusionStats`."""
+    cols = list(zip(*rows))
+    return FusionStats(
+        *(torch.stack(c, dim=1).float().cpu() for c in cols[:3]),
+        torch.stack(cols[3], dim=1).float().cpu(),
+    )
+
+
+def fusion_stats(edges: Sequence[Sequence[torch.Tensor]], presums: Sequence[torch.Tensor]) -> FusionStats:
+    """Statistics of a module from ``edges[i][j]`` (source j into target i) and pre-activations."""
+    if len(edges) != len(presums):
+        raise ValueError(f"{len(edges)} rows of edges but {len(presums)} pre-activations.")
+    return stack_fusion_stats([fusion_row(row, z) for row, z in zip(edges, presums)])
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One stream → stream flow of a Sankey: from ``source`` at position ``step`` to ``target`` at ``step+1``."""
+
+    step: int  # 0 = input of the first HighResolutionModule
+    label: str  # e.g. "stage3.module1" or "transition3"
+    source: int
+    target: int
+    weight: float
+
+
+def spatial_summary(
+    feature: torch.Tensor, method: str = "l2", size: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Reduce one map [C, H, W] (or [1, C, H, W]) to an image, optionally resized to ``size`` (H, W).
+
+    ``"mean"``: channel mean [H, W]; ``"l2"``: channel L2 norm [H, W]; ``"pca"``: the first three
+    principal components over channels, each scaled to [0, 1], as RGB [H, W, 3].
+    """
+    if feature.ndim == 4:
+        if feature.shape[0] != 1:
+            raise ValueError(f"spatial_summary takes one map; got a batch of {feature.shape[0]}.")
+        feature = feature[0]
+    if feature.ndim != 3:
+        raise ValueError(f"Expected a [C, H, W] map, got shape {tuple(feature.shape)}.")
+    x = feature.detach().float()
+    if method == "mean":
+        out = x.mean(0, keepdim=True)
+    elif method == "l2":
+        out = x.norm(dim=0, keepdim=True)
+    elif method == "pca":
+        c, h, w = x.shape
+        flat = x.reshape(c, h * w).T  # pixels × channels
+        flat = flat - flat.mean(0, keepdim=True)
+        k = min(3, c, h * w)
+        _, _, v = torch.linalg.svd(flat, full_matrices=False)
+        comps = flat @ v[:k].T  # pixels × k
+        lo, hi = comps.min(0).values, comps.max(0).values
+        comps = (comps - lo) / (hi - lo).clamp_min(1e-12)
+        if k < 3:
+            comps = F.pad(comps, (0, 3 - k))
+        out = comps.T.reshape(3, h, w)
+    else:
+        raise ValueError(f"Unknown summary {method!r}; choose 'mean', 'l2' or 'pca'.")
+    if size is not None and tuple(out.shape[-2:]) != tuple(size):
+        out = F.interpolate(out[None], size=size, mode="bilinear", align_corners=False)[0]
+        if method == "pca":
+            out = out.clamp(0, 1)
+    return out.permute(1, 2, 0) if method == "pca" else out[0]
+
+
+def summarize_map(feature: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The small per-sample summaries kept by ``keep="summaries"`` traces: channel mean and L2 maps."""
+    x = feature.detach().float()
+    return {"mean": x.mean(1), "l2": x.norm(dim=1)}
