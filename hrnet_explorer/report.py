@@ -1,0 +1,41 @@
+"""Plain-data summaries of results, shared by the CLI's --json output and the app."""
+
+from __future__ import annotations
+
+from .trace import Trace
+
+
+def module_reconstruction_error(result: Trace, stage: int, index: int) -> float:
+    """max over streams of |ReLU(Σ_j edge_ji) − fused_i| — zero when the trace is exact."""
+    ref = result.module(stage, index)
+    worst = 0.0
+    for i in range(ref.num_streams):
+        total = sum(result[f"{ref.name}.edge{j}to{i}"] for j in range(ref.num_streams))
+        worst = max(worst, float((total.clamp_min(0) - result[f"{ref.name}.fused{i}"]).abs().max()))
+    return worst
+
+
+def trace_summary(result: Trace, sample: int = 0) -> dict:
+    """Per module: stream shapes, the energy-share matrix, the reconstruction error (needs keep="all")."""
+    modules = []
+    for ref in result.modules:
+        stats = result.fusion(ref.stage, ref.index)
+        modules.append({
+            "name": ref.name,
+            "stage": ref.stage,
+            "index": ref.index,
+            "stream_shapes": [list(result.shapes[f"{ref.name}.fused{i}"][1:]) for i in range(ref.num_streams)],
+            "energy_share": stats.matrix("energy_share", sample).tolist(),
+            "agreement": stats.matrix("agreement", sample).tolist(),
+            "relu_share": stats.matrix("relu_share", sample).tolist(),
+            "active_fraction": stats.active_fraction[sample].tolist(),
+            "max_reconstruction_error": module_reconstruction_error(result, ref.stage, ref.index),
+        })
+    return {
+        "variant": result.variant,
+        "input_shape": list(result.input_shape),
+        "weights": None if result.weights is None else {
+            "kind": result.weights.kind, "detail": result.weights.detail, "random": result.weights.is_random},
+        "maps": {name: list(shape) for name, shape in result.shapes.items()},
+        "modules": modules,
+    }
