@@ -2,8 +2,8 @@
 
 MACs are counted with fvcore's ``FlopCountAnalysis`` — the counter behind timm's published GMACs (it
 counts one per multiply-accumulate, and also batch norm, upsampling and pooling, ~0.8 % of the
-total; torch's ``FlopCounterMode`` counts only convs and matmuls, as 2 FLOPs per MAC). The card's "FLOPs" column is neither:
-it is 1.284–1.285 × MACs for every variant — the same factor appears for resnet18/50 in the same
+total; torch's ``FlopCounterMode`` counts only convs and matmuls, as 2 FLOPs per MAC).
+The card's "FLOPs" column is neither: it is 1.284–1.285 × MACs for every variant — the same factor appears for resnet18/50 in the same
 documentation set, so it is an artefact of how that documentation was generated, not a property of
 HRNet. :data:`CARD_FLOPS_EXPLANATION` says so wherever the numbers are shown.
 """
@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 
 import timm
 import torch
-from fvcore.nn import FlopCountAnalysis
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # fvcore imports torch.jit helpers that warn
+    from fvcore.nn import FlopCountAnalysis
 
 from .zoo import get_variant
 
@@ -63,7 +66,7 @@ class CostReport:
         return asdict(self)
 
 
-@lru_cache(maxsize=None)
+@cache
 def variant_costs(variant: str, input_size: int = 224) -> CostReport:
     """Measured params and MACs of ``variant`` (random init on CPU; weights do not change them)."""
     card = get_variant(variant)

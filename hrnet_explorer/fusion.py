@@ -73,7 +73,7 @@ def fusion_row(edges: Sequence[torch.Tensor], presum: torch.Tensor) -> tuple[tor
 
 def stack_fusion_stats(rows: Sequence[tuple[torch.Tensor, ...]]) -> FusionStats:
     """Assemble per-target rows (from :func:`fusion_row`) into one module's :class:`FusionStats`."""
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=True))
     return FusionStats(
         *(torch.stack(c, dim=1).float().cpu() for c in cols[:3]),
         torch.stack(cols[3], dim=1).float().cpu(),
@@ -84,7 +84,7 @@ def fusion_stats(edges: Sequence[Sequence[torch.Tensor]], presums: Sequence[torc
     """Statistics of a module from ``edges[i][j]`` (source j into target i) and pre-activations."""
     if len(edges) != len(presums):
         raise ValueError(f"{len(edges)} rows of edges but {len(presums)} pre-activations.")
-    return stack_fusion_stats([fusion_row(row, z) for row, z in zip(edges, presums)])
+    return stack_fusion_stats([fusion_row(row, z) for row, z in zip(edges, presums, strict=True)])
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,7 @@ class Flow:
     weight: float
 
 
-def spatial_summary(
-    feature: torch.Tensor, method: str = "l2", size: tuple[int, int] | None = None
-) -> torch.Tensor:
+def spatial_summary(feature: torch.Tensor, method: str = "l2", size: tuple[int, int] | None = None) -> torch.Tensor:
     """Reduce one map [C, H, W] (or [1, C, H, W]) to an image, optionally resized to ``size`` (H, W).
 
     ``"mean"``: channel mean [H, W]; ``"l2"``: channel L2 norm [H, W]; ``"pca"``: the first three

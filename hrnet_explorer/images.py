@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ MAX_ASPECT = 16.0  # longer side / shorter side; beyond it the resize to the cro
 ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 STRIDE = 32  # HRNet's fixed x2 nearest upsampling needs sizes that are multiples of 32
 
-ImageInput = Union[str, os.PathLike, bytes, io.IOBase, Image.Image, np.ndarray, torch.Tensor]
+ImageInput = str | os.PathLike | bytes | io.IOBase | Image.Image | np.ndarray | torch.Tensor
 
 
 class ImageError(ValueError):
@@ -83,15 +83,11 @@ def _open_pil(data: Any) -> Image.Image:
     try:
         img = Image.open(data)
     except UnidentifiedImageError as exc:
-        raise ImageError(
-            "This file is not an image we can read. Use JPEG, PNG, WebP, BMP, TIFF or GIF."
-        ) from exc
+        raise ImageError("This file is not an image we can read. Use JPEG, PNG, WebP, BMP, TIFF or GIF.") from exc
     except Image.DecompressionBombError as exc:
         raise ImageError(f"The image is too large to decode safely ({exc}).") from exc
     if img.format not in ACCEPTED_FORMATS:
-        raise ImageError(
-            f"{img.format} images are not supported. Use JPEG, PNG, WebP, BMP, TIFF or GIF."
-        )
+        raise ImageError(f"{img.format} images are not supported. Use JPEG, PNG, WebP, BMP, TIFF or GIF.")
     _check_size(*img.size)  # from the header, before any pixel is decoded
     try:
         img.seek(0)  # first frame of an animation
@@ -107,9 +103,7 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-        raise ImageError(
-            f"An image array must be HxW, HxWx3 or HxWx4 (or CxHxW); got shape {tuple(arr.shape)}."
-        )
+        raise ImageError(f"An image array must be HxW, HxWx3 or HxWx4 (or CxHxW); got shape {tuple(arr.shape)}.")
     _check_size(arr.shape[1], arr.shape[0])
     if arr.dtype == np.uint8:
         data = arr

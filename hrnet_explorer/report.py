@@ -20,22 +20,25 @@ def trace_summary(result: Trace, sample: int = 0) -> dict:
     modules = []
     for ref in result.modules:
         stats = result.fusion(ref.stage, ref.index)
-        modules.append({
-            "name": ref.name,
-            "stage": ref.stage,
-            "index": ref.index,
-            "stream_shapes": [list(result.shapes[f"{ref.name}.fused{i}"][1:]) for i in range(ref.num_streams)],
-            "energy_share": stats.matrix("energy_share", sample).tolist(),
-            "agreement": stats.matrix("agreement", sample).tolist(),
-            "relu_share": stats.matrix("relu_share", sample).tolist(),
-            "active_fraction": stats.active_fraction[sample].tolist(),
-            "max_reconstruction_error": module_reconstruction_error(result, ref.stage, ref.index),
-        })
+        modules.append(
+            {
+                "name": ref.name,
+                "stage": ref.stage,
+                "index": ref.index,
+                "stream_shapes": [list(result.shapes[f"{ref.name}.fused{i}"][1:]) for i in range(ref.num_streams)],
+                "energy_share": stats.matrix("energy_share", sample).tolist(),
+                "agreement": stats.matrix("agreement", sample).tolist(),
+                "relu_share": stats.matrix("relu_share", sample).tolist(),
+                "active_fraction": stats.active_fraction[sample].tolist(),
+                "max_reconstruction_error": module_reconstruction_error(result, ref.stage, ref.index),
+            }
+        )
     return {
         "variant": result.variant,
         "input_shape": list(result.input_shape),
-        "weights": None if result.weights is None else {
-            "kind": result.weights.kind, "detail": result.weights.detail, "random": result.weights.is_random},
+        "weights": None
+        if result.weights is None
+        else {"kind": result.weights.kind, "detail": result.weights.detail, "random": result.weights.is_random},
         "maps": {name: list(shape) for name, shape in result.shapes.items()},
         "modules": modules,
     }

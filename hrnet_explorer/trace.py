@@ -60,18 +60,16 @@ def _check_hrnet(model: nn.Module) -> HighResolutionNet:
     if not isinstance(model, HighResolutionNet):
         raise TypeError(f"Expected a timm HighResolutionNet, got {type(model).__name__}.")
     if model.incre_modules is None or model.downsamp_modules is None:
-        raise ValueError("The model has no classification head (features_only?); build it with timm.create_model(name).")
+        raise ValueError(
+            "The model has no classification head (features_only?); build it with timm.create_model(name)."
+        )
     return model
 
 
 def module_refs(model: nn.Module) -> list[ModuleRef]:
     """Every HighResolutionModule of stages 2–4, in forward order."""
     net = _check_hrnet(model)
-    return [
-        ModuleRef(s, m, mod.num_branches)
-        for s in (2, 3, 4)
-        for m, mod in enumerate(getattr(net, f"stage{s}"))
-    ]
+    return [ModuleRef(s, m, mod.num_branches) for s in (2, 3, 4) for m, mod in enumerate(getattr(net, f"stage{s}"))]
 
 
 def trace_names(model: nn.Module | LoadedModel) -> list[str]:
@@ -137,9 +135,7 @@ class Trace:
         for ref in self.modules:
             if (ref.stage, ref.index) == (stage, index):
                 return ref
-        raise KeyError(
-            f"No module {index} in stage {stage}. Modules: {', '.join(r.name for r in self.modules)}."
-        )
+        raise KeyError(f"No module {index} in stage {stage}. Modules: {', '.join(r.name for r in self.modules)}.")
 
     def stage_outputs(self, stage: int) -> list[torch.Tensor]:
         """The fused outputs of the last module of ``stage`` (its streams, high to low resolution)."""
@@ -154,10 +150,7 @@ class Trace:
         ref = self.module(stage, index)
         if ref.name not in self.fusion_cache:
             p, n = ref.name, ref.num_streams
-            rows = [
-                fusion_row([self[f"{p}.edge{j}to{i}"] for j in range(n)], self[f"{p}.presum{i}"])
-                for i in range(n)
-            ]
+            rows = [fusion_row([self[f"{p}.edge{j}to{i}"] for j in range(n)], self[f"{p}.presum{i}"]) for i in range(n)]
             self.fusion_cache[ref.name] = stack_fusion_stats(rows)
         return self.fusion_cache[ref.name]
 
@@ -306,7 +299,9 @@ def trace(
     loaded = model if isinstance(model, LoadedModel) else None
     net = _check_hrnet(loaded.model if loaded else model)
     if net.training:
-        raise ValueError("The model is in training mode (BatchNorm would update its statistics); call model.eval() first.")
+        raise ValueError(
+            "The model is in training mode (BatchNorm would update its statistics); call model.eval() first."
+        )
     if isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
         x = check_input_tensor(inputs)
     elif loaded is not None:

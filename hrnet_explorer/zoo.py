@@ -64,7 +64,9 @@ VARIANTS: dict[str, VariantCard] = {
     c.name: c
     for c in (
         _card("hrnet_w18_small", 16, 13.19, 2_071_651_488, 72.34, 90.68, 52_934_302, "hrnet_w18_small_v1-f460c6bc.pth"),
-        _card("hrnet_w18_small_v2", 18, 15.60, 3_360_023_160, 75.11, 92.41, 62_682_879, "hrnet_w18_small_v2-4c50a8cb.pth"),
+        _card(
+            "hrnet_w18_small_v2", 18, 15.60, 3_360_023_160, 75.11, 92.41, 62_682_879, "hrnet_w18_small_v2-4c50a8cb.pth"
+        ),
         _card("hrnet_w18", 18, 21.30, 5_547_205_500, 76.76, 93.44, 85_718_883, "hrnetv2_w18-8cb57bb9.pth"),
         _card("hrnet_w30", 30, 37.71, 10_474_119_492, 78.21, 94.22, 151_452_218, "hrnetv2_w30-8d7f8dab.pth"),
         _card("hrnet_w32", 32, 41.23, 11_524_528_320, 78.45, 94.19, 165_547_812, "hrnetv2_w32-90d8c5fb.pth"),
@@ -203,13 +205,17 @@ def _build(card: VariantCard, kind: str, spec: str | None) -> tuple[str, torch.n
     # A checkpoint without head-conv biases is an ssld one (its own architecture in timm).
     arch = f"{card.name}_ssld" if "final_layer.0.bias" not in state and "final_layer.0.weight" in state else card.name
     model = timm.create_model(f"{arch}.{'paddle_in1k' if arch.endswith('_ssld') else card.card_tag}", pretrained=False)
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    ours = model.state_dict()
+    missing = [k for k in ours if k not in state]
+    unexpected = [k for k in state if k not in ours]
+    wrong_shape = [k for k in ours if k in state and state[k].shape != ours[k].shape]
+    if missing or unexpected or wrong_shape:
         raise WeightsError(
-            f"Checkpoint {path} does not fit {arch}: {len(result.missing_keys)} missing keys "
-            f"(e.g. {result.missing_keys[:2]}), {len(result.unexpected_keys)} unexpected "
-            f"(e.g. {result.unexpected_keys[:2]}). Is it a checkpoint of another variant?"
+            f"Checkpoint {path} does not fit {arch}: {len(missing)} missing, {len(unexpected)} unexpected and "
+            f"{len(wrong_shape)} wrongly shaped tensors (e.g. {(missing + unexpected + wrong_shape)[:2]}). "
+            "Is it a checkpoint of another variant?"
         )
+    model.load_state_dict(state)
     return arch, model, WeightsSource("file", str(path.resolve()), None)
 
 
