@@ -27,11 +27,15 @@ def _cmd_variants(args: argparse.Namespace) -> None:
     if args.json:
         _print_json({"variants": [r.to_dict() for r in reports], "note": CARD_FLOPS_EXPLANATION})
         return
-    print(f"{'variant':<20}{'params':>13}{'card params':>12}{'GMACs':>8}{'card FLOPs':>17}{'ratio':>7}"
-          f"{'top-1':>7}{'top-5':>7}  default tag")
+    print(
+        f"{'variant':<20}{'params':>13}{'card params':>12}{'GMACs':>8}{'card FLOPs':>17}{'ratio':>7}"
+        f"{'top-1':>7}{'top-5':>7}  default tag"
+    )
     for r in reports:
-        print(f"{r.variant:<20}{r.params:>13,}{r.card_params_m:>11.2f}M{r.macs / 1e9:>8.3f}{r.card_flops:>17,}"
-              f"{r.card_flops_over_macs:>7.3f}{r.card_top1:>7.2f}{r.card_top5:>7.2f}  {r.default_tag}")
+        print(
+            f"{r.variant:<20}{r.params:>13,}{r.card_params_m:>11.2f}M{r.macs / 1e9:>8.3f}{r.card_flops:>17,}"
+            f"{r.card_flops_over_macs:>7.3f}{r.card_top1:>7.2f}{r.card_top5:>7.2f}  {r.default_tag}"
+        )
     print("\n" + CARD_FLOPS_EXPLANATION)
 
 
@@ -52,8 +56,10 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     if args.json:
         _print_json(pred.to_dict())
         return
-    print(f"{pred.variant} · weights {loaded.weights.describe()} · {pred.device} {pred.precision} · "
-          f"{pred.input_size[0]}×{pred.input_size[1]}")
+    print(
+        f"{pred.variant} · weights {loaded.weights.describe()} · {pred.device} {pred.precision} · "
+        f"{pred.input_size[0]}×{pred.input_size[1]}"
+    )
     for s in pred.top:
         print(f"{s.probability:8.2%}  {s.index:>4}  {s.label}")
 
@@ -73,8 +79,10 @@ def _cmd_trace(args: argparse.Namespace) -> None:
     for name in ("stem", "layer1"):
         print(f"{name:<22}{summary['maps'][name]}")
     for mod in summary["modules"]:
-        print(f"\n{mod['name']}  streams {mod['stream_shapes']}  max |ReLU(Σ edges) − fused| = "
-              f"{mod['max_reconstruction_error']:.2e}")
+        print(
+            f"\n{mod['name']}  streams {mod['stream_shapes']}  max |ReLU(Σ edges) − fused| = "
+            f"{mod['max_reconstruction_error']:.2e}"
+        )
         print("  energy share [target ← source]:")
         for i, row in enumerate(mod["energy_share"]):
             print(f"    stream {i} ← " + "  ".join(f"{v:6.3f}" for v in row))

@@ -3,9 +3,10 @@
 MACs are counted with fvcore's ``FlopCountAnalysis`` — the counter behind timm's published GMACs (it
 counts one per multiply-accumulate, and also batch norm, upsampling and pooling, ~0.8 % of the
 total; torch's ``FlopCounterMode`` counts only convs and matmuls, as 2 FLOPs per MAC).
-The card's "FLOPs" column is neither: it is 1.284–1.285 × MACs for every variant — the same factor appears for resnet18/50 in the same
-documentation set, so it is an artefact of how that documentation was generated, not a property of
-HRNet. :data:`CARD_FLOPS_EXPLANATION` says so wherever the numbers are shown.
+The card's "FLOPs" column is neither: it is 1.284–1.285 × MACs for every variant — the same factor
+appears for resnet18/50 in the same documentation set, so it is an artefact of how that
+documentation was generated, not a property of HRNet. :data:`CARD_FLOPS_EXPLANATION` says so
+wherever the numbers are shown.
 """
 
 from __future__ import annotations

@@ -64,7 +64,9 @@ def topk_from_logits(logits: torch.Tensor, k: int = 5) -> list[ClassScore]:
         raise ValueError(f"topk must be in 1..{logits.numel()}, got {k}.")
     probs = logits.softmax(-1)
     values, indices = probs.topk(k)
-    return [ClassScore(int(i), class_name(int(i)), float(p), float(logits[i])) for p, i in zip(values, indices, strict=True)]
+    return [
+        ClassScore(int(i), class_name(int(i)), float(p), float(logits[i])) for p, i in zip(values, indices, strict=True)
+    ]
 
 
 def predict(loaded: LoadedModel, image: ImageInput, topk: int = 5, input_size: int | None = None) -> Prediction:
