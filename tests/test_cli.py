@@ -1,0 +1,65 @@
+"""The hrnet-explorer command: offline, random weights labelled, user errors as one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from hrnet_explorer.cli import main
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    path = tmp_path / "cat.png"
+    Image.effect_mandelbrot((160, 120), (-2, -1.2, 1, 1.2), 64).convert("RGB").save(path)
+    return path
+
+
+def test_variants_json(capsys):
+    assert main(["variants", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {r["variant"]: r for r in data["variants"]}
+    assert len(rows) == 9 and rows["hrnet_w18"]["params"] == 21_299_004
+    assert abs(rows["hrnet_w18"]["macs"] / 1e9 - 4.318) < 0.02
+    assert "1.285" in data["note"]
+
+
+def test_predict_json_labels_random_weights(image_file, capsys):
+    assert main(["predict", str(image_file), "--variant", "w18_small", "--topk", "3", "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["random_weights"] is True and data["weights"]["kind"] == "random"
+    assert len(data["top"]) == 3 and abs(sum(s["probability"] for s in data["top"]) - 1) < 1
+    assert "RANDOM weights" in captured.err
+
+
+def test_trace_text_and_json(image_file, capsys):
+    assert main(["trace", str(image_file), "-v", "hrnet_w18_small", "-w", "random", "--input-size", "96"]) == 0
+    out = capsys.readouterr().out
+    assert "stage4.module0" in out and "energy share" in out
+    assert main(["trace", str(image_file), "-v", "hrnet_w18_small", "-w", "random", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert all(m["max_reconstruction_error"] <= 1e-6 for m in data["modules"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "missing.jpg"], "No such image file"),
+        (["predict", "{img}", "--variant", "w99"], "Unknown variant"),
+        (["predict", "{img}", "--weights", "nope.safetensors"], "not found"),
+        (["predict", "{img}", "--input-size", "240", "-w", "random"], "multiple of 32"),
+        (["predict", "{img}", "--topk", "0", "-w", "random"], "topk"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(args, message, image_file):
+    cmd = [sys.executable, "-m", "hrnet_explorer.cli", *[a.format(img=image_file) for a in args]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("hrnet-explorer: error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
