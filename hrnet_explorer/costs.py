@@ -18,10 +18,6 @@ from functools import cache
 import timm
 import torch
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)  # fvcore imports torch.jit helpers that warn
-    from fvcore.nn import FlopCountAnalysis
-
 from .zoo import get_variant
 
 __all__ = ["CARD_FLOPS_EXPLANATION", "CostReport", "count_params", "count_macs", "variant_costs"]
@@ -39,6 +35,10 @@ def count_params(model: torch.nn.Module) -> int:
 
 def count_macs(model: torch.nn.Module, input_size: int = 224) -> int:
     """Multiply-accumulates of one forward at 1×3×input_size×input_size, counted by fvcore (eval mode)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # fvcore imports torch.jit helpers that warn
+        from fvcore.nn import FlopCountAnalysis  # imported here: only the costs need it
+
     param = next(model.parameters())
     x = torch.zeros(1, 3, input_size, input_size, device=param.device, dtype=param.dtype)
     analysis = FlopCountAnalysis(model, x)

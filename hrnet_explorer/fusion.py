@@ -42,7 +42,10 @@ MEASURES = ("energy_share", "agreement", "relu_share")
 
 @dataclass(frozen=True)
 class FusionStats:
-    """Per-sample fusion statistics of one module: tensors [B, N, N] indexed [sample, target, source]."""
+    """Per-sample fusion statistics of one module: tensors [B, N, N] indexed [sample, target, source].
+
+    Tensors are float32 on the device of the maps they were computed from.
+    """
 
     energy_share: torch.Tensor
     agreement: torch.Tensor
@@ -60,31 +63,29 @@ class FusionStats:
         return getattr(self, measure)[sample]
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample inner product in float64 (sums over ~10^5–10^6 elements)."""
-    return torch.einsum("bi,bi->b", a.flatten(1).double(), b.flatten(1).double())
-
-
 def fusion_row(edges: Sequence[torch.Tensor], presum: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Energy share, agreement, ReLU share ([B, N] each) and active fraction ([B]) of one target."""
-    relu = presum.clamp_min(0)
-    energy = torch.stack([_dot(e, e) for e in edges], dim=1)
-    z_norm = _dot(presum, presum).clamp_min(torch.finfo(torch.float64).tiny)
-    r_norm = _dot(relu, relu).clamp_min(torch.finfo(torch.float64).tiny)
-    agreement = torch.stack([_dot(e, presum) for e in edges], dim=1) / z_norm[:, None]
-    relu_share = torch.stack([_dot(e, relu) for e in edges], dim=1) / r_norm[:, None]
-    energy_share = energy / energy.sum(1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
-    active = (presum > 0).flatten(1).double().mean(1)
-    return energy_share, agreement, relu_share, active
+    """Energy share, agreement, ReLU share ([B, N] each) and active fraction ([B]) of one target.
+
+    One pass over the edges: they are stacked to [B, N, D] (float32) and multiplied by [z, ReLU(z)]
+    ([B, D, 2]) in one batched matmul; the small results are divided in float64.
+    """
+    b = presum.shape[0]
+    tiny = torch.finfo(torch.float64).tiny
+    flat = torch.stack([e.reshape(b, -1) for e in edges], 1).float()  # [B, N, D]
+    z = presum.reshape(b, -1).float()
+    zr = torch.stack([z, z.clamp_min(0)], 2)  # [B, D, 2]
+    dots = torch.bmm(flat, zr).double()  # [B, N, 2]: ⟨e_j, z⟩ and ⟨e_j, ReLU(z)⟩
+    energy = torch.linalg.vector_norm(flat, dim=-1).double().square()  # [B, N]
+    norms = torch.linalg.vector_norm(zr, dim=1).double().square().clamp_min(tiny)  # [B, 2]
+    energy_share = energy / energy.sum(1, keepdim=True).clamp_min(tiny)
+    return energy_share, dots[..., 0] / norms[:, :1], dots[..., 1] / norms[:, 1:], (z > 0).double().mean(1)
 
 
 def stack_fusion_stats(rows: Sequence[tuple[torch.Tensor, ...]]) -> FusionStats:
     """Assemble per-target rows (from :func:`fusion_row`) into one module's :class:`FusionStats`."""
     cols = list(zip(*rows, strict=True))
-    return FusionStats(
-        *(torch.stack(c, dim=1).float().cpu() for c in cols[:3]),
-        torch.stack(cols[3], dim=1).float().cpu(),
-    )
+    # float32 on the device the maps were on: no host sync, so this also runs inside a CUDA graph.
+    return FusionStats(*(torch.stack(c, dim=1).float() for c in cols))
 
 
 def fusion_stats(edges: Sequence[Sequence[torch.Tensor]], presums: Sequence[torch.Tensor]) -> FusionStats:
@@ -224,8 +225,13 @@ def spatial_summary(feature: torch.Tensor, method: str = "l2", size: tuple[int, 
         flat = x.reshape(c, h * w).T  # pixels × channels
         flat = flat - flat.mean(0, keepdim=True)
         k = min(3, c, h * w)
-        _, _, v = torch.linalg.svd(flat, full_matrices=False)
-        comps = flat @ v[:k].T  # pixels × k
+        # Principal axes from the C×C covariance (much faster on CPU than an SVD of pixels × channels);
+        # each axis's sign is fixed so that its largest loading is positive.
+        flat64 = flat.double()
+        _, vecs = torch.linalg.eigh(flat64.T @ flat64)
+        v = vecs[:, -k:].flip(-1)  # channels × k, largest variance first
+        v = v * torch.sign(v.gather(0, v.abs().argmax(0, keepdim=True))).clamp_min(0).mul(2).sub(1)
+        comps = (flat64 @ v).float()  # pixels × k
         lo, hi = comps.min(0).values, comps.max(0).values
         comps = (comps - lo) / (hi - lo).clamp_min(1e-12)
         if k < 3:

@@ -25,8 +25,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
-    """bf16 autocast on ``device`` for "bf16", nothing for "fp32"."""
+def autocast(device: torch.device, precision: Precision, cache: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` for "bf16", nothing for "fp32" (``cache=False`` inside CUDA graphs)."""
     if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()

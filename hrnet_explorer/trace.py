@@ -145,6 +145,20 @@ class Trace:
         ref = last[-1]
         return [self[f"{ref.name}.fused{i}"] for i in range(ref.num_streams)]
 
+    def clone(self) -> Trace:
+        """A copy that owns its tensors (a GraphTracer's trace is overwritten by its next call)."""
+        return Trace(
+            self.variant,
+            self.input_shape,
+            self.keep,
+            self.modules,
+            dict(self.shapes),
+            {k: v.clone() for k, v in self.maps.items()},
+            {k: {s: v.clone() for s, v in d.items()} for k, d in self.summaries.items()},
+            {k: FusionStats(*(t.clone() for t in vars(v).values())) for k, v in self.fusion_cache.items()},
+            self.weights,
+        )
+
     def fusion(self, stage: int, index: int) -> FusionStats:
         """The :class:`FusionStats` of one module (see :mod:`hrnet_explorer.fusion`)."""
         ref = self.module(stage, index)
@@ -313,14 +327,20 @@ def trace(
     rec = _Recorder(keep, torch.device(store) if store is not None else None, dtype)
     with hooks_installed(_hooks_for(net, rec)), torch.inference_mode(), autocast(param.device, precision):
         rec.put("logits", net(x.to(param.device, param.dtype)))
+    return _trace_of(rec, net, tuple(x.shape), loaded)
+
+
+def _trace_of(
+    rec: _Recorder, net: HighResolutionNet, input_shape: tuple[int, ...], loaded: LoadedModel | None
+) -> Trace:
     return Trace(
         variant=(loaded.variant.name if loaded else net.default_cfg.get("architecture", type(net).__name__)),
-        input_shape=tuple(x.shape),
-        keep=keep,
+        input_shape=input_shape,
+        keep=rec.keep,
         modules=module_refs(net),
-        shapes=rec.shapes,
-        maps=rec.maps,
-        summaries=rec.summaries,
-        fusion_cache=rec.fusion,
+        shapes=dict(rec.shapes),
+        maps=dict(rec.maps),
+        summaries=dict(rec.summaries),
+        fusion_cache=dict(rec.fusion),
         weights=loaded.weights if loaded else None,
     )

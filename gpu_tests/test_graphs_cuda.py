@@ -1,0 +1,57 @@
+"""Run on a CUDA machine (python -m pytest gpu_tests): the graph path equals the eager path."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from hrnet_explorer import load_model, trace, zoo
+from hrnet_explorer.batch import trace_many
+from hrnet_explorer.graphs import GraphTracer
+
+if not torch.cuda.is_available():
+    raise RuntimeError("gpu_tests need a CUDA device; the CPU suite is tests/.")
+
+
+@pytest.fixture(scope="module", params=["hrnet_w18_small", "hrnet_w18"])
+def loaded(request):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", zoo.RandomWeightsWarning)
+        torch.manual_seed(0)
+        return load_model(request.param, "random", device="cuda", cache=False)
+
+
+@pytest.mark.parametrize("keep", ["all", "outputs", "summaries"])
+def test_graph_trace_equals_eager_trace(loaded, keep):
+    x = torch.randn(2, 3, 224, 224, device="cuda")
+    eager = trace(loaded, x, keep=keep)
+    tracer = GraphTracer(loaded, 2, 224, keep=keep, precision="fp32", channels_last=False)
+    for _ in range(2):  # replays overwrite the same buffers: both must be right
+        graph = tracer(x)
+        assert graph.names() == eager.names()
+        for name in eager.maps:
+            assert torch.equal(graph[name], eager[name]), name
+        for ref in eager.modules:
+            a, b = eager.fusion(ref.stage, ref.index), graph.fusion(ref.stage, ref.index)
+            assert torch.allclose(a.energy_share, b.energy_share, atol=1e-6)
+        x = torch.randn_like(x)
+        eager = trace(loaded, x, keep=keep)
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in tracer.net.modules()) == 0
+
+
+def test_channels_last_bf16_graph_is_close(loaded):
+    x = torch.randn(1, 3, 224, 224, device="cuda")
+    ref = trace(loaded, x).logits
+    out = GraphTracer(loaded, 1, 224, precision="bf16", channels_last=True)(x).logits.float()
+    assert (out - ref).abs().max() / ref.abs().max() < 0.05
+
+
+def test_trace_many_on_cuda_pads_the_last_batch(loaded):
+    imgs = [torch.rand(3, 256, 256) for _ in range(5)]
+    batches = list(trace_many(loaded, imgs, batch_size=2, keep="outputs", channels_last=False))
+    assert [b.input_shape[0] for b in batches] == [2, 2, 1]
+    assert all(b.logits.device.type == "cpu" for b in batches)
+    single = trace(loaded, imgs[4]).logits.cpu()
+    assert torch.allclose(batches[-1].logits, single, atol=1e-3)

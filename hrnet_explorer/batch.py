@@ -1,0 +1,126 @@
+"""Many images at once: a DataLoader (workers, pinned memory) feeding bf16, channels_last batches.
+
+On CUDA each full batch replays one CUDA graph (:class:`~hrnet_explorer.graphs.GraphTracer`); a
+last, partial batch is zero-padded to the captured shape and its results sliced. On CPU the eager
+trace runs. Results are copied to the CPU batch by batch, so GPU memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .fusion import FusionStats
+from .graphs import GraphTracer, fast_model
+from .images import ImageInput, preprocess
+from .predict import ClassScore, topk_from_logits
+from .runtime import autocast
+from .trace import Keep, Trace, trace
+from .zoo import LoadedModel
+
+__all__ = ["ImageDataset", "trace_many", "predict_many"]
+
+
+class ImageDataset(Dataset):
+    """Images (paths, bytes, PIL, arrays) preprocessed with one data config; errors name the item."""
+
+    def __init__(self, images: Sequence[ImageInput], data_config: dict, input_size: int | None = None):
+        self.images, self.data_config, self.input_size = images, data_config, input_size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        try:
+            return preprocess(self.images[index], self.data_config, self.input_size)[0]
+        except ValueError as exc:
+            raise type(exc)(f"image {index}: {exc}") from exc
+
+
+def _head(result: Trace, n: int) -> Trace:
+    """The first ``n`` samples of a trace, on the CPU (copies: safe from the next graph replay)."""
+
+    def cut(t: torch.Tensor) -> torch.Tensor:
+        return t[:n].to("cpu", copy=True)
+
+    return Trace(
+        result.variant,
+        (n, *result.input_shape[1:]),
+        result.keep,
+        result.modules,
+        {k: (n, *s[1:]) for k, s in result.shapes.items()},
+        {k: cut(v) for k, v in result.maps.items()},
+        {k: {s: cut(v) for s, v in d.items()} for k, d in result.summaries.items()},
+        {k: FusionStats(*(cut(t) for t in vars(v).values())) for k, v in result.fusion_cache.items()},
+        result.weights,
+    )
+
+
+def trace_many(
+    loaded: LoadedModel,
+    images: Sequence[ImageInput],
+    batch_size: int = 64,
+    *,
+    keep: Keep = "summaries",
+    input_size: int | None = None,
+    num_workers: int = 0,
+    use_graphs: bool | None = None,
+    channels_last: bool = True,
+) -> Iterator[Trace]:
+    """Trace ``images`` in batches; yields one CPU :class:`Trace` per batch, in order.
+
+    ``use_graphs`` (default: on CUDA) replays a CUDA graph per batch; precision is the LoadedModel's.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    cuda = loaded.device.type == "cuda"
+    use_graphs = cuda if use_graphs is None else use_graphs
+    if use_graphs and not cuda:
+        raise ValueError("CUDA graphs need a CUDA device; pass use_graphs=False on CPU.")
+    loader = DataLoader(
+        ImageDataset(images, loaded.data_config, input_size),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=cuda,
+    )
+    tracer = None
+    for batch in loader:
+        n = batch.shape[0]
+        if not use_graphs:
+            yield _head(trace(loaded, batch.to(loaded.device, non_blocking=True), keep=keep), n)
+            continue
+        if tracer is None:
+            size = batch.shape[-1]
+            tracer = GraphTracer(loaded, batch_size, size, keep=keep, channels_last=channels_last)
+        if n < batch_size:  # the last batch: pad to the captured shape
+            batch = torch.cat([batch, batch.new_zeros(batch_size - n, *batch.shape[1:])])
+        yield _head(tracer(batch.to(loaded.device, non_blocking=True)), n)
+
+
+def predict_many(
+    loaded: LoadedModel,
+    images: Sequence[ImageInput],
+    batch_size: int = 64,
+    topk: int = 5,
+    *,
+    input_size: int | None = None,
+    num_workers: int = 0,
+    channels_last: bool = True,
+) -> list[list[ClassScore]]:
+    """Top-``topk`` classes of every image: plain batched forwards (no trace), in the model's precision."""
+    net = fast_model(loaded.model, channels_last) if channels_last else loaded.model
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    loader = DataLoader(
+        ImageDataset(images, loaded.data_config, input_size),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=loaded.device.type == "cuda",
+    )
+    results: list[list[ClassScore]] = []
+    with torch.inference_mode(), autocast(loaded.device, loaded.precision):
+        for batch in loader:
+            x = batch.to(loaded.device, non_blocking=True).contiguous(memory_format=memory_format)
+            results += [topk_from_logits(row, topk) for row in net(x).float().cpu()]
+    return results
