@@ -1,0 +1,51 @@
+"""HRNet Explorer's web app — ``python app.py`` locally, and the Hugging Face Spaces entry point.
+
+Binds to 127.0.0.1:7860 unless told otherwise: ``--host``/``--port``, or the GRADIO_SERVER_NAME /
+GRADIO_SERVER_PORT environment variables (Spaces sets GRADIO_SERVER_NAME=0.0.0.0). ``--share`` asks Gradio
+for a public link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from hrnet_explorer.ui import (
+    ASSETS,
+    CONCURRENCY_LIMIT,
+    MAX_FILE_SIZE,
+    QUEUE_MAX_SIZE,
+    build_demo,
+)
+
+demo = build_demo()  # module level, so `gradio app.py` reload mode and Spaces find it
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="HRNet Explorer web app")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="interface to bind (default 127.0.0.1, or $GRADIO_SERVER_NAME; 0.0.0.0 exposes it to the network)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        help="port (default 7860, or $GRADIO_SERVER_PORT)",
+    )
+    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        max_file_size=MAX_FILE_SIZE,
+        allowed_paths=[str(ASSETS)],
+        footer_links=["api", "gradio"],
+    )

@@ -1,0 +1,152 @@
+"""Warm request time of the app's main endpoint, /analyze (predict + trace + fusion figures), on this CPU.
+
+Everything is warm (model loaded, fvcore costs counted, two warm-up rounds discarded). Four numbers,
+measured round by round (one of each per round) so that load from other processes hits them alike:
+
+- ``inprocess_new_image``: ``Explorer.analyze`` on a picture it has not seen (so the traced forward runs),
+  plus the figures' JSON that Gradio sends — the server's work for one request;
+- ``inprocess_cached``: the same picture again (the trace is reused: figures + JSON only);
+- ``http_new_image`` / ``http_cached``: the same through the launched app with gradio_client (upload,
+  queue, server, JSON over SSE, decode) — what a user waits for.
+
+Each new picture is the example with one pixel changed (a different file, a cache miss). Prints one JSON
+line per measurement (median / p90 / min ms); ``--markdown`` also prints rows for benchmarks/README.md.
+
+    python benchmarks/app_cpu.py --repeats 20 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub lookups (and no retries) while timing
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from hrnet_explorer.ui import ASSETS, Explorer, build_demo  # noqa: E402
+
+EXAMPLE = ASSETS / "grace_hopper.jpg"
+
+
+def variants_of(n: int, start: int = 0) -> list[bytes]:
+    """``n`` different JPEG files of the example picture: pixel (0, k) nudged for each k."""
+    base = Image.open(EXAMPLE).convert("RGB")
+    out = []
+    for k in range(start, start + n):
+        img = base.copy()
+        x, y = k % img.width, k // img.width
+        r, g, b = img.getpixel((x, y))
+        img.putpixel((x, y), ((r + 97) % 256, g, b))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")  # lossless: the nudged pixel survives, every file differs
+        out.append(buf.getvalue())
+    return out
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_ms": round(statistics.median(ordered), 1),
+        "p90_ms": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1),
+        "min_ms": round(ordered[0], 1),
+        "n": len(ordered),
+    }
+
+
+def to_json(outputs) -> int:
+    """What Gradio does to the outputs: figures to JSON. Returns the bytes sent."""
+    total = 0
+    for out in outputs:
+        if hasattr(out, "to_json"):
+            total += len(out.to_json())
+    return total
+
+
+def bench(explorer: Explorer, variant: str, weights: str, repeats: int, http: bool) -> dict[str, dict]:
+    """All measurements interleaved round by round, so that load from other processes hits them alike."""
+    samples: dict[str, list[float]] = {"inprocess_new_image": [], "inprocess_cached": []}
+    pictures = variants_of(2 * repeats + 8, start=1000)
+    same = pictures[0]
+
+    def inprocess(data: bytes) -> float:
+        start = time.perf_counter()
+        to_json(explorer.analyze(data, variant, weights, "default"))
+        return 1e3 * (time.perf_counter() - start)
+
+    demo = client = None
+    if http:
+        from gradio_client import Client, handle_file
+
+        samples |= {"http_new_image": [], "http_cached": []}
+        demo = build_demo(explorer)
+        demo.queue(max_size=16, default_concurrency_limit=1)
+        _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+        client = Client(url, verbose=False, download_files=False)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+
+            def over_http(data: bytes, name: str) -> float:
+                path = Path(tmp) / f"{name}.png"
+                if not path.exists():
+                    path.write_bytes(data)
+                start = time.perf_counter()
+                client.predict(handle_file(str(path)), variant, weights, "default", "energy_share", api_name="/analyze")
+                return 1e3 * (time.perf_counter() - start)
+
+            for k in range(-2, repeats):  # two warm-up rounds
+                new_a, new_b = pictures[2 * k + 6], pictures[2 * k + 7]
+                times = {"inprocess_new_image": inprocess(new_a), "inprocess_cached": inprocess(same)}
+                if http:
+                    times["http_new_image"] = over_http(new_b, f"new{k}")
+                    times["http_cached"] = over_http(same, "same")
+                if k >= 0:
+                    for name, ms in times.items():
+                        samples[name].append(ms)
+    finally:
+        if demo is not None:
+            demo.close()
+    return {name: stats(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", default="hrnet_w18_small")
+    parser.add_argument("--weights", default="random", help="warm timings do not depend on the weights")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--no-http", action="store_true", help="in-process only")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+
+    explorer = Explorer("cpu")
+    explorer.analyze(str(EXAMPLE), args.variant, args.weights, "default")  # load, count MACs, first forward
+    load_before = os.getloadavg()[0]
+    results = bench(explorer, args.variant, args.weights, args.repeats, http=not args.no_http)
+    context = {
+        "variant": args.variant,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "load_avg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    for name, values in results.items():
+        print(json.dumps({"measure": name, **values, **context}))
+    if args.markdown:
+        print("\n| request (warm) | median ms | p90 ms | min ms | n |\n|---|---|---|---|---|")
+        for name, v in results.items():
+            print(f"| {name} | {v['median_ms']} | {v['p90_ms']} | {v['min_ms']} | {v['n']} |")
+        print(f"\n{context}")
+
+
+if __name__ == "__main__":
+    main()

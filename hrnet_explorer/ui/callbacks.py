@@ -1,0 +1,555 @@
+"""The app's callbacks: thin functions over the core API, one per endpoint.
+
+Every endpoint takes the image and the model choice (variant, weights, input size) first, so that each one
+can be called on its own through the API. The expensive part — load, preprocess, one traced forward — is
+done once per (image bytes, variant, weights, input size, device) and kept in a small LRU
+(:class:`TraceCache`); every tab reads the same :class:`Analysis`. User mistakes become ``gr.Error``
+messages; anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import gradio as gr
+import timm
+import torch
+from PIL import Image
+
+from ..costs import variant_costs
+from ..figures import (
+    attribution_figure,
+    compare_figure,
+    decomposition_figure,
+    fusion_matrices_figure,
+    gradcam_figure,
+    knockout_figure,
+    lanes_figure,
+    module_maps_figure,
+    sankey_figure,
+    stream_shares_figure,
+    topk_figure,
+    variants_figure,
+)
+from ..fusion import MEASURES, decompose, fusion_flows
+from ..images import ImageError, display_crop, preprocess, read_image
+from ..predict import Prediction, class_name, topk_from_logits
+from ..runtime import resolve_device
+from ..trace import Trace, module_refs, trace
+from ..zoo import LoadedModel, RandomWeightsWarning, WeightsError, get_variant, load_model, weight_tags
+from .gpu import device_label, gpu
+
+__all__ = [
+    "Analysis",
+    "Explorer",
+    "TraceCache",
+    "TOP1",
+    "DEFAULT_SIZE",
+    "EVERY_MODULE",
+    "INPUT_SIZES",
+    "class_choices",
+    "module_names",
+    "parse_module",
+    "parse_target",
+    "weight_choices",
+]
+
+TOP1 = "top-1 prediction"
+DEFAULT_SIZE = "default"
+INPUT_SIZES = (160, 192, 224, 256, 288, 320, 384, 448)
+EVERY_MODULE = "every module"
+TRACE_CACHE_SIZE = int(os.environ.get("HRNET_EXPLORER_TRACE_CACHE", "4"))
+TRACE_CACHE_MB = int(os.environ.get("HRNET_EXPLORER_TRACE_CACHE_MB", "2048"))
+BANNER_STYLE = (
+    "background:#fff4e5;border:2px solid #d55e00;color:#5a2a00;padding:10px 14px;border-radius:8px;"
+    "font-size:15px;margin:4px 0"
+)
+PROGRESS = gr.Progress()  # the default that tells Gradio to pass a progress tracker
+USER_ERRORS = (ImageError, WeightsError, ValueError, KeyError, IndexError)
+
+
+# --------------------------------------------------------------------------------------------- choices
+
+
+def weight_choices(variant: str) -> list[str]:
+    """'default', every pretrained tag of ``variant`` (short where it is the variant's own), 'random'."""
+    card = get_variant(variant)
+    tags = [t.split(".", 1)[1] if t.startswith(card.name + ".") else t for t in weight_tags(card.name)]
+    return ["default", *tags, "random"]
+
+
+@functools.cache
+def module_names(variant: str) -> list[str]:
+    """``stage{s}.module{m}`` of every HighResolutionModule of ``variant``, without building it if timm's
+    config table has it."""
+    card = get_variant(variant)
+    cfg = getattr(timm.models.hrnet, "cfg_cls", {}).get(card.name)
+    if cfg is not None:
+        return [f"stage{s}.module{m}" for s in (2, 3, 4) for m in range(cfg[f"stage{s}"]["num_modules"])]
+    return [r.name for r in module_refs(timm.create_model(card.name, pretrained=False))]
+
+
+@lru_cache(maxsize=1)
+def class_choices() -> list[str]:
+    return [TOP1] + [f"{i}: {class_name(i)}" for i in range(1000)]
+
+
+def parse_target(value: Any) -> int | None:
+    """``TOP1``/empty → None; "207: golden retriever", "207" or 207 → 207."""
+    if value is None or value == "" or value == TOP1:
+        return None
+    text = str(value).split(":", 1)[0].strip()
+    try:
+        index = int(text)
+    except ValueError:
+        raise ValueError(f"Class to explain: expected an ImageNet index 0..999 or '{TOP1}', got {value!r}.") from None
+    if not 0 <= index < 1000:
+        raise ValueError(f"Class to explain: ImageNet indices are 0..999, got {index}.")
+    return index
+
+
+def parse_module(value: str) -> tuple[int, int]:
+    """ "stage4.module0" → (4, 0)."""
+    try:
+        stage, module = str(value).split(".")
+        return int(stage.removeprefix("stage")), int(module.removeprefix("module"))
+    except ValueError:
+        raise ValueError(f"Expected a module name like 'stage4.module0', got {value!r}.") from None
+
+
+def parse_input_size(value: Any) -> int | None:
+    if value in (None, "", DEFAULT_SIZE, 0, "0"):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Input size must be a multiple of 32 (e.g. 224) or '{DEFAULT_SIZE}'; got {value!r}."
+        ) from None
+
+
+def parse_stream(value: Any, what: str = "stream") -> int:
+    try:
+        return int(str(value).removeprefix("stream").strip())
+    except ValueError:
+        raise ValueError(f"Expected a {what} number 0..3, got {value!r}.") from None
+
+
+# -------------------------------------------------------------------------------------------- the cache
+
+
+@dataclass
+class Analysis:
+    """One image through one model: everything the tabs show is read from here."""
+
+    key: tuple
+    loaded: LoadedModel
+    inputs: torch.Tensor  # the preprocessed 1x3xHxW batch (CPU)
+    crop: Image.Image  # what the network sees, before normalisation (for overlays)
+    trace: Trace  # keep="all", stored on the CPU
+    prediction: Prediction
+    forward_ms: float  # the traced forward pass (hooks included), on ``loaded.device``
+    nbytes: int
+
+    @property
+    def target(self) -> int:
+        return self.prediction.top[0].index
+
+
+class TraceCache:
+    """A small LRU of :class:`Analysis`, bounded by count and by the bytes of the traced tensors.
+
+    The lock is held while computing, so two requests for the same key compute it once.
+    """
+
+    def __init__(self, size: int = TRACE_CACHE_SIZE, max_mb: int = TRACE_CACHE_MB):
+        self.size, self.max_bytes = max(1, size), max_mb * 2**20
+        self._items: OrderedDict[tuple, Analysis] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._items
+
+    def get(self, key: tuple, compute: Callable[[], Analysis]) -> tuple[Analysis, bool]:
+        """The cached analysis of ``key`` (hit: True), or ``compute()`` stored and returned (hit: False)."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key], True
+            value = compute()
+            self.misses += 1
+            self._items[key] = value
+            while len(self._items) > self.size or (
+                len(self._items) > 1 and sum(a.nbytes for a in self._items.values()) > self.max_bytes
+            ):
+                self._items.popitem(last=False)
+            return value, False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def image_digest(image: str | bytes) -> str:
+    """SHA-256 of the uploaded file's bytes: the same picture uploaded twice hits the cache."""
+    if isinstance(image, (bytes, bytearray)):
+        return hashlib.sha256(image).hexdigest()
+    if not os.path.isfile(image):
+        raise ImageError(f"No such image file: {os.path.basename(str(image))!r}. Upload it again.")
+    digest = hashlib.sha256()
+    with open(image, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn the core's user-facing errors into ``gr.Error`` (shown in the UI, returned to API clients)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise gr.Error(
+                str(message), title=type(exc).__name__.replace("Error", " error").strip(), print_exception=False
+            ) from exc
+
+    return wrapper
+
+
+def _no_progress(*args, **kwargs) -> None:
+    return None
+
+
+# ------------------------------------------------------------------------------------------- explorer
+
+
+class Explorer:
+    """The state behind one app: a device, the trace cache, and one method per endpoint."""
+
+    def __init__(self, device: str | torch.device | None = None, *, cache_size: int = TRACE_CACHE_SIZE, topk: int = 5):
+        self.device = resolve_device(device)
+        self.cache = TraceCache(cache_size)
+        self.topk = topk
+        self.device_text = device_label(self.device)
+        self.best_ms: dict[tuple, float] = {}  # (variant, weights, input size) → fastest traced forward
+        # ZeroGPU runs spaces.GPU functions in a forked worker and pickles their arguments and results, so
+        # they take and return plain CPU data (names, tensors, dataclasses) and load the model themselves
+        # (from zoo's cache). Without ZeroGPU these are the plain methods.
+        self._traced_forward = gpu(self._traced_forward_impl)
+        self._explain = gpu(self._explain_impl, duration=120)
+
+    # ----- model work
+
+    def load(self, variant: str, weights: str) -> LoadedModel:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RandomWeightsWarning)  # shown as the banner instead
+            return load_model(variant, weights or "default", self.device)
+
+    def _traced_forward_impl(self, variant: str, weights: str, x: torch.Tensor) -> tuple[Trace, float]:
+        """One traced forward of ``x``: the Trace (stored on the CPU) and its milliseconds."""
+        loaded = self.load(variant, weights)
+        start = time.perf_counter()
+        result = trace(loaded, x, keep="all", store="cpu")
+        if loaded.device.type == "cuda":
+            torch.cuda.synchronize(loaded.device)
+        return result, 1000 * (time.perf_counter() - start)
+
+    def _explain_impl(self, name: str, variant: str, weights: str, x: torch.Tensor, options: dict):
+        """``hrnet_explorer.attribution.<name>(model, x, **options)``: its results are CPU dataclasses."""
+        return getattr(self._attribution(), name)(self.load(variant, weights), x, **options)
+
+    def _compute_analysis(self, key: tuple, image: str | bytes, variant: str, weights: str, size: int | None):
+        loaded = self.load(variant, weights)
+        picture = read_image(image)
+        x = preprocess(picture, loaded.data_config, size)
+        crop = display_crop(picture, loaded.data_config, size)
+        result, forward_ms = self._traced_forward(variant, weights, x)
+        logits = result.logits[0].float().cpu()
+        prediction = Prediction(
+            loaded.variant.name,
+            loaded.weights,
+            str(loaded.device),
+            loaded.precision,
+            result.input_size,
+            topk_from_logits(logits, self.topk),
+            logits,
+        )
+        nbytes = sum(t.numel() * t.element_size() for t in result.maps.values())
+        return Analysis(key, loaded, x, crop, result, prediction, forward_ms, nbytes)
+
+    def explain(self, a: Analysis, name: str, **options):
+        """Run attribution function ``name`` on the analysed image (on the GPU under ZeroGPU)."""
+        return self._explain(name, a.loaded.variant.name, a.key[2], a.inputs, options)
+
+    def analysis(
+        self, image: str | bytes | None, variant: str, weights: str, input_size: Any, progress=_no_progress
+    ) -> tuple[Analysis, bool]:
+        """The (cached) analysis of ``image`` under the model choice; (analysis, was it cached)."""
+        if image is None or image == "":
+            raise gr.Error(
+                "Upload an image first (or pick one of the examples).", title="No image", print_exception=False
+            )
+        card = get_variant(variant)
+        size = parse_input_size(input_size)
+        key = (image_digest(image), card.name, weights or "default", size, str(self.device))
+        if key not in self.cache:
+            progress(0.1, desc=f"Loading {card.name} and tracing every stream")
+        result = self.cache.get(key, lambda: self._compute_analysis(key, image, card.name, weights or "default", size))
+        model_key = key[1:]
+        self.best_ms[model_key] = min(self.best_ms.get(model_key, float("inf")), result[0].forward_ms)
+        return result
+
+    def latency_ms(self, a: Analysis) -> float:
+        """The fastest traced forward seen for this model and input size (the first call includes warm-up)."""
+        return self.best_ms.get(a.key[1:], a.forward_ms)
+
+    # ----- text
+
+    @staticmethod
+    def banner(a: Analysis):
+        """A loud HTML banner while the weights are random; hidden otherwise."""
+        w = a.loaded.weights
+        if not w.is_random:
+            return gr.update(value="", visible=False)
+        return gr.update(
+            value=(
+                f'<div role="alert" style="{BANNER_STYLE}">⚠️ <b>Random weights.</b> '
+                f"{html.escape(a.loaded.variant.name)} is running with RANDOM weights ({html.escape(w.detail)}). "
+                "Every prediction, map, share and attribution below is meaningless: it shows the machinery, not "
+                "a trained network. Choose weights that are available, or run where the Hugging Face hub is "
+                "reachable.</div>"
+            ),
+            visible=True,
+        )
+
+    def summary(self, a: Analysis, cached: bool) -> str:
+        cfg = a.loaded.data_config
+        h, w = a.prediction.input_size
+        top = a.prediction.top[0]
+        return (
+            f"**{a.loaded.variant.name}** · weights: {a.loaded.weights.describe()} · device: {self.device_text}\n\n"
+            f"Input {h}×{w} px ({cfg.get('interpolation')} resize, crop {cfg.get('crop_pct')}) · traced forward "
+            f"{a.forward_ms:.0f} ms{' (this trace was reused from the cache)' if cached else ''}, fastest so far "
+            f"{self.latency_ms(a):.0f} ms · {len(a.trace.maps)} maps kept ({a.nbytes / 2**20:.1f} MiB)\n\n"
+            f"Top-1: **{top.label}** (class {top.index}, {top.probability:.1%})"
+        )
+
+    # ----- endpoints
+
+    @user_errors
+    def analyze(self, image, variant, weights, input_size, measure="energy_share", progress=PROGRESS):
+        """Predict tab + Fusion overview: banner, summary, top-k, card vs measured, fusion matrices, Sankey."""
+        a, cached = self.analysis(image, variant, weights, input_size, progress)
+        progress(0.7, desc="Counting parameters and MACs (once per variant)")
+        costs = variant_costs(a.loaded.variant.name)
+        progress(0.9, desc="Drawing")
+        return (
+            self.banner(a),
+            self.summary(a, cached),
+            topk_figure(a.prediction),
+            variants_figure([costs], {costs.variant: self.latency_ms(a)}, device=self.device_text),
+            *self._fusion_figures(a, measure),
+        )
+
+    @staticmethod
+    def _fusion_figures(a: Analysis, measure: str):
+        if measure not in MEASURES:
+            raise ValueError(f"Unknown measure {measure!r}; choose one of {', '.join(MEASURES)}.")
+        return fusion_matrices_figure(a.trace, measure), sankey_figure(fusion_flows(a.trace, measure), measure)
+
+    @user_errors
+    def fusion(self, image, variant, weights, input_size, measure="energy_share", progress=PROGRESS):
+        """Fusion tab: every module's share matrix and the Sankey of the whole network."""
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        return self._fusion_figures(a, measure)
+
+    @user_errors
+    def streams(self, image, variant, weights, input_size, reduction="l2", module="stage4.module0", progress=PROGRESS):
+        """Streams tab: the network as lanes, and one module stream by stream."""
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        stage, index = parse_module(module)
+        progress(0.8, desc="Reducing channels")
+        return lanes_figure(a.trace, reduction), module_maps_figure(a.trace, stage, index, reduction)
+
+    @user_errors
+    def decompose(self, image, variant, weights, input_size, module="stage4.module0", target=0, progress=PROGRESS):
+        """Fusion tab: the fused map of one target stream taken apart into its sources."""
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        stage, index = parse_module(module)
+        dec = decompose(a.trace, stage, index, parse_stream(target))
+        rows = "\n".join(
+            f"| {j} | {dec.energy_share[0, j]:.4f} | {dec.agreement[0, j]:+.4f} | {dec.relu_share[0, j]:+.4f} |"
+            for j in dec.sources
+        )
+        text = (
+            f"**{dec.module} → stream {dec.target}**: fused = ReLU(Σ_j edge j→{dec.target}); max |reconstruction "
+            f"error| = {dec.max_error:.2e}\n\n| source | energy share | agreement | ReLU share |\n|---|---|---|---|\n"
+            + rows
+        )
+        return decomposition_figure(dec, "mean"), text
+
+    # attribution endpoints: hrnet_explorer.attribution is imported when first used
+
+    @staticmethod
+    def _attribution():
+        try:
+            from .. import attribution
+        except ImportError as exc:  # pragma: no cover - only while the module is missing
+            raise gr.Error(f"Attribution is not available in this build ({exc}).") from exc
+        return attribution
+
+    @user_errors
+    def attribute(self, image, variant, weights, input_size, method="saliency", target=TOP1, progress=PROGRESS):
+        """Attribution tab: one pixel method, overlaid on the image the network sees."""
+        attr = self._attribution()
+        if method not in attr.PIXEL_METHODS:
+            raise ValueError(f"Unknown attribution method {method!r}; choose one of {', '.join(attr.PIXEL_METHODS)}.")
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        cls = parse_target(target)
+        cls = a.target if cls is None else cls
+        progress(0.4, desc=f"{method}: attributing class {cls} to pixels")
+        result = self.explain(a, "attribute_pixels", method=method, target=cls)
+        delta = "" if result.delta is None else f" · convergence δ = {result.delta:.3e}"
+        settings = ", ".join(f"{k}={v}" for k, v in result.settings.items())
+        text = (
+            f"**{method}** for class {cls} ({class_name(cls)}){delta} · {getattr(result, 'seconds', 0.0):.2f} s · "
+            f"{settings}"
+        )
+        return attribution_figure(a.crop, result), text
+
+    @user_errors
+    def gradcam(self, image, variant, weights, input_size, module="stage4.module0", target=TOP1, progress=PROGRESS):
+        """Attribution tab: Grad-CAM of every stream of one module."""
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        stage, index = parse_module(module)
+        cls = parse_target(target)
+        cls = a.target if cls is None else cls
+        progress(0.4, desc="Grad-CAM per stream")
+        cam = self.explain(a, "gradcam_streams", target=cls, stage=stage, module=index)
+        return gradcam_figure(a.crop, cam)
+
+    @user_errors
+    def stream_shares(self, image, variant, weights, input_size, target=TOP1, n_steps=16, progress=PROGRESS):
+        """Attribution tab: each final stream's share of the target logit."""
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        cls = parse_target(target)
+        cls = a.target if cls is None else cls
+        steps = int(n_steps)
+        if not 2 <= steps <= 256:
+            raise ValueError(f"Integration steps must be 2..256, got {steps}.")
+        progress(0.4, desc=f"Integrating over the streams ({steps} steps)")
+        shares = self.explain(a, "stream_shares", target=cls, n_steps=steps)
+        return stream_shares_figure(shares)
+
+    @user_errors
+    def knockout(
+        self,
+        image,
+        variant,
+        weights,
+        input_size,
+        kind="stream",
+        stream=0,
+        source=0,
+        target_stream=0,
+        module=EVERY_MODULE,
+        target=TOP1,
+        progress=PROGRESS,
+    ):
+        """Knockout tab: silence one stream or one fuse edge and see the target class change."""
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        cls = parse_target(target)
+        cls = a.target if cls is None else cls
+        where: dict[str, Any] = {}
+        if module and module != EVERY_MODULE:
+            where["stage"], where["module"] = parse_module(module)
+        if kind == "stream":
+            where["stream"] = parse_stream(stream)
+        elif kind == "edge":
+            where["edge"] = (parse_stream(source, "source stream"), parse_stream(target_stream, "target stream"))
+        else:
+            raise ValueError(f"Knock out a 'stream' or an 'edge', not {kind!r}.")
+        progress(0.5, desc="Knocking out")
+        result = self.explain(a, "knockout", target=cls, topk=self.topk, **where)
+        return knockout_figure([result]), self._knockout_text([result])
+
+    @user_errors
+    def reliance(self, image, variant, weights, input_size, target=TOP1, progress=PROGRESS):
+        """Knockout tab: knock out each stream in turn (how much the class relies on each resolution)."""
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        cls = parse_target(target)
+        cls = a.target if cls is None else cls
+        progress(0.5, desc="Knocking out each stream in turn")
+        results = self.explain(a, "resolution_reliance", target=cls)
+        return knockout_figure(results), self._knockout_text(results)
+
+    @staticmethod
+    def _knockout_text(results: Sequence[Any]) -> str:
+        head = "| knocked out | logit before → after | probability before → after | top-1 after |\n|---|---|---|---|\n"
+        rows = "\n".join(
+            f"| {r.description} | {r.logit_before:.4f} → {r.logit_after:.4f} ({r.logit_delta:+.4f}) | "
+            f"{r.prob_before:.2%} → {r.prob_after:.2%} | "
+            + (f"{r.top_after[0].label} ({r.top_after[0].probability:.1%})" if r.top_after else "—")
+            + " |"
+            for r in results
+        )
+        return head + rows
+
+    @user_errors
+    def compare(self, image, variants, weights="default", input_size=DEFAULT_SIZE, progress=PROGRESS):
+        """Compare tab: two or more variants side by side on one image."""
+        names = [get_variant(v).name for v in (variants or [])]
+        if len(names) < 2:
+            raise ValueError("Pick at least two variants to compare.")
+        analyses = []
+        for k, name in enumerate(names):
+            progress(k / (len(names) + 1), desc=f"{name} ({k + 1}/{len(names)})")
+            analyses.append(self.analysis(image, name, weights, input_size)[0])
+        progress(len(names) / (len(names) + 1), desc="Counting parameters and MACs")
+        latencies = {a.loaded.variant.name: self.latency_ms(a) for a in analyses}
+        costs = [variant_costs(n) for n in names]
+        lines = "\n".join(
+            f"| {a.loaded.variant.name} | {a.loaded.weights.kind}{' ⚠️' if a.loaded.weights.is_random else ''} | "
+            f"{a.prediction.top[0].label} ({a.prediction.top[0].probability:.1%}) | {self.latency_ms(a):.0f} ms |"
+            for a in analyses
+        )
+        text = "| variant | weights | top-1 | fastest traced forward |\n|---|---|---|---|\n" + lines
+        return (
+            compare_figure([a.prediction for a in analyses], latencies),
+            variants_figure(costs, latencies, device=self.device_text),
+            text,
+        )
+
+    @user_errors
+    def variant_options(self, variant):
+        """When the variant changes: its weights, and its modules for the module pickers."""
+        mods = module_names(variant)
+        last = mods[-1]
+        return (
+            gr.update(choices=weight_choices(variant), value="default"),
+            gr.update(choices=mods, value=last),
+            gr.update(choices=mods, value=last),
+            gr.update(choices=mods, value=last),
+            gr.update(choices=[EVERY_MODULE, *mods], value=EVERY_MODULE),
+        )

@@ -1,0 +1,40 @@
+"""Gradio components of the app."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import types
+
+import gradio as gr
+from gradio.data_classes import ImageData
+
+__all__ = ["image_input"]
+
+
+def _pass_file_through(self: gr.Image, payload: ImageData | None) -> str | bytes | None:
+    """The uploaded file's path (or a data: URL's bytes), not decoded."""
+    if payload is None:
+        return None
+    if payload.url and payload.url.startswith("data:"):
+        try:
+            return base64.b64decode(payload.url.split(",", 1)[1], validate=True)
+        except (IndexError, binascii.Error) as exc:
+            raise gr.Error("The pasted image is not valid base64 data.", title="Image error") from exc
+    if payload.path is None:
+        raise gr.Error("The upload has no file; try uploading it again.", title="Image error")
+    return str(payload.path)
+
+
+def image_input(**kwargs) -> gr.Image:
+    """A ``gr.Image`` (upload, webcam, clipboard) that hands the callback the uploaded file untouched.
+
+    gr.Image decodes every upload with Pillow before the callback runs, so a broken file fails inside
+    Gradio with a generic message. This one passes the file's path (or the bytes of a pasted data: URL)
+    and leaves decoding — and its clear :class:`~hrnet_explorer.images.ImageError` messages — to
+    :func:`hrnet_explorer.images.read_image`. (An instance override rather than a subclass: Gradio writes
+    a ``.pyi`` stub next to the module of every Component subclass.)
+    """
+    component = gr.Image(type="filepath", **kwargs)
+    component.preprocess = types.MethodType(_pass_file_through, component)
+    return component

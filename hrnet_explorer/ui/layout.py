@@ -1,0 +1,273 @@
+"""The Gradio Blocks of the explorer: layout first, then event wiring (every event has an ``api_name``)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import gradio as gr
+import timm
+import torch
+
+from .. import __version__
+from ..fusion import MEASURES
+from ..zoo import VARIANTS
+from .callbacks import (
+    DEFAULT_SIZE,
+    EVERY_MODULE,
+    INPUT_SIZES,
+    TOP1,
+    Explorer,
+    class_choices,
+    module_names,
+    weight_choices,
+)
+from .components import image_input
+
+__all__ = [
+    "build_demo",
+    "example_images",
+    "ASSETS",
+    "QUEUE_MAX_SIZE",
+    "CONCURRENCY_LIMIT",
+    "MAX_FILE_SIZE",
+    "DELETE_CACHE",
+    "DEFAULT_VARIANT",
+]
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"  # the repository's example images (not in the wheel)
+DEFAULT_VARIANT = os.environ.get("HRNET_EXPLORER_VARIANT", "hrnet_w18_small")
+# One model job at a time: on CPU one forward already uses every core; on a GPU the trace dominates memory.
+CONCURRENCY_LIMIT = int(os.environ.get("HRNET_EXPLORER_CONCURRENCY", "1"))
+QUEUE_MAX_SIZE = int(os.environ.get("HRNET_EXPLORER_QUEUE", "16"))  # beyond it, new requests are refused
+MAX_FILE_SIZE = os.environ.get("HRNET_EXPLORER_MAX_FILE_SIZE", "20mb")  # a 40-megapixel JPEG fits
+DELETE_CACHE = (3600, 3600)  # every hour, delete uploads and outputs older than an hour
+PIXEL_METHODS = ("ig", "saliency", "smoothgrad", "gradshap", "occlusion")  # hrnet_explorer.attribution's
+_METHOD_NAMES = {
+    "ig": "Integrated Gradients",
+    "saliency": "Saliency",
+    "smoothgrad": "SmoothGrad",
+    "gradshap": "GradientSHAP",
+    "occlusion": "Occlusion",
+}
+_MEASURE_NAMES = {"energy_share": "energy share", "agreement": "agreement", "relu_share": "ReLU share"}
+
+INTRO = """# HRNet Explorer
+See how a High-Resolution Network thinks: timm's HRNet ImageNet classifiers keep four streams at 1/4, 1/8, 1/16
+and 1/32 resolution side by side and fuse them in every module. Upload an image (or paste one, or use the webcam),
+pick a variant and press **Analyze**; every tab reads the same traced forward pass."""
+
+
+def example_images(folder: Path = ASSETS) -> list[str]:
+    """The example images shipped in ``assets/`` (sorted), as paths."""
+    if not folder.is_dir():
+        return []
+    return [str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
+
+
+def _skip_without_image(fn: Callable, n_outputs: int) -> Callable:
+    """For events fired by a control change: do nothing (no error pop-up) while there is no image yet."""
+
+    @functools.wraps(fn)
+    def wrapper(image, *args, **kwargs):
+        if image is None or image == "":
+            return gr.skip() if n_outputs == 1 else tuple(gr.skip() for _ in range(n_outputs))
+        return fn(image, *args, **kwargs)
+
+    return wrapper
+
+
+def build_demo(
+    explorer: Explorer | None = None,
+    *,
+    default_variant: str = DEFAULT_VARIANT,
+    examples: Sequence[str | os.PathLike] | None = None,
+) -> gr.Blocks:
+    """The explorer's ``gr.Blocks``. ``explorer`` holds the device and the trace cache (default: a new one
+    on CUDA if available, else CPU); ``examples`` defaults to the images in ``assets/``."""
+    ex = explorer or Explorer()
+    examples = example_images() if examples is None else [str(p) for p in examples]
+    modules = module_names(default_variant)
+    last = modules[-1]
+    try:
+        from ..attribution import PIXEL_METHODS as methods
+    except ImportError:
+        methods = PIXEL_METHODS
+
+    with gr.Blocks(title="HRNet Explorer", delete_cache=DELETE_CACHE, analytics_enabled=False) as demo:
+        gr.Markdown(INTRO)
+        gr.Markdown(
+            f"Running on **{ex.device_text}** · hrnet-explorer {__version__} · torch {torch.__version__} · "
+            f"timm {timm.__version__}",
+            elem_id="device",
+        )
+        banner = gr.HTML(visible=False, elem_id="random-weights-banner", padding=False)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                image = image_input(
+                    label="Image", sources=["upload", "webcam", "clipboard"], height=280, elem_id="image-input"
+                )
+                variant = gr.Dropdown(list(VARIANTS), value=default_variant, label="Variant", elem_id="variant")
+                weights = gr.Dropdown(
+                    weight_choices(default_variant),
+                    value="default",
+                    label="Weights",
+                    allow_custom_value=True,  # choices follow the variant; API callers may name any tag
+                    info="'default' is timm's default tag; 'random' for the machinery only",
+                )
+                input_size = gr.Dropdown(
+                    [("the weights' own (224)", DEFAULT_SIZE)] + [(f"{s} px", str(s)) for s in INPUT_SIZES],
+                    value=DEFAULT_SIZE,
+                    label="Input size",
+                )
+                target = gr.Dropdown(
+                    class_choices(), value=TOP1, label="Class to explain (Attribution, Knockout)", filterable=True
+                )
+                run = gr.Button("Analyze", variant="primary", elem_id="analyze")
+                if examples:
+                    gr.Examples([[p] for p in examples], inputs=[image], label="Example images")
+            with gr.Column(scale=3), gr.Tabs():
+                with gr.Tab("Predict", id="predict"):
+                    summary = gr.Markdown(elem_id="summary")
+                    topk_plot = gr.Plot(label="Top-k classes", elem_id="topk-plot")
+                    costs_plot = gr.Plot(label="Card vs measured", elem_id="costs-plot")
+                with gr.Tab("Streams", id="streams"):
+                    with gr.Row():
+                        reduction = gr.Radio(
+                            [("channel L2 norm", "l2"), ("channel mean", "mean"), ("PCA → RGB", "pca")],
+                            value="l2",
+                            label="Channel reduction",
+                        )
+                        stream_module = gr.Dropdown(
+                            modules, value=last, label="Module (detail)", allow_custom_value=True
+                        )
+                        streams_btn = gr.Button("Show streams", scale=0)
+                    lanes_plot = gr.Plot(label="Streams × modules", elem_id="lanes-plot")
+                    module_plot = gr.Plot(label="One module, stream by stream", elem_id="module-plot")
+                with gr.Tab("Fusion", id="fusion"):
+                    with gr.Row():
+                        measure = gr.Radio(
+                            [(_MEASURE_NAMES[m], m) for m in MEASURES], value="energy_share", label="Measure"
+                        )
+                        fusion_btn = gr.Button("Show fusion", scale=0)
+                    matrices_plot = gr.Plot(label="Share matrices", elem_id="matrices-plot")
+                    sankey_plot = gr.Plot(label="Stream → stream flows", elem_id="sankey-plot")
+                    with gr.Row():
+                        dec_module = gr.Dropdown(modules, value=last, label="Module", allow_custom_value=True)
+                        dec_target = gr.Dropdown(["0", "1", "2", "3"], value="0", label="Target stream")
+                        dec_btn = gr.Button("Decompose", scale=0)
+                    dec_plot = gr.Plot(label="Decomposition of a fused map", elem_id="decomposition-plot")
+                    dec_md = gr.Markdown()
+                with gr.Tab("Attribution", id="attribution"):
+                    with gr.Row():
+                        method = gr.Dropdown(
+                            [(_METHOD_NAMES.get(m, m), m) for m in methods],
+                            value="saliency",
+                            label="Pixel method",
+                            info="IG, SmoothGrad, GradientSHAP and Occlusion take seconds on a CPU",
+                        )
+                        attr_btn = gr.Button("Attribute", scale=0, variant="primary")
+                    attr_plot = gr.Plot(label="Pixel attribution", elem_id="attribution-plot")
+                    attr_md = gr.Markdown()
+                    with gr.Row():
+                        cam_module = gr.Dropdown(
+                            modules, value=last, label="Module for Grad-CAM", allow_custom_value=True
+                        )
+                        cam_btn = gr.Button("Grad-CAM per stream", scale=0)
+                    cam_plot = gr.Plot(label="Grad-CAM per stream", elem_id="gradcam-plot")
+                    with gr.Row():
+                        n_steps = gr.Slider(4, 64, value=16, step=4, label="Integration steps (stream shares)")
+                        shares_btn = gr.Button("Stream shares", scale=0)
+                    shares_plot = gr.Plot(label="Stream shares of the logit", elem_id="shares-plot")
+                with gr.Tab("Knockout", id="knockout"):
+                    with gr.Row():
+                        ko_kind = gr.Radio(["stream", "edge"], value="stream", label="Knock out")
+                        ko_stream = gr.Dropdown(["0", "1", "2", "3"], value="0", label="Stream")
+                        ko_source = gr.Dropdown(["0", "1", "2", "3"], value="1", label="Edge source")
+                        ko_target = gr.Dropdown(["0", "1", "2", "3"], value="0", label="Edge target")
+                        ko_module = gr.Dropdown(
+                            [EVERY_MODULE, *modules], value=EVERY_MODULE, label="Where", allow_custom_value=True
+                        )
+                    with gr.Row():
+                        ko_btn = gr.Button("Knock out", variant="primary")
+                        reliance_btn = gr.Button("Each stream in turn")
+                    ko_plot = gr.Plot(label="Knockout", elem_id="knockout-plot")
+                    ko_md = gr.Markdown()
+                with gr.Tab("Compare", id="compare"):
+                    with gr.Row():
+                        cmp_variants = gr.CheckboxGroup(
+                            list(VARIANTS), value=["hrnet_w18_small", "hrnet_w18_small_v2"], label="Variants"
+                        )
+                        cmp_weights = gr.Radio(["default", "random"], value="default", label="Weights")
+                        cmp_btn = gr.Button("Compare", scale=0, variant="primary")
+                    cmp_plot = gr.Plot(label="Top-k per variant", elem_id="compare-plot")
+                    cmp_costs = gr.Plot(label="Card vs measured", elem_id="compare-costs-plot")
+                    cmp_md = gr.Markdown()
+
+        # ---- events. Model work shares one concurrency group, so at most CONCURRENCY_LIMIT run at once.
+        common = [image, variant, weights, input_size]
+        model = dict(concurrency_id="model")
+        hidden = dict(concurrency_id="model", api_visibility="private")
+
+        streams_io = dict(inputs=common + [reduction, stream_module], outputs=[lanes_plot, module_plot])
+        fusion_io = dict(inputs=common + [measure], outputs=[matrices_plot, sankey_plot])
+        dec_io = dict(inputs=common + [dec_module, dec_target], outputs=[dec_plot, dec_md])
+
+        # The named endpoints (buttons) are registered first, so they keep their api_name; the same work,
+        # fired by control changes or after Analyze, runs as private events that skip while there is no image.
+        analyzed = run.click(
+            ex.analyze,
+            inputs=common + [measure],
+            outputs=[banner, summary, topk_plot, costs_plot, matrices_plot, sankey_plot],
+            api_name="analyze",
+            **model,
+        )
+        streams_btn.click(ex.streams, **streams_io, api_name="streams", **model)
+        fusion_btn.click(ex.fusion, **fusion_io, api_name="fusion", **model)
+        dec_btn.click(ex.decompose, **dec_io, api_name="decompose", **model)
+        auto_streams, auto_fusion, auto_dec = (
+            _skip_without_image(ex.streams, 2),
+            _skip_without_image(ex.fusion, 2),
+            _skip_without_image(ex.decompose, 2),
+        )
+        analyzed.success(auto_streams, **streams_io, api_name="streams_after_analyze", **hidden).success(
+            auto_dec, **dec_io, api_name="decompose_after_analyze", **hidden
+        )
+        gr.on([reduction.input, stream_module.input], auto_streams, **streams_io, api_name="streams_on_input", **hidden)
+        measure.input(auto_fusion, **fusion_io, api_name="fusion_on_input", **hidden)
+        gr.on([dec_module.input, dec_target.input], auto_dec, **dec_io, api_name="decompose_on_input", **hidden)
+
+        attr_btn.click(
+            ex.attribute, inputs=common + [method, target], outputs=[attr_plot, attr_md], api_name="attribute", **model
+        )
+        cam_btn.click(ex.gradcam, inputs=common + [cam_module, target], outputs=cam_plot, api_name="gradcam", **model)
+        shares_btn.click(
+            ex.stream_shares, inputs=common + [target, n_steps], outputs=shares_plot, api_name="stream_shares", **model
+        )
+        ko_btn.click(
+            ex.knockout,
+            inputs=common + [ko_kind, ko_stream, ko_source, ko_target, ko_module, target],
+            outputs=[ko_plot, ko_md],
+            api_name="knockout",
+            **model,
+        )
+        reliance_btn.click(
+            ex.reliance, inputs=common + [target], outputs=[ko_plot, ko_md], api_name="reliance", **model
+        )
+        cmp_btn.click(
+            ex.compare,
+            inputs=[image, cmp_variants, cmp_weights, input_size],
+            outputs=[cmp_plot, cmp_costs, cmp_md],
+            api_name="compare",
+            **model,
+        )
+        variant.change(
+            ex.variant_options,
+            inputs=variant,
+            outputs=[weights, stream_module, dec_module, cam_module, ko_module],
+            api_name="variant_options",
+        )
+    demo.explorer = ex  # for tests and benchmarks: the cache behind the app
+    return demo

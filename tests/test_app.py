@@ -1,0 +1,249 @@
+"""The Gradio app, launched in-process and driven through gradio_client like any API user.
+
+w18_small with the "default" weights: offline (conftest sets HF_HUB_OFFLINE=1) they fall back to random
+weights, which the app must announce with its banner.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+import re
+import socket
+
+import pytest
+import torch
+from gradio_client import Client, handle_file
+
+from hrnet_explorer.ui import (
+    ASSETS,
+    CONCURRENCY_LIMIT,
+    QUEUE_MAX_SIZE,
+    Explorer,
+    build_demo,
+    example_images,
+)
+from hrnet_explorer.ui.gpu import gpu
+
+VARIANT = "hrnet_w18_small"
+EXAMPLE = str(ASSETS / "grace_hopper.jpg")
+MODEL = (VARIANT, "default", "default")  # variant, weights, input size
+ENDPOINTS = {
+    "/analyze",
+    "/streams",
+    "/fusion",
+    "/decompose",
+    "/attribute",
+    "/gradcam",
+    "/stream_shares",
+    "/knockout",
+    "/reliance",
+    "/compare",
+    "/variant_options",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app():
+    demo = build_demo(Explorer("cpu"))
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        max_file_size="2mb",
+        allowed_paths=[str(ASSETS)],
+        quiet=True,
+    )
+    try:
+        yield demo, Client(url, verbose=False, download_files=False)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return app[1]
+
+
+@pytest.fixture(scope="module")
+def explorer(app):
+    return app[0].explorer
+
+
+def plot(value) -> dict:
+    """A gr.Plot output as the browser gets it: {"type": "plotly", "plot": "<figure JSON>"}."""
+    assert value["type"] == "plotly"
+    fig = json.loads(value["plot"])
+    assert fig["layout"]["title"]["text"]
+    return fig
+
+
+def trace_types(fig: dict) -> list[str]:
+    return [t["type"] for t in fig["data"]]
+
+
+def test_examples_are_small_images():
+    paths = example_images()
+    assert len(paths) >= 3 and EXAMPLE in paths
+    assert all(os.path.getsize(p) < 200_000 for p in paths)
+    assert (ASSETS / "README.md").read_text().count("|") > 10  # sources and licences recorded
+
+
+def test_every_endpoint_is_named(client):
+    named = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert named >= ENDPOINTS
+    assert not any(n.endswith(("_1", "_2")) for n in named)  # no duplicate names
+
+
+def test_analyze(client, explorer):
+    banner, summary, topk, costs, matrices, sankey = client.predict(
+        handle_file(EXAMPLE), *MODEL, "energy_share", api_name="/analyze"
+    )
+    assert banner["visible"] is True and "Random weights" in banner["value"]  # the weights fell back to random
+    assert VARIANT in summary and "Top-1" in summary and "CPU" in summary
+    assert trace_types(plot(topk)) == ["bar"] and len(plot(topk)["data"][0]["y"]) == 5
+    names = [t["name"] for t in plot(costs)["data"]]
+    assert "card" in names and "measured" in names and "measured latency" in names
+    assert trace_types(plot(matrices)) == ["heatmap"] * 3  # w18_small: one module in each of stages 2, 3, 4
+    assert trace_types(plot(sankey)) == ["sankey"]
+    misses = explorer.cache.misses
+    client.predict(handle_file(EXAMPLE), *MODEL, "agreement", api_name="/analyze")
+    assert explorer.cache.misses == misses  # the same picture again: traced once, reused
+
+
+def test_streams(client):
+    lanes, module = client.predict(handle_file(EXAMPLE), *MODEL, "pca", "stage4.module0", api_name="/streams")
+    assert trace_types(plot(lanes)) == ["image"] * 9  # 2 + 3 + 4 streams
+    assert trace_types(plot(module)) == ["image"] * 12  # branch, presum, fused × 4 streams
+    lanes, _ = client.predict(handle_file(EXAMPLE), *MODEL, "l2", "stage4.module0", api_name="/streams")
+    assert trace_types(plot(lanes)) == ["heatmap"] * 9
+
+
+def test_fusion_and_decompose(client, explorer):
+    misses = explorer.cache.misses
+    matrices, sankey = client.predict(handle_file(EXAMPLE), *MODEL, "relu_share", api_name="/fusion")
+    assert "ReLU share" in plot(matrices)["layout"]["title"]["text"]
+    assert trace_types(plot(sankey)) == ["sankey"]
+    fig, text = client.predict(handle_file(EXAMPLE), *MODEL, "stage4.module0", "2", api_name="/decompose")
+    assert trace_types(plot(fig)) == ["heatmap"] * 6  # four sources, Σ, ReLU
+    assert "max |reconstruction error| = 0.00e+00" in text and len(re.findall(r"\n\| \d \|", text)) == 4
+    assert explorer.cache.misses == misses  # every tab read the cached trace
+
+
+def test_attribution_endpoints(client):
+    fig, text = client.predict(
+        handle_file(EXAMPLE), *MODEL, "saliency", "1: goldfish, Carassius auratus", api_name="/attribute"
+    )
+    assert trace_types(plot(fig)) == ["image", "image", "heatmap"] and "class 1" in text
+    fig, _ = client.predict(handle_file(EXAMPLE), *MODEL, "ig", "top-1 prediction", api_name="/attribute")
+    assert "convergence δ" in plot(fig)["layout"]["title"]["text"]
+    cam = plot(client.predict(handle_file(EXAMPLE), *MODEL, "stage4.module0", "top-1 prediction", api_name="/gradcam"))
+    assert trace_types(cam).count("heatmap") == 4
+    shares = plot(client.predict(handle_file(EXAMPLE), *MODEL, "top-1 prediction", 4, api_name="/stream_shares"))
+    assert len(shares["data"][0]["x"]) == 4 and "completeness" in shares["layout"]["title"]["text"]
+
+
+def test_knockout_endpoints(client):
+    fig, text = client.predict(
+        handle_file(EXAMPLE), *MODEL, "stream", "3", "0", "0", "every module", "top-1 prediction", api_name="/knockout"
+    )
+    assert trace_types(plot(fig)) == ["bar", "bar"] and "stream 3 removed everywhere" in text
+    fig, text = client.predict(
+        handle_file(EXAMPLE), *MODEL, "edge", "0", "3", "0", "stage4.module0", "top-1 prediction", api_name="/knockout"
+    )
+    assert "edge 3→0 removed in stage4.module0" in text
+    fig, text = client.predict(handle_file(EXAMPLE), *MODEL, "top-1 prediction", api_name="/reliance")
+    assert len(plot(fig)["data"][0]["y"]) == 4 and text.count("removed everywhere") == 4  # one row per stream
+
+
+def test_compare(client):
+    fig, costs, text = client.predict(
+        handle_file(EXAMPLE), ["hrnet_w18_small", "hrnet_w18_small_v2"], "random", "default", api_name="/compare"
+    )
+    assert trace_types(plot(fig)) == ["bar", "bar"]
+    assert plot(costs)["data"][0]["x"] == ["w18_small", "w18_small_v2"]
+    assert "hrnet_w18_small_v2" in text and "random" in text
+    # Module pickers accept any variant's modules through the API (w18_small_v2 has three in stage 3).
+    fig, text = client.predict(
+        handle_file(EXAMPLE), "hrnet_w18_small_v2", "random", "default", "stage3.module2", "1", api_name="/decompose"
+    )
+    assert "stage3.module2 → stream 1" in text and trace_types(plot(fig)) == ["heatmap"] * 5
+
+
+def test_variant_options(client):
+    weights, *modules = client.predict("hrnet_w18", api_name="/variant_options")
+    assert [c[0] for c in weights["choices"]][:2] == ["default", "ms_aug_in1k"]
+    assert modules[0]["value"] == "stage4.module2" and len(modules[0]["choices"]) == 8
+
+
+def test_bad_inputs_are_clear_errors_and_the_app_keeps_serving(client, tmp_path):
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"this is not a picture")
+    with pytest.raises(Exception, match="not an image we can read"):
+        client.predict(handle_file(str(bad)), *MODEL, "energy_share", api_name="/analyze")
+    with pytest.raises(Exception, match="Upload an image first"):
+        client.predict(None, *MODEL, "energy_share", api_name="/analyze")
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict(handle_file(EXAMPLE), VARIANT, "default", "100", "energy_share", api_name="/analyze")
+    with pytest.raises(Exception, match="Unknown weights"):
+        client.predict(handle_file(EXAMPLE), VARIANT, "imagenet22k", "default", "energy_share", api_name="/analyze")
+    with pytest.raises(Exception, match="at least two"):
+        client.predict(handle_file(EXAMPLE), ["hrnet_w18_small"], "random", "default", api_name="/compare")
+    with pytest.raises(Exception, match="No edge 3→0 in stage2"):
+        client.predict(
+            handle_file(EXAMPLE), *MODEL, "edge", "0", "3", "0", "stage2.module0", "top-1 prediction",
+            api_name="/knockout",
+        )  # fmt: skip
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(os.urandom(3_000_000))  # over this server's 2 MB max_file_size
+    with pytest.raises(Exception, match="maximum file size"):
+        client.predict(handle_file(str(huge)), *MODEL, "energy_share", api_name="/analyze")
+    # ...and the app still answers.
+    _, summary, *_ = client.predict(handle_file(EXAMPLE), *MODEL, "energy_share", api_name="/analyze")
+    assert VARIANT in summary
+
+
+def test_server_settings(app):
+    demo, _ = app
+    assert demo._queue.max_size == QUEUE_MAX_SIZE
+    assert demo._queue.default_concurrency_limit == CONCURRENCY_LIMIT == 1
+    model_events = [fn for fn in demo.fns.values() if fn.concurrency_id == "model"]
+    assert len(model_events) >= 10  # every model event shares one concurrency group
+    assert demo.delete_cache is not None
+
+
+def test_app_py_binds_locally_by_default(monkeypatch):
+    spec = importlib.util.spec_from_file_location("app", ASSETS.parent / "app.py")
+    app_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app_module)  # builds the demo; launches nothing
+
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    args = app_module.parse_args([])
+    assert (args.host, args.port, args.share) == ("127.0.0.1", 7860, False)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    assert (app_module.parse_args([]).host, app_module.parse_args([]).port) == ("0.0.0.0", 7999)
+    assert app_module.parse_args(["--host", "10.0.0.2", "--port", "8000"]).port == 8000
+
+
+def test_zero_gpu_shim_is_a_no_op_without_spaces(explorer):
+    def f():
+        return 1
+
+    assert gpu(f) is f
+    # Under ZeroGPU, spaces.GPU pickles the GPU functions' arguments and results: plain CPU data only.
+    x = torch.zeros(1, 3, 64, 64)
+    result, ms = pickle.loads(pickle.dumps(explorer._traced_forward_impl(VARIANT, "random", x)))
+    assert result.logits.device.type == "cpu" and ms > 0
+    cam = pickle.loads(pickle.dumps(explorer._explain_impl("gradcam_streams", VARIANT, "random", x, {"target": 3})))
+    assert len(cam.maps) == 4

@@ -1,0 +1,120 @@
+"""A real browser (Debian's Chromium, driven by Playwright) uploads an image, runs the main flow, and sees
+the plots rendered. Saves a screenshot to artifacts/. Playwright never downloads a browser here."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from hrnet_explorer.ui import ASSETS, CONCURRENCY_LIMIT, QUEUE_MAX_SIZE, Explorer, build_demo
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 120_000  # first trace on a busy 2-core CPU
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url():
+    demo = build_demo(Explorer("cpu"))
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
+    _, address, _ = demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        allowed_paths=[str(ASSETS)],
+        quiet=True,
+    )
+    try:
+        yield address
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser test needs Debian's Chromium. `.ci/run` installs it "
+            "(apt-get install -y chromium); Playwright must not download one."
+        )
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def rendered(page, elem_id: str) -> int:
+    """How many Plotly graphs rendered inside the component ``elem_id`` (an SVG drawn by plotly.js)."""
+    return page.locator(f"#{elem_id} .js-plotly-plot .main-svg").count()
+
+
+def test_main_flow_in_a_browser(url, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+        page.locator("#image-input input[type=file]").set_input_files(str(ASSETS / "grace_hopper.jpg"))
+        page.locator("#image-input img").first.wait_for(timeout=TIMEOUT_MS)  # the upload is shown
+        page.locator("#analyze").click()
+
+        # Predict tab: the top-k bars and the card-vs-measured figure are drawn by plotly.js.
+        page.locator("#topk-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        page.locator("#costs-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        assert page.locator("#topk-plot .js-plotly-plot .bars .point").count() == 5
+        banner = page.locator("#random-weights-banner")
+        assert banner.is_visible() and "Random weights" in banner.inner_text()
+        assert "hrnet_w18_small" in page.locator("#summary").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "app_predict.png"), full_page=True)
+
+        # Fusion tab: share matrices, Sankey and the decomposition (run after Analyze, from the same trace).
+        page.get_by_role("tab", name="Fusion").click()
+        for elem in ("matrices-plot", "sankey-plot", "decomposition-plot"):
+            page.locator(f"#{elem} .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+            assert rendered(page, elem) >= 1, elem
+        assert page.locator("#sankey-plot .sankey-link").count() > 10
+        page.screenshot(path=str(ARTIFACTS / "app_fusion.png"), full_page=True)
+
+        # Streams tab: the lanes (filled after Analyze too).
+        page.get_by_role("tab", name="Streams").click()
+        page.locator("#lanes-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        assert page.locator("#lanes-plot .js-plotly-plot .heatmaplayer image").count() >= 9 or rendered(
+            page, "lanes-plot"
+        )
+        page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+
+        # Attribution tab: a saliency overlay (one forward and backward).
+        page.get_by_role("tab", name="Attribution").click()
+        page.get_by_role("button", name="Attribute", exact=True).click()
+        page.locator("#attribution-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        assert (
+            page.locator("#attribution-plot .js-plotly-plot .layer-above image, #attribution-plot image").count() >= 1
+        )
+        page.screenshot(path=str(ARTIFACTS / "app_attribution.png"), full_page=True)
+    finally:
+        page.close()
+    assert not errors, errors
+    assert (ARTIFACTS / "app.png").stat().st_size > 10_000

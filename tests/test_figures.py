@@ -1,0 +1,265 @@
+"""Every figure builder: a titled figure with labelled axes, explained colours, exact hover numbers, valid JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+from PIL import Image
+
+from hrnet_explorer import figures as F
+from hrnet_explorer import trace
+from hrnet_explorer.costs import CostReport
+from hrnet_explorer.fusion import decompose, fusion_flows
+from hrnet_explorer.predict import ClassScore, Prediction, topk_from_logits
+from hrnet_explorer.zoo import WeightsSource
+
+RANDOM = WeightsSource("random", "asked for")
+HUB = WeightsSource("hub", "timm/hrnet_w18_small.ms_in1k", "hrnet_w18_small.ms_in1k")
+
+
+# Stand-ins with the fields of hrnet_explorer.attribution's dataclasses (the figures read attributes only).
+@dataclass(frozen=True)
+class PixelAttribution:
+    method: str
+    target: int
+    attributions: torch.Tensor
+    heatmap: torch.Tensor
+    delta: float | None
+    settings: dict
+
+
+@dataclass(frozen=True)
+class StreamGradCAM:
+    target: int
+    stage: int
+    module: int
+    maps: list
+    raw: list
+
+
+@dataclass(frozen=True)
+class StreamShares:
+    target: int
+    shares: torch.Tensor
+    logit: float
+    baseline_logit: float
+    delta: float
+    n_steps: int
+
+
+@dataclass(frozen=True)
+class KnockoutResult:
+    target: int
+    description: str
+    logit_before: float
+    logit_after: float
+    prob_before: float
+    prob_after: float
+    top_after: list
+
+    @property
+    def logit_delta(self) -> float:
+        return self.logit_after - self.logit_before
+
+    @property
+    def prob_delta(self) -> float:
+        return self.prob_after - self.prob_before
+
+
+@pytest.fixture(scope="module")
+def traced(w18_small):
+    torch.manual_seed(0)
+    return trace(w18_small, torch.randn(1, 3, 224, 224))
+
+
+@pytest.fixture(scope="module")
+def prediction(traced):
+    logits = traced.logits[0]
+    return Prediction("hrnet_w18_small", RANDOM, "cpu", "fp32", (224, 224), topk_from_logits(logits, 5), logits)
+
+
+@pytest.fixture(scope="module")
+def crop():
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8))
+
+
+def check(fig: go.Figure) -> dict:
+    """The common contract; returns the figure as the JSON the browser gets."""
+    assert isinstance(fig, go.Figure)
+    assert fig.layout.title.text, "every figure has a title"
+    data = json.loads(fig.to_json())
+    for tr in data["data"]:
+        kind = tr["type"]
+        if kind == "image":
+            continue  # the picture under an overlay: the heatmap on top carries the hover
+        if kind == "sankey":
+            assert "%{customdata" in tr["link"]["hovertemplate"] and tr["node"]["hovertemplate"]
+            continue
+        assert "hovertemplate" in tr and re.search(r"%\{[xyz]|%\{customdata", tr["hovertemplate"]), kind
+        if kind == "heatmap":
+            if "coloraxis" in tr:
+                axis = data["layout"][tr["coloraxis"]]
+                assert axis["colorbar"]["title"]["text"], "colour scale explained"
+            elif tr.get("showscale", True):
+                assert tr["colorbar"]["title"]["text"], "colour scale explained"
+    return data
+
+
+def axis_titles(data: dict) -> list[str]:
+    return [v["title"]["text"] for k, v in data["layout"].items() if re.match(r"[xy]axis\d*$", k) and "title" in v]
+
+
+def test_topk(prediction):
+    data = check(F.topk_figure(prediction))
+    bar = data["data"][0]
+    assert bar["type"] == "bar" and len(bar["y"]) == 5
+    probs = [s.probability for s in prediction.top]
+    assert bar["x"] == pytest.approx(probs[::-1])  # best on top
+    assert "RANDOM" in data["layout"]["title"]["text"]
+    assert {"softmax probability", "class (ImageNet index)"} <= set(axis_titles(data))
+    assert "logit" in bar["hovertemplate"] and "%{x:.4%}" in bar["hovertemplate"]
+    scores = [ClassScore(1, "goldfish", 0.9, 5.0)]
+    assert "RANDOM" not in check(F.topk_figure(scores))["layout"]["title"]["text"]
+    with pytest.raises(ValueError):
+        F.topk_figure([])
+
+
+def test_variants():
+    reports = [
+        CostReport("hrnet_w18_small", 13_187_464, 1_612_000_000, 13.19, 2_071_651_488, 1.285, 72.34, 90.68, "g", "m"),
+        CostReport("hrnet_w18", 21_299_004, 4_318_000_000, 21.30, 5_547_205_500, 1.285, 76.76, 93.44, "a", "m"),
+    ]
+    data = check(F.variants_figure(reports, {"hrnet_w18_small": 120.0}, device="cpu"))
+    names = [t["name"] for t in data["data"]]
+    assert names[:4] == ["card", "measured", "card 'FLOPs'", "measured MACs"] and len(names) == 5
+    assert data["data"][1]["customdata"] == [13_187_464, 21_299_004]  # exact counts on hover
+    assert any("1.285" in a["text"] for a in data["layout"]["annotations"])  # the FLOPs artefact explained
+    assert len(check(F.variants_figure(reports))["data"]) == 4  # no latency column without latencies
+
+
+@pytest.mark.parametrize("method", ["l2", "mean", "pca"])
+def test_lanes(traced, method):
+    fig = F.lanes_figure(traced, method)
+    data = check(fig)
+    kinds = [t["type"] for t in data["data"]]
+    assert len(kinds) == 2 + 3 + 4  # stage 2, 3, 4 modules have 2, 3, 4 streams
+    assert set(kinds) == ({"image"} if method == "pca" else {"heatmap"})
+    titles = [a["text"] for a in data["layout"]["annotations"]]
+    assert any(t.startswith("stream 3") for t in axis_titles(data)) and any("module 0" in t for t in titles)
+    assert sum("not yet" in t for t in titles) == 2 + 1  # streams that do not exist yet
+    if method != "pca":
+        hm = data["data"][0]
+        assert "stage2.module0.fused0" in hm["hovertemplate"]
+        # input-pixel coordinates: every stream spans the 224 px input, whatever its resolution
+        for t in fig.data:
+            assert 0 < min(t.x) < max(t.x) < 224 and max(t.x) - min(t.x) > 150
+
+
+def test_module_maps(traced):
+    data = check(F.module_maps_figure(traced, 4, -1, "mean"))
+    assert len(data["data"]) == 3 * 4  # branch, presum, fused × 4 streams
+    with pytest.raises(ValueError, match="reduction"):
+        F.module_maps_figure(traced, 4, 0, "max")
+
+
+@pytest.mark.parametrize("measure", ["energy_share", "agreement", "relu_share"])
+def test_fusion_matrices(traced, measure):
+    data = check(F.fusion_matrices_figure(traced, measure))
+    heat = data["data"]
+    assert [len(h["text"]) for h in heat] == [2, 3, 4]
+    last = traced.fusion(4, 0).matrix(measure, 0)
+    assert heat[-1]["text"][0][1] == f"{float(last[0, 1]):.2f}"
+    axis = data["layout"]["coloraxis"]
+    if measure == "energy_share":
+        assert (axis["cmin"], axis["cmax"]) == (0.0, 1.0)
+    else:
+        assert axis["cmid"] == 0.0 and axis["cmin"] == -axis["cmax"]
+    single = check(F.fusion_matrix_figure(traced.fusion(3, 0), measure))
+    assert {"source stream (sends)", "target stream (receives)"} <= set(axis_titles(single))
+
+
+def test_sankey(traced):
+    flows = fusion_flows(traced, "agreement")
+    data = check(F.sankey_figure(flows, "agreement"))
+    link = data["data"][0]["link"]
+    nonzero = [f for f in flows if abs(f.weight) > 1e-9]
+    assert len(link["value"]) == len(nonzero)
+    assert all(v >= 0 for v in link["value"])  # widths are magnitudes; the sign is in the hover and colour
+    negative = [c for f, c in zip(nonzero, link["color"], strict=True) if f.weight < 0]
+    assert all(c.startswith("rgba(213,94,0") for c in negative)
+    assert [c[3] for c in link["customdata"]] == pytest.approx([f.weight for f in nonzero])
+    assert len(check(F.sankey_figure(traced))["data"][0]["link"]["value"]) == len(fusion_flows(traced))
+
+
+def test_decomposition_is_additive(traced):
+    dec = decompose(traced, 4, 0, 1)
+    fig = F.decomposition_figure(dec, "mean", max_side=1000)
+    data = check(fig)
+    panels = [np.asarray(t.z, dtype=np.float64) for t in fig.data]
+    assert len(panels) == 4 + 2
+    np.testing.assert_allclose(sum(panels[:4]), panels[4], atol=1e-4)  # channel means add up to Σ
+    assert "max |reconstruction error| 0.0e+00" in data["layout"]["title"]["text"]
+    check(F.decomposition_figure(dec, "l2"))
+    with pytest.raises(ValueError, match="additive"):
+        F.decomposition_figure(dec, "pca")
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_attribution(crop, signed):
+    heat = torch.rand(224, 224) - (0.5 if signed else 0.0)
+    result = PixelAttribution("ig", 1, heat[None, None].expand(1, 3, 224, 224), heat, 0.0123, {"n_steps": 32})
+    data = check(F.attribution_figure(crop, result))
+    assert [t["type"] for t in data["data"]] == ["image", "image", "heatmap"]
+    assert data["data"][0]["source"].startswith("data:image/jpeg;base64,")
+    axis = data["layout"]["coloraxis"]
+    assert (axis.get("cmid") == 0.0) == signed
+    title = data["layout"]["title"]["text"]
+    assert "Integrated Gradients" in title and "goldfish" in title and "1.23e-02" in title and "n_steps=32" in title
+
+
+def test_gradcam(crop):
+    maps = [torch.rand(224, 224) * (k + 1) for k in range(4)]
+    raw = [torch.rand(56 // 2**k, 56 // 2**k) for k in range(4)]
+    data = check(F.gradcam_figure(crop, StreamGradCAM(207, 4, 0, maps, raw)))
+    assert sum(t["type"] == "heatmap" for t in data["data"]) == 4
+    assert data["layout"]["coloraxis"]["cmax"] == pytest.approx(float(max(m.max() for m in maps)))  # one scale
+    assert "stream 3 (1/32, 7×7)" in [a["text"] for a in data["layout"]["annotations"]]
+
+
+def test_stream_shares():
+    shares = StreamShares(207, torch.tensor([0.5, 0.25, -0.05, 0.3]), 3.2, 0.1, 1e-3, 32)
+    fig = F.stream_shares_figure(shares)
+    data = check(fig)
+    assert list(fig.data[0].y) == pytest.approx([0.5, 0.25, -0.05, 0.3])
+    assert "golden retriever" in data["layout"]["title"]["text"]
+    assert {"stream (resolution)", "share of the logit"} <= set(axis_titles(data))
+
+
+def test_knockout():
+    top = [ClassScore(3, "tiger shark", 0.4, 2.0)]
+    results = [
+        KnockoutResult(1, "stream 0", 4.0, 2.5, 0.8, 0.3, top),
+        KnockoutResult(1, "edge 3→0 in stage4.module0", 4.0, 4.5, 0.8, 0.85, top),
+    ]
+    data = check(F.knockout_figure(results))
+    logit, prob = data["data"]
+    assert logit["x"] == pytest.approx([0.5, -1.5]) and prob["x"] == pytest.approx([5.0, -50.0])
+    assert logit["marker"]["color"] == [F.POSITIVE_COLOR, F.NEGATIVE_COLOR]
+    assert logit["customdata"][1][4] == "tiger shark (40.0%)"
+    with pytest.raises(ValueError):
+        F.knockout_figure([])
+
+
+def test_compare(prediction):
+    other = Prediction("hrnet_w18", HUB, "cpu", "fp32", (224, 224), prediction.top[:3], prediction.logits)
+    data = check(F.compare_figure([prediction, other], {"hrnet_w18_small": 80.0}))
+    assert [t["type"] for t in data["data"]] == ["bar", "bar"]
+    titles = [a["text"] for a in data["layout"]["annotations"]]
+    assert titles == ["w18_small · 80 ms · RANDOM", "w18"]
