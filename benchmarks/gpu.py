@@ -101,15 +101,20 @@ def bench_variant(variant: str, batch: int, repeats: int) -> dict:
     row[f"b{batch}_plain_img_s"] = batch / ms * 1e3
     fast = type(loaded)(**{**vars(loaded), "model": net, "precision": "bf16"})
     for keep in ("summaries", "outputs", "all"):
-        try:
-            ms = cuda_ms(lambda k=keep: trace(fast, xb, keep=k), max(5, repeats // 4))
-            row[f"b{batch}_trace_{keep}_img_s"] = batch / ms * 1e3
-            row[f"b{batch}_trace_{keep}_over_plain"] = (
-                row[f"b{batch}_trace_{keep}_img_s"] / row[f"b{batch}_plain_img_s"]
-            )
-        except torch.OutOfMemoryError:
-            row[f"b{batch}_trace_{keep}_img_s"] = "OOM"
-        torch.cuda.empty_cache()
+        for mode in ("eager", "graph"):
+            name = f"b{batch}_trace_{mode}_{keep}"
+            try:
+                if mode == "eager":
+                    ms = cuda_ms(lambda k=keep: trace(fast, xb, keep=k), max(5, repeats // 4))
+                else:
+                    tracer = GraphTracer(loaded, batch, 224, keep=keep, precision="bf16", channels_last=True)
+                    ms = cuda_ms(lambda t=tracer: t(xb), max(5, repeats // 4))
+                    del tracer
+                row[f"{name}_img_s"] = batch / ms * 1e3
+                row[f"{name}_over_plain"] = row[f"{name}_img_s"] / row[f"b{batch}_plain_img_s"]
+            except torch.OutOfMemoryError:
+                row[f"{name}_img_s"] = "OOM"
+            torch.cuda.empty_cache()
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
 
 
