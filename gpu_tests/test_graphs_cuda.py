@@ -54,4 +54,5 @@ def test_trace_many_on_cuda_pads_the_last_batch(loaded):
     assert [b.input_shape[0] for b in batches] == [2, 2, 1]
     assert all(b.logits.device.type == "cpu" for b in batches)
     single = trace(loaded, imgs[4]).logits.cpu()
-    assert torch.allclose(batches[-1].logits, single, atol=1e-3)
+    # Another batch size may pick other cuDNN kernels (TF32 by default): compare relative to the scale.
+    assert (batches[-1].logits - single).abs().max() / single.abs().max() < 1e-2
