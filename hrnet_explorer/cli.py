@@ -88,6 +88,213 @@ def _cmd_trace(args: argparse.Namespace) -> None:
             print(f"    stream {i} ← " + "  ".join(f"{v:6.3f}" for v in row))
 
 
+PIXEL_EXPLAINERS = ("ig", "saliency", "smoothgrad", "gradshap", "occlusion")  # = attribution.PIXEL_METHODS
+EXPLAIN_METHODS = PIXEL_EXPLAINERS + ("gradcam-streams", "stream-shares", "knockout")
+
+
+def _class_index(text: str) -> int:
+    """A class index, or an ImageNet class name (any of its comma-separated synonyms, any case)."""
+    from .predict import class_name
+
+    if text.strip().lstrip("-").isdigit():
+        return int(text)
+    query = text.strip().lower()
+    names = {i: class_name(i) for i in range(1000)}
+    hits = [i for i, name in names.items() if query in (s.strip().lower() for s in name.split(","))]
+    if not hits:
+        hits = [i for i, name in names.items() if query in name.lower()]
+    if len(hits) != 1:
+        some = "; ".join(f"{i}: {names[i]}" for i in hits[:8])
+        raise ValueError(f"--target {text!r} matches {len(hits)} classes{': ' + some if hits else ''}. Use an index.")
+    return hits[0]
+
+
+def _edge_arg(text: str) -> tuple[int, int]:
+    parts = text.replace("→", ",").replace("to", ",").replace("->", ",").split(",")
+    try:
+        source, target = (int(p) for p in parts if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--edge takes SOURCE,TARGET (e.g. 3,0), not {text!r}") from None
+    return source, target
+
+
+def _grid(heatmap, cells: int = 7) -> list[list[float]]:
+    """The heatmap averaged over a cells×cells grid (for text and JSON)."""
+    import torch.nn.functional as F
+
+    return F.adaptive_avg_pool2d(heatmap[None, None], cells)[0, 0].tolist()
+
+
+def _colorize(heat, signed: bool):
+    """[H, W] map → HxWx3 uint8: blue-white-red around 0 when signed, black-red-yellow otherwise."""
+    import numpy as np
+
+    h = heat.numpy().astype(np.float64)
+    scale = float(np.abs(h).max()) or 1.0
+    if signed:
+        v = np.clip(h / scale, -1, 1)[..., None]
+        pos, neg = np.array([215, 48, 39]), np.array([49, 54, 149])
+        rgb = np.where(v >= 0, 255 + v * (pos - 255), 255 - v * (neg - 255))
+    else:
+        v = np.clip(h / scale, 0, 1)
+        rgb = np.stack([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], -1) * 255
+    return rgb.clip(0, 255).astype(np.uint8)
+
+
+def _overlay(crop, heat, signed: bool):
+    from PIL import Image
+
+    colored = Image.fromarray(_colorize(heat, signed)).resize(crop.size, Image.BILINEAR)
+    return Image.blend(crop.convert("RGB"), colored, 0.6)
+
+
+OUT_SUFFIXES = (".json", ".npz", ".png")
+
+
+def _check_explain_args(args: argparse.Namespace) -> None:
+    """Reject option mixes that would be ignored, and --out files we cannot write, before any work."""
+    from pathlib import Path
+
+    if args.method != "knockout" and (args.stream is not None or args.edge is not None):
+        raise ValueError("--stream and --edge belong to --method knockout.")
+    if args.method not in ("knockout", "gradcam-streams") and (args.stage is not None or args.module is not None):
+        raise ValueError("--stage and --module belong to --method gradcam-streams or knockout.")
+    if args.steps is not None and args.method not in ("ig", "stream-shares"):
+        raise ValueError("--steps belongs to --method ig or stream-shares.")
+    if args.out:
+        suffix = Path(args.out).suffix.lower()
+        if suffix not in OUT_SUFFIXES:
+            raise ValueError(f"--out must end in {', '.join(OUT_SUFFIXES)}; got {args.out!r}.")
+        if suffix == ".png" and args.method in ("stream-shares", "knockout"):
+            raise ValueError(f"--method {args.method} has no map to draw: use --out FILE.json or FILE.npz.")
+
+
+def _save(path: str, summary: dict, arrays: dict, panels: list) -> None:
+    """.json: the summary; .npz: the arrays; .png: the map(s) over the input crop, side by side."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        Path(path).write_text(json.dumps(summary, indent=2))
+    elif suffix == ".npz":
+        np.savez_compressed(path, **{k: v.numpy() for k, v in arrays.items()})
+    else:
+        w, h = panels[0].size
+        sheet = Image.new("RGB", (w * len(panels), h), "white")
+        for k, panel in enumerate(panels):
+            sheet.paste(panel, (k * w, 0))
+        sheet.save(path)
+
+
+def _cmd_explain(args: argparse.Namespace) -> None:
+    from . import attribution as attr
+    from .images import display_crop, preprocess
+
+    _check_explain_args(args)
+    target = _class_index(args.target) if args.target is not None else None
+    loaded = _load(args)
+    x = preprocess(args.image, loaded.data_config, args.input_size)
+    arrays, panels, lines = {}, [], []
+    crop = display_crop(args.image, loaded.data_config, args.input_size) if args.out else None
+    if args.method in attr.PIXEL_METHODS:
+        options = {"n_steps": args.steps} if args.steps and args.method == "ig" else {}
+        result = attr.attribute_pixels(loaded, x, args.method, target, **options)
+        body = result.to_dict() | {"heatmap_7x7": _grid(result.heatmap)}
+        arrays = {"attributions": result.attributions, "heatmap": result.heatmap}
+        if crop is not None:
+            panels = [_overlay(crop, result.heatmap, signed=result.settings["reduction"] in ("sum", "mean"))]
+        lines.append(f"{result.method} · target {result.target} {result.label!r} · {result.seconds:.2f} s")
+        if result.delta is not None:
+            lines.append(
+                f"convergence delta {result.delta:+.3e}"
+                + (
+                    f" (f(x) − f(baseline) = {result.logit - result.baseline_logit:+.4f})"
+                    if result.baseline_logit is not None
+                    else ""
+                )
+            )
+        lines.append(f"heatmap ({result.settings['reduction']} over channels), mean over a 7×7 grid:")
+        lines += ["  " + " ".join(f"{v:+9.2e}" for v in row) for row in body["heatmap_7x7"]]
+    elif args.method == "gradcam-streams":
+        result = attr.gradcam_streams(
+            loaded, x, target, stage=args.stage or 4, module=-1 if args.module is None else args.module
+        )
+        body = result.to_dict()
+        arrays = {f"map{k}": m for k, m in enumerate(result.maps)} | {f"raw{k}": r for k, r in enumerate(result.raw)}
+        if crop is not None:
+            panels = [_overlay(crop, m, signed=False) for m in result.maps]
+        lines.append(f"Grad-CAM per stream of {result.name} · target {result.target} {body['label']!r}")
+        for s in body["streams"]:
+            lines.append(
+                f"  stream {s['stream']} {s['resolution'][0]}×{s['resolution'][1]}: max {s['max']:.3e} "
+                f"mean {s['mean']:.3e} peak at input {s['peak_at_input']}"
+            )
+    elif args.method == "stream-shares":
+        result = attr.stream_shares(loaded, x, target, n_steps=args.steps or 32)
+        body = result.to_dict()
+        arrays = {"shares": result.shares} | {f"attributions{k}": a for k, a in enumerate(result.attributions)}
+        lines.append(
+            f"share of logit {result.logit:.4f} − baseline {result.baseline_logit:.4f} · target "
+            f"{result.target} {body['label']!r} (Layer IG, {result.n_steps} steps)"
+        )
+        for k, (v, f) in enumerate(zip(body["shares"], body["fractions"], strict=True)):
+            lines.append(f"  stream {k}: {v:+.4f} ({f:+.1%})")
+        lines.append(f"completeness delta {result.delta:+.3e} ({result.relative_delta:.2e} relative)")
+    else:
+        if args.stream is not None or args.edge is not None:
+            results = [
+                attr.knockout(
+                    loaded,
+                    x,
+                    stream=args.stream,
+                    edge=args.edge,
+                    stage=args.stage,
+                    module=args.module,
+                    target=target,
+                    topk=args.topk,
+                )
+            ]
+        else:
+            results = attr.resolution_reliance(loaded, x, target, topk=args.topk)
+        body = {"results": [r.to_dict() for r in results]}
+        first = results[0]
+        lines.append(
+            f"target {first.target} {_label(first.target)!r}: logit {first.logit_before:.4f}, p {first.prob_before:.2%}"
+        )
+        for r in results:
+            lines.append(
+                f"  {r.description:<40} Δlogit {r.logit_delta:+.4f}  Δp {r.prob_delta:+.2%}  "
+                f"top-1 after: {r.top_after[0].label}"
+            )
+    summary = {
+        "variant": loaded.variant.name,
+        "weights": {"kind": loaded.weights.kind, "detail": loaded.weights.detail, "tag": loaded.weights.tag},
+        "random_weights": loaded.weights.is_random,
+        "device": str(loaded.device),
+        "input_size": list(x.shape[-2:]),
+        "method": args.method,
+        "result": body,
+    }
+    if args.out:
+        _save(args.out, summary, arrays, panels)
+    if args.json:
+        _print_json(summary)
+        return
+    print(f"{loaded.variant.name} · weights {loaded.weights.describe()} · input {x.shape[-2]}×{x.shape[-1]}")
+    print("\n".join(lines))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def _label(index: int) -> str:
+    from .predict import class_name
+
+    return class_name(index) if 0 <= index < 1000 else str(index)
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="image file (JPEG, PNG, WebP, BMP, TIFF, GIF)")
     p.add_argument("--variant", "-v", default="hrnet_w18_small", help=f"one of {', '.join(VARIANTS)}")
@@ -114,6 +321,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trace", help="stream shapes, share matrices and reconstruction errors")
     _add_model_args(p)
     p.set_defaults(func=_cmd_trace)
+    p = sub.add_parser("explain", help="attribution: pixel maps, per-stream Grad-CAM and shares, knockouts")
+    _add_model_args(p)
+    p.add_argument("--method", "-m", default="ig", choices=EXPLAIN_METHODS)
+    p.add_argument("--target", "-t", default=None, help="class index or ImageNet class name (default: top-1)")
+    p.add_argument("--out", "-o", default=None, help="FILE.json (summary), FILE.npz (arrays) or FILE.png (overlay)")
+    p.add_argument("--steps", type=int, default=None, help="integration steps (ig, stream-shares; default 32)")
+    p.add_argument("--stage", type=int, default=None, help="gradcam-streams/knockout: stage 2, 3 or 4")
+    p.add_argument("--module", type=int, default=None, help="gradcam-streams/knockout: module index in the stage")
+    p.add_argument("--stream", type=int, default=None, help="knockout: stream to remove (default: every stream)")
+    p.add_argument("--edge", type=_edge_arg, default=None, help="knockout: one edge SOURCE,TARGET, e.g. 3,0")
+    p.add_argument("--topk", "-k", type=int, default=5)
+    p.set_defaults(func=_cmd_explain)
     return parser
 
 
