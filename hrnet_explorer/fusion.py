@@ -67,7 +67,8 @@ def fusion_row(edges: Sequence[torch.Tensor], presum: torch.Tensor) -> tuple[tor
     """Energy share, agreement, ReLU share ([B, N] each) and active fraction ([B]) of one target.
 
     One pass over the edges: they are stacked to [B, N, D] (float32) and multiplied by [z, ReLU(z)]
-    ([B, D, 2]) in one batched matmul; the small results are divided in float64.
+    ([B, D, 2]) in one batched matmul; the small results are divided in float64. Energy shares sum to
+    1 exactly; agreement and ReLU shares to 1 within ~1e-4 (float32 dot products over ~10^5 elements).
     """
     b = presum.shape[0]
     tiny = torch.finfo(torch.float64).tiny

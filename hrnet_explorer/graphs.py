@@ -24,7 +24,7 @@ from .runtime import Precision, autocast
 from .trace import Keep, Trace, _check_hrnet, _hooks_for, _Recorder, _trace_of, hooks_installed
 from .zoo import LoadedModel
 
-__all__ = ["GraphTracer", "fast_model"]
+__all__ = ["GraphTracer", "GraphedForward", "fast_model"]
 
 
 def fast_model(model: nn.Module, channels_last: bool = True) -> nn.Module:
@@ -105,3 +105,63 @@ class GraphTracer:
         self.static_input.copy_(x, non_blocking=True)
         self.graph.replay()
         return _trace_of(self._recorder, self.net, tuple(x.shape), self.loaded)
+
+
+class GraphedForward:
+    """``net``'s forward replayed from CUDA graphs for fixed input shapes; other calls run eagerly.
+
+    ``grad_shapes``: shapes whose forward *and backward* (with respect to the input) are graphed
+    with ``torch.cuda.make_graphed_callables`` — for gradient methods like Captum's Integrated
+    Gradients, whose scaled-input batches have one shape. ``no_grad_shapes``: shapes whose forward
+    under ``torch.no_grad()`` is graphed — e.g. the two single-image forwards of IG's convergence
+    delta. Every graphed output is a fresh tensor (cloned out of the static buffer), so callers may
+    keep it. ``net`` must be in eval mode with frozen parameters (a private copy).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        grad_shapes: tuple[tuple[int, ...], ...] = (),
+        no_grad_shapes: tuple[tuple[int, ...], ...] = (),
+        precision: Precision = "fp32",
+    ):
+        param = next(net.parameters())
+        if param.device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a CUDA device; this model is on {param.device}.")
+        if net.training or any(p.requires_grad for p in net.parameters()):
+            raise ValueError("GraphedForward needs an eval-mode model with frozen parameters (a private copy).")
+        self.net, self.precision, self.device = net, precision, param.device
+        self._grad: dict[tuple[int, ...], object] = {}
+        self._no_grad: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            with autocast(self.device, precision, cache=False):
+                return net(x)
+
+        self._forward = forward
+        for shape in grad_shapes:
+            sample = torch.zeros(shape, device=self.device, requires_grad=True)
+            self._grad[tuple(shape)] = torch.cuda.make_graphed_callables(forward, (sample,))
+        for shape in no_grad_shapes:
+            static_in = torch.zeros(shape, device=self.device)
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side), torch.no_grad():
+                for _ in range(3):
+                    forward(static_in)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.no_grad(), torch.cuda.graph(graph):
+                static_out = forward(static_in)
+            self._no_grad[tuple(shape)] = (graph, static_in, static_out)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = tuple(x.shape)
+        if torch.is_grad_enabled() and x.requires_grad and shape in self._grad:
+            return self._grad[shape](x)
+        if not torch.is_grad_enabled() and shape in self._no_grad:
+            graph, static_in, static_out = self._no_grad[shape]
+            static_in.copy_(x)
+            graph.replay()
+            return static_out.clone()
+        return self._forward(x)

@@ -49,8 +49,9 @@ def check_exact(model: torch.nn.Module, x: torch.Tensor, variant: str) -> None:
         assert module_reconstruction_error(result, ref.stage, ref.index) <= 1e-6
         stats = result.fusion(ref.stage, ref.index)
         assert (stats.energy_share >= 0).all()
-        for measure in ("energy_share", "agreement", "relu_share"):
-            assert torch.allclose(getattr(stats, measure).sum(-1), torch.ones(x.shape[0], n), atol=1e-5), measure
+        assert torch.allclose(stats.energy_share.sum(-1), torch.ones(x.shape[0], n), atol=1e-6)
+        for measure in ("agreement", "relu_share"):  # float32 dot products over ~10^5 elements
+            assert torch.allclose(getattr(stats, measure).sum(-1), torch.ones(x.shape[0], n), atol=1e-4), measure
         assert ((stats.active_fraction >= 0) & (stats.active_fraction <= 1)).all()
     # Stem at stride 4, head widths 128·2^k, final 2048 features.
     assert result["stem"].shape[-1] == x.shape[-1] // 4
