@@ -56,3 +56,16 @@ def test_trace_many_on_cuda_pads_the_last_batch(loaded):
     single = trace(loaded, imgs[4]).logits.cpu()
     # Another batch size may pick other cuDNN kernels (TF32 by default): compare relative to the scale.
     assert (batches[-1].logits - single).abs().max() / single.abs().max() < 1e-2
+
+
+def test_graphed_integrated_gradients_equal_eager(loaded):
+    from hrnet_explorer.attribution import attribute_pixels
+
+    x = torch.randn(1, 3, 224, 224, device="cuda")
+    eager = attribute_pixels(loaded, x, "ig", n_steps=16, graphs=False)
+    for _ in range(2):  # the second call replays the captured graphs
+        graphed = attribute_pixels(loaded, x, "ig", n_steps=16)
+        assert "CUDA graphs" in graphed.settings["model"] and graphed.target == eager.target
+        scale = eager.attributions.abs().max()
+        assert (graphed.attributions - eager.attributions).abs().max() / scale < 1e-2
+        assert abs(graphed.delta - eager.delta) <= 1e-2 * abs(graphed.logit - graphed.baseline_logit) + 1e-3

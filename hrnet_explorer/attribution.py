@@ -62,6 +62,7 @@ from captum.attr import (
 from timm.models.hrnet import HighResolutionNet
 from torch import nn
 
+from .graphs import GraphedForward
 from .images import ImageInput, check_input_tensor, preprocess
 from .predict import ClassScore, class_name, topk_from_logits
 from .trace import ModuleRef, _check_hrnet, hooks_installed, module_refs
@@ -112,6 +113,7 @@ class _Copies:
     exact: HighResolutionNet  # deepcopy, ReLUs not in-place, frozen parameters, bitwise-equal logits
     lock: threading.Lock = field(default_factory=threading.Lock)  # held while hooks are on `exact`
     fast: nn.Module | None = None  # BN folded, channels_last; built on first use
+    graphed: dict = field(default_factory=dict)  # (shapes) → GraphedForward of `fast` (CUDA graphs for IG)
     fast_error: str | None = None  # why `fast` could not be built (then `exact` is used)
 
 
@@ -369,7 +371,7 @@ _OPTIONS = {
     },
     "occlusion": {"window": None, "stride": None, "baseline": "zeros", "perturbations_per_eval": None},
 }
-_COMMON = {"fast": True, "reduction": None, "input_size": None}
+_COMMON = {"fast": True, "reduction": None, "input_size": None, "graphs": None}
 
 
 def attribute_pixels(
@@ -404,7 +406,9 @@ def attribute_pixels(
     ``reduction`` for the heatmap — "sum" over channels for ig/gradshap (the map then sums to the
     total attribution), "mean" for occlusion (each pixel: the average logit drop when a window over
     it is occluded), "max_abs" for saliency/smoothgrad (Simonyan et al.); or "abs_sum" —
-    and ``input_size`` (crop size when ``inputs`` is an image).
+    ``input_size`` (crop size when ``inputs`` is an image), and ``graphs`` (IG only; default: on
+    CUDA with ``fast=True``): replay IG's forwards and backward from CUDA graphs, captured once per
+    shape — see :class:`~hrnet_explorer.graphs.GraphedForward`.
     """
     if method not in PIXEL_METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
@@ -424,15 +428,24 @@ def attribute_pixels(
     model = _fast_model(entry) if fast else entry.exact
     if model is not entry.exact:
         x = x.contiguous(memory_format=torch.channels_last)
+    graphs = opts.pop("graphs")
+    if graphs is None:
+        graphs = method == "ig" and x.is_cuda and model is not entry.exact
+    if graphs and method != "ig":
+        raise ValueError(f"graphs=True is implemented for method='ig' only, not {method!r}.")
+    if graphs:
+        model = _graphed_for_ig(entry, model, x, opts)
     start = time.perf_counter()
-    # The exact copy is shared with the hook-based methods: hold its lock. The fast copy never has hooks.
-    with entry.lock if model is entry.exact else contextlib.nullcontext():
+    # The exact copy is shared with the hook-based methods, and graphs with their static buffers:
+    # hold the lock. The fast copy never has hooks.
+    with entry.lock if model is entry.exact or graphs else contextlib.nullcontext():
         attr, target, delta, logit, base_logit, used = _PIXEL_IMPL[method](model, x, target, loaded, **opts)
     attr = attr.detach().float().cpu().contiguous()
     settings = {
         **used,
         "reduction": reduction,
-        "model": "fast (BatchNorm folded, channels_last)" if model is not entry.exact else "exact copy",
+        "model": ("fast (BatchNorm folded, channels_last)" if model is not entry.exact else "exact copy")
+        + (", CUDA graphs" if graphs else ""),
         "device": str(x.device),
         "precision": "fp32",
         "input_size": [x.shape[-2], x.shape[-1]],
@@ -448,6 +461,25 @@ def attribute_pixels(
         baseline_logit=base_logit,
         seconds=time.perf_counter() - start,
     )
+
+
+def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dict) -> GraphedForward:
+    """IG's two graphable calls as CUDA graphs: the batch-2 forward of [x, baseline] (no grad), and
+    forward + backward of a chunk of ``internal_batch_size`` scaled inputs. Without graphs, both are
+    launch-bound on a GPU (HRNet runs hundreds of small kernels). Captured once per shape (~1 s)."""
+    if not x.is_cuda:
+        raise ValueError("graphs=True needs a CUDA device (CUDA graphs); leave it unset on CPU.")
+    if model is entry.exact:
+        raise ValueError("graphs=True runs on the fast copy; it cannot be combined with fast=False.")
+    ibs = opts["internal_batch_size"] or default_internal_batch_size(x.device, opts["n_steps"], x.shape[-2:])
+    opts["internal_batch_size"] = ibs
+    key = (tuple(x.shape), ibs)
+    with _COPIES_LOCK:
+        if key not in entry.graphed:
+            entry.graphed[key] = GraphedForward(
+                model, grad_shapes=((ibs, *x.shape[1:]),), no_grad_shapes=((2, *x.shape[1:]),)
+            )
+        return entry.graphed[key]
 
 
 def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, integration):

@@ -549,3 +549,12 @@ def test_cli_explain_outputs_and_errors(image_file, tmp_path, capsys):
     ):
         assert cli_main([*base, *bad]) == 2
         assert "hrnet-explorer: error:" in capsys.readouterr().err
+
+
+def test_graphs_option_is_checked_on_cpu(w18_small):
+    x = torch.randn(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        A.attribute_pixels(w18_small, x, "ig", n_steps=4, graphs=True)
+    with pytest.raises(ValueError, match="method='ig' only"):
+        A.attribute_pixels(w18_small, x, "saliency", graphs=True)
+    assert "CUDA graphs" not in A.attribute_pixels(w18_small, x, "ig", n_steps=4).settings["model"]
