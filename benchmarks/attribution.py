@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--internal-batch-size", type=int, default=None, help="ours (default: chosen for the device)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="ours (bf16: CUDA graphs)")
     parser.add_argument("--strict-fp32", action="store_true", help="CUDA: no TF32 in convolutions and matmuls")
     args = parser.parse_args()
     if args.threads:
@@ -77,7 +78,7 @@ def main() -> None:
         return run
 
     def ours():
-        out = attribute_pixels(loaded, x, "ig", n_steps=args.steps, internal_batch_size=ibs)
+        out = attribute_pixels(loaded, x, "ig", n_steps=args.steps, internal_batch_size=ibs, precision=args.precision)
         _sync(device)
         return out
 
@@ -111,6 +112,7 @@ def main() -> None:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "input": [args.size, args.size],
         "n_steps": args.steps,
+        "precision_ours": args.precision,
         "internal_batch_size_ours": ibs,
         "repeats": args.repeats,
         **{f"{name}_median_s": round(statistics.median(v), 4) for name, v in samples.items()},

@@ -371,7 +371,7 @@ _OPTIONS = {
     },
     "occlusion": {"window": None, "stride": None, "baseline": "zeros", "perturbations_per_eval": None},
 }
-_COMMON = {"fast": True, "reduction": None, "input_size": None, "graphs": None}
+_COMMON = {"fast": True, "reduction": None, "input_size": None, "graphs": None, "precision": "fp32"}
 
 
 def attribute_pixels(
@@ -408,7 +408,8 @@ def attribute_pixels(
     it is occluded), "max_abs" for saliency/smoothgrad (Simonyan et al.); or "abs_sum" —
     ``input_size`` (crop size when ``inputs`` is an image), and ``graphs`` (IG only; default: on
     CUDA with ``fast=True``): replay IG's forwards and backward from CUDA graphs, captured once per
-    shape — see :class:`~hrnet_explorer.graphs.GraphedForward`.
+    shape — see :class:`~hrnet_explorer.graphs.GraphedForward`; with graphs, ``precision="bf16"``
+    runs them under bf16 autocast (faster; a larger convergence delta, reported as always).
     """
     if method not in PIXEL_METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
@@ -428,13 +429,17 @@ def attribute_pixels(
     model = _fast_model(entry) if fast else entry.exact
     if model is not entry.exact:
         x = x.contiguous(memory_format=torch.channels_last)
-    graphs = opts.pop("graphs")
+    graphs, precision = opts.pop("graphs"), opts.pop("precision")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}.")
     if graphs is None:
         graphs = method == "ig" and x.is_cuda and model is not entry.exact
     if graphs and method != "ig":
         raise ValueError(f"graphs=True is implemented for method='ig' only, not {method!r}.")
+    if precision == "bf16" and not graphs:
+        raise ValueError("precision='bf16' is available for IG with CUDA graphs (on a GPU) only.")
     if graphs:
-        model = _graphed_for_ig(entry, model, x, opts)
+        model = _graphed_for_ig(entry, model, x, opts, precision)
     start = time.perf_counter()
     # The exact copy is shared with the hook-based methods, and graphs with their static buffers:
     # hold the lock. The fast copy never has hooks.
@@ -447,7 +452,7 @@ def attribute_pixels(
         "model": ("fast (BatchNorm folded, channels_last)" if model is not entry.exact else "exact copy")
         + (", CUDA graphs" if graphs else ""),
         "device": str(x.device),
-        "precision": "fp32",
+        "precision": precision,
         "input_size": [x.shape[-2], x.shape[-1]],
     }
     return PixelAttribution(
@@ -463,7 +468,7 @@ def attribute_pixels(
     )
 
 
-def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dict) -> GraphedForward:
+def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dict, precision: str) -> GraphedForward:
     """IG's two graphable calls as CUDA graphs: the batch-2 forward of [x, baseline] (no grad), and
     forward + backward of a chunk of ``internal_batch_size`` scaled inputs. Without graphs, both are
     launch-bound on a GPU (HRNet runs hundreds of small kernels). Captured once per shape (~1 s)."""
@@ -473,11 +478,11 @@ def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dic
         raise ValueError("graphs=True runs on the fast copy; it cannot be combined with fast=False.")
     ibs = opts["internal_batch_size"] or default_internal_batch_size(x.device, opts["n_steps"], x.shape[-2:])
     opts["internal_batch_size"] = ibs
-    key = (tuple(x.shape), ibs)
+    key = (tuple(x.shape), ibs, precision)
     with _COPIES_LOCK:
         if key not in entry.graphed:
             entry.graphed[key] = GraphedForward(
-                model, grad_shapes=((ibs, *x.shape[1:]),), no_grad_shapes=((2, *x.shape[1:]),)
+                model, grad_shapes=((ibs, *x.shape[1:]),), no_grad_shapes=((2, *x.shape[1:]),), precision=precision
             )
         return entry.graphed[key]
 
