@@ -8,6 +8,7 @@ for a public link.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 
 from hrnet_explorer.ui import (
@@ -19,6 +20,27 @@ from hrnet_explorer.ui import (
 )
 
 demo = build_demo()  # module level, so `gradio app.py` reload mode and Spaces find it
+
+
+def bound_native_memory(arenas: int = 1, mmap_threshold: int = 1 << 20) -> bool:
+    """Keep the server's memory flat under concurrent requests (glibc; a no-op elsewhere).
+
+    glibc gives threads their own malloc arenas and raises its mmap threshold as big blocks are freed, so
+    what a request frees (traced maps, figure JSON) stays in the process: RSS climbed ~10% per 128 concurrent
+    requests, with no live object growing (tests/test_load.py). One arena, and blocks of 1 MiB and more mapped
+    (and unmapped when freed), keep it flat. MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold, m_arena_max = -3, -8  # from glibc's malloc.h
+    done = True
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        done &= mallopt(m_arena_max, arenas) == 1
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        done &= mallopt(m_mmap_threshold, mmap_threshold) == 1
+    return done
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse_args()
+    bound_native_memory()
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
     demo.launch(
         server_name=args.host,

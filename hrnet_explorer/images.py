@@ -85,7 +85,14 @@ def _open_pil(data: Any) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise ImageError("This file is not an image we can read. Use JPEG, PNG, WebP, BMP, TIFF or GIF.") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"The image is too large to decode safely ({exc}).") from exc
+        raise ImageError(
+            f"The image is too large to decode safely: its header declares over {2 * Image.MAX_IMAGE_PIXELS:,} "
+            f"pixels; the limit is {MAX_PIXELS:,} (a guard against decompression bombs)."
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Pillow identified the format but its header is cut short or corrupt (e.g. a JPEG truncated in
+        # its markers raises OSError, an oversized PNG text chunk ValueError).
+        raise ImageError(f"The file is damaged or truncated and cannot be decoded ({exc}).") from exc
     if img.format not in ACCEPTED_FORMATS:
         raise ImageError(f"{img.format} images are not supported. Use JPEG, PNG, WebP, BMP, TIFF or GIF.")
     _check_size(*img.size)  # from the header, before any pixel is decoded
@@ -129,7 +136,14 @@ def read_image(source: ImageInput) -> Image.Image:
         _check_size(*source.size)
         img = source
     elif isinstance(source, torch.Tensor):
-        return _from_array(source.detach().cpu().numpy())
+        t = source.detach().cpu()
+        if t.dtype == torch.bfloat16:  # NumPy has no bfloat16
+            t = t.float()
+        try:
+            arr = t.numpy()
+        except (TypeError, RuntimeError) as exc:  # sparse, quantized, ...
+            raise ImageError(f"Cannot read an image from a {t.dtype} {t.layout} tensor ({exc}).") from exc
+        return _from_array(arr)
     elif isinstance(source, np.ndarray):
         return _from_array(source)
     elif isinstance(source, (bytes, bytearray)):
@@ -141,10 +155,17 @@ def read_image(source: ImageInput) -> Image.Image:
             raise ImageError(f"No such image file: {os.fspath(source)!r}.")
         if os.path.getsize(source) == 0:
             raise ImageError(f"The file {os.path.basename(source)!r} is empty.")
-        with open(source, "rb") as fh:
-            img = _open_pil(io.BytesIO(fh.read()))
+        try:
+            with open(source, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:  # unreadable: permissions, a directory, I/O errors
+            raise ImageError(f"Cannot read {os.fspath(source)!r}: {exc.strerror or exc}.") from exc
+        img = _open_pil(io.BytesIO(data))
     elif hasattr(source, "read"):
-        return read_image(source.read())
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):  # a text stream: never read its content as a path
+            raise ImageError(f"Read images from a binary stream (open(..., 'rb')), not a {type(source).__name__}.")
+        return read_image(data)
     else:
         raise ImageError(f"Cannot read an image from a {type(source).__name__}.")
     img = ImageOps.exif_transpose(img) or img
@@ -152,7 +173,8 @@ def read_image(source: ImageInput) -> Image.Image:
 
 
 def check_input_tensor(x: torch.Tensor) -> torch.Tensor:
-    """A preprocessed batch must be float Bx3xHxW with H and W multiples of 32, all finite."""
+    """A preprocessed batch must be float Bx3xHxW with H and W multiples of 32, all finite; returned as float32
+    (the weights' dtype: float64 or float16 inputs would not run; bf16 is autocast's business)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"Expected a torch.Tensor batch, got {type(x).__name__}.")
     if x.ndim == 3:
@@ -169,7 +191,7 @@ def check_input_tensor(x: torch.Tensor) -> torch.Tensor:
         )
     if not torch.isfinite(x).all():
         raise ValueError("The input tensor holds NaN or infinite values.")
-    return x
+    return x.float()  # the same tensor when it is float32 already
 
 
 def _config_for(data_config: dict[str, Any], input_size: int | None) -> dict[str, Any]:

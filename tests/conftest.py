@@ -13,6 +13,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_CACHE"] = _HUB
 os.environ["HF_HOME"] = _HUB
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# One OpenMP thread per process: the suite runs app servers, a browser and the tests side by side on
+# small machines, where two spinning OpenMP threads per process slow a forward pass by up to 100×.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import json  # noqa: E402
 import uuid  # noqa: E402
@@ -81,3 +84,14 @@ def w18_small():
         warnings.simplefilter("ignore", zoo.RandomWeightsWarning)
         torch.manual_seed(0)
         return zoo.load_model("hrnet_w18_small", "random", device="cpu", cache=False)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the counts the robustness, load and soak tests collected (tests/corpus.py's SUMMARY)."""
+    import sys
+
+    lines = getattr(sys.modules.get("corpus"), "SUMMARY", {})
+    if lines:
+        terminalreporter.section("robustness")
+        for line in lines.values():
+            terminalreporter.write_line(line)

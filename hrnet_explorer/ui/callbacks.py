@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_SIZE",
     "EVERY_MODULE",
     "INPUT_SIZES",
+    "check_weights",
     "class_choices",
     "module_names",
     "parse_module",
@@ -87,6 +88,21 @@ def weight_choices(variant: str) -> list[str]:
     card = get_variant(variant)
     tags = [t.split(".", 1)[1] if t.startswith(card.name + ".") else t for t in weight_tags(card.name)]
     return ["default", *tags, "random"]
+
+
+def check_weights(variant: str, weights: str | None) -> str:
+    """``weights`` if it names weights of ``variant`` (a :func:`weight_choices` entry or a full timm tag).
+
+    The app loads weights by name only, never from a path on the server: the Weights box takes custom
+    values, and API callers can send any string (load_model would read it as a checkpoint file).
+    """
+    card = get_variant(variant)
+    name = weights or "default"
+    if name not in weight_choices(card.name) and name not in weight_tags(card.name):
+        raise WeightsError(
+            f"Unknown weights {name!r} for {card.name}. Choose one of: {', '.join(weight_choices(card.name))}."
+        )
+    return name
 
 
 @functools.cache
@@ -230,8 +246,10 @@ def user_errors(fn: Callable) -> Callable:
             raise
         except USER_ERRORS as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise gr.Error(
-                str(message), title=type(exc).__name__.replace("Error", " error").strip(), print_exception=False
+            raise gr.Error(  # the UI renders the message as HTML, and it may quote what the user typed
+                html.escape(str(message), quote=False),
+                title=type(exc).__name__.replace("Error", " error").strip(),
+                print_exception=False,
             ) from exc
 
     return wrapper
@@ -264,7 +282,7 @@ class Explorer:
     def load(self, variant: str, weights: str) -> LoadedModel:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)  # shown as the banner instead
-            return load_model(variant, weights or "default", self.device)
+            return load_model(variant, check_weights(variant, weights), self.device)
 
     def _traced_forward_impl(self, variant: str, weights: str, x: torch.Tensor) -> tuple[Trace, float]:
         """One traced forward of ``x``: the Trace (stored on the CPU) and its milliseconds."""

@@ -7,6 +7,7 @@ import binascii
 import types
 
 import gradio as gr
+from gradio.context import LocalContext
 from gradio.data_classes import ImageData
 
 __all__ = ["image_input"]
@@ -17,9 +18,14 @@ def _pass_file_through(self: gr.Image, payload: ImageData | None) -> str | bytes
     if payload is None:
         return None
     if payload.url and payload.url.startswith("data:"):
+        encoded = payload.url.partition(",")[2]
+        # A data: URL arrives inside the request, not as an upload: hold it to the upload limit here.
+        limit = getattr(LocalContext.blocks.get(None), "max_file_size", None)
+        if limit is not None and len(encoded) * 3 // 4 > limit:
+            raise gr.Error(f"The pasted image exceeds the maximum file size of {limit:,} bytes.", title="Image error")
         try:
-            return base64.b64decode(payload.url.split(",", 1)[1], validate=True)
-        except (IndexError, binascii.Error) as exc:
+            return base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
             raise gr.Error("The pasted image is not valid base64 data.", title="Image error") from exc
     if payload.path is None:
         raise gr.Error("The upload has no file; try uploading it again.", title="Image error")
