@@ -63,7 +63,7 @@ from timm.models.hrnet import HighResolutionNet
 from torch import nn
 
 from .graphs import GraphedForward
-from .images import ImageInput, check_input_tensor, preprocess
+from .images import ImageInput, to_batch
 from .predict import ClassScore, class_name, topk_from_logits
 from .trace import ModuleRef, _check_hrnet, hooks_installed, module_refs
 from .zoo import LoadedModel
@@ -223,10 +223,7 @@ def _prepare(loaded: LoadedModel, inputs: torch.Tensor | ImageInput, input_size:
         raise ValueError(
             "The model is in training mode (BatchNorm would update its statistics); call model.eval() first."
         )
-    if isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
-        x = check_input_tensor(inputs)
-    else:
-        x = preprocess(inputs, loaded.data_config, input_size)
+    x = to_batch(inputs, loaded.data_config, input_size)
     if x.shape[0] != 1:
         raise ValueError(f"Attribution explains one image at a time; got a batch of {x.shape[0]}.")
     param = next(net.parameters())

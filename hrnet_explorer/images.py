@@ -24,6 +24,7 @@ __all__ = [
     "ACCEPTED_FORMATS",
     "read_image",
     "preprocess",
+    "to_batch",
     "display_crop",
     "check_input_tensor",
 ]
@@ -211,6 +212,13 @@ def preprocess(image: ImageInput, data_config: dict[str, Any], input_size: int |
     cfg = _config_for(data_config, input_size)
     x = create_transform(**cfg, is_training=False)(read_image(image)).unsqueeze(0)
     return check_input_tensor(x)
+
+
+def to_batch(inputs: ImageInput, data_config: dict[str, Any], input_size: int | None = None) -> torch.Tensor:
+    """A preprocessed Bx3xHxW tensor, checked; anything else read and preprocessed as one image."""
+    if isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
+        return check_input_tensor(inputs)
+    return preprocess(inputs, data_config, input_size)
 
 
 def display_crop(image: ImageInput, data_config: dict[str, Any], input_size: int | None = None) -> Image.Image:

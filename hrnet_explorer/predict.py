@@ -8,7 +8,7 @@ from functools import lru_cache
 import torch
 from timm.data import ImageNetInfo
 
-from .images import ImageInput, check_input_tensor, preprocess
+from .images import ImageInput, to_batch
 from .runtime import autocast
 from .zoo import LoadedModel, WeightsSource
 
@@ -71,10 +71,7 @@ def topk_from_logits(logits: torch.Tensor, k: int = 5) -> list[ClassScore]:
 
 def predict(loaded: LoadedModel, image: ImageInput, topk: int = 5, input_size: int | None = None) -> Prediction:
     """Classify ``image`` (any accepted input, or an already preprocessed 1x3xHxW tensor)."""
-    if isinstance(image, torch.Tensor) and image.ndim == 4:
-        x = check_input_tensor(image)
-    else:
-        x = preprocess(image, loaded.data_config, input_size)
+    x = to_batch(image, loaded.data_config, input_size)
     if x.shape[0] != 1:
         raise ValueError(f"predict() takes one image; got a batch of {x.shape[0]}.")
     with torch.inference_mode(), autocast(loaded.device, loaded.precision):

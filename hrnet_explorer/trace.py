@@ -33,7 +33,7 @@ from timm.models.hrnet import HighResolutionModule, HighResolutionNet
 from torch import nn
 
 from .fusion import FusionStats, fusion_row, stack_fusion_stats, summarize_map
-from .images import ImageInput, check_input_tensor, preprocess
+from .images import ImageInput, check_input_tensor, to_batch
 from .runtime import autocast
 from .zoo import LoadedModel, WeightsSource
 
@@ -316,10 +316,10 @@ def trace(
         raise ValueError(
             "The model is in training mode (BatchNorm would update its statistics); call model.eval() first."
         )
-    if isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
+    if loaded is not None:
+        x = to_batch(inputs, loaded.data_config, input_size)
+    elif isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
         x = check_input_tensor(inputs)
-    elif loaded is not None:
-        x = preprocess(inputs, loaded.data_config, input_size)
     else:
         raise TypeError("Tracing an image needs a LoadedModel (for its preprocessing); pass a tensor otherwise.")
     param = next(net.parameters())
