@@ -24,7 +24,7 @@ TUTORIALS = ("01_quickstart", "02_streams", "03_fusion", "04_attribution", "05_v
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-CELL_TIMEOUT_S = 600  # one cell; 05's cost table (fvcore on all nine variants at 224 px) is the longest
+CELL_TIMEOUT_S = 300  # one cell; the longest, 05's cost table (fvcore on all nine variants at 224 px), takes ~20-80 s
 SMALL_SETTINGS = {
     "HRNET_EXPLORER_VARIANT": "hrnet_w18_small",
     "HRNET_EXPLORER_WEIGHTS": "default",  # offline and nothing cached: the random-weights fallback
@@ -57,6 +57,7 @@ def test_committed_without_outputs(path):
         assert cell.execution_count is None, f"{path.name}: a code cell has an execution count"
         assert cell.source.strip(), f"{path.name}: an empty code cell"
     assert all(cell.source.strip() for cell in nb.cells), f"{path.name}: an empty cell"
+    assert "widgets" not in nb.metadata, f"{path.name}: saved widget state (an output) was committed"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), "a notebook opens with a title"
 
 
@@ -74,6 +75,8 @@ def kernel_env(tmp_path, monkeypatch) -> dict[str, str]:
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     for key, value in SMALL_SETTINGS.items():
         monkeypatch.setenv(key, value)
+    for key in ("HRNET_EXPLORER_IMAGE", "HRNET_EXPLORER_VARIANTS"):  # the notebooks' defaults, not the caller's
+        monkeypatch.delenv(key, raising=False)
     return dict(os.environ)
 
 
