@@ -304,7 +304,7 @@ def variants_figure(
         xref="paper",
         yref="paper",
         x=0,
-        y=-0.32,
+        y=-0.45,
         showarrow=False,
         align="left",
         xanchor="left",
@@ -314,10 +314,12 @@ def variants_figure(
     top1 = ", ".join(f"{_short(r.variant)} {r.card_top1:.2f}%" for r in reports)
     return _finish(
         fig,
-        f"The variants: card vs measured · card top-1 ({reports[0].card_tag}): {top1}",
-        height=470,
+        "The variants: card vs measured<br><sup>"
+        + _wrap(f"card top-1 ({reports[0].card_tag}): {top1}", 120)
+        + "</sup>",
+        height=520,
         barmode="group",
-        margin=dict(l=60, r=30, t=110, b=150),
+        margin=dict(l=60, r=30, t=130, b=190),
         legend=dict(orientation="h", y=1.12, yanchor="bottom", x=1, xanchor="right"),
     )
 
