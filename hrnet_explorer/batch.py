@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .fusion import FusionStats
 from .graphs import GraphTracer, fast_model
 from .images import ImageInput, preprocess
 from .predict import ClassScore, topk_from_logits
@@ -37,25 +36,6 @@ class ImageDataset(Dataset):
             return preprocess(self.images[index], self.data_config, self.input_size)[0]
         except ValueError as exc:
             raise type(exc)(f"image {index}: {exc}") from exc
-
-
-def _head(result: Trace, n: int) -> Trace:
-    """The first ``n`` samples of a trace, on the CPU (copies: safe from the next graph replay)."""
-
-    def cut(t: torch.Tensor) -> torch.Tensor:
-        return t[:n].to("cpu", copy=True)
-
-    return Trace(
-        result.variant,
-        (n, *result.input_shape[1:]),
-        result.keep,
-        result.modules,
-        {k: (n, *s[1:]) for k, s in result.shapes.items()},
-        {k: cut(v) for k, v in result.maps.items()},
-        {k: {s: cut(v) for s, v in d.items()} for k, d in result.summaries.items()},
-        {k: FusionStats(*(cut(t) for t in vars(v).values())) for k, v in result.fusion_cache.items()},
-        result.weights,
-    )
 
 
 def trace_many(
@@ -89,14 +69,14 @@ def trace_many(
     for batch in loader:
         n = batch.shape[0]
         if not use_graphs:
-            yield _head(trace(loaded, batch.to(loaded.device, non_blocking=True), keep=keep), n)
+            yield trace(loaded, batch.to(loaded.device, non_blocking=True), keep=keep).head(n)
             continue
         if tracer is None:
             size = batch.shape[-1]
             tracer = GraphTracer(loaded, batch_size, size, keep=keep, channels_last=channels_last)
         if n < batch_size:  # the last batch: pad to the captured shape
             batch = torch.cat([batch, batch.new_zeros(batch_size - n, *batch.shape[1:])])
-        yield _head(tracer(batch.to(loaded.device, non_blocking=True)), n)
+        yield tracer(batch.to(loaded.device, non_blocking=True)).head(n)  # copies: safe from the next replay
 
 
 def predict_many(

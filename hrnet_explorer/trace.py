@@ -147,15 +147,28 @@ class Trace:
 
     def clone(self) -> Trace:
         """A copy that owns its tensors (a GraphTracer's trace is overwritten by its next call)."""
+        return self.map_tensors(torch.clone)
+
+    def head(self, n: int, device: str | torch.device = "cpu") -> Trace:
+        """The first ``n`` samples, copied to ``device``."""
+        return self.map_tensors(lambda t: t[:n].to(device, copy=True), batch=n)
+
+    def map_tensors(self, fn: Callable[[torch.Tensor], torch.Tensor], batch: int | None = None) -> Trace:
+        """A new Trace with ``fn`` applied to every tensor (maps, summaries, fusion statistics);
+        ``batch``: the new batch size, when ``fn`` slices the batch."""
+
+        def shape(s: tuple[int, ...]) -> tuple[int, ...]:
+            return s if batch is None else (batch, *s[1:])
+
         return Trace(
             self.variant,
-            self.input_shape,
+            shape(self.input_shape),
             self.keep,
             self.modules,
-            dict(self.shapes),
-            {k: v.clone() for k, v in self.maps.items()},
-            {k: {s: v.clone() for s, v in d.items()} for k, d in self.summaries.items()},
-            {k: FusionStats(*(t.clone() for t in vars(v).values())) for k, v in self.fusion_cache.items()},
+            {k: shape(s) for k, s in self.shapes.items()},
+            {k: fn(v) for k, v in self.maps.items()},
+            {k: {s: fn(v) for s, v in d.items()} for k, d in self.summaries.items()},
+            {k: FusionStats(*(fn(t) for t in vars(v).values())) for k, v in self.fusion_cache.items()},
             self.weights,
         )
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from hrnet_explorer import predict, trace
-from hrnet_explorer.batch import _head, predict_many, trace_many
+from hrnet_explorer.batch import predict_many, trace_many
 from hrnet_explorer.graphs import GraphTracer, fast_model
 
 
@@ -65,7 +65,7 @@ def test_bad_image_in_a_batch_names_it(w18_small):
 def test_clone_and_head_own_their_tensors(w18_small):
     result = trace(w18_small, torch.randn(3, 3, 64, 64))
     copy = result.clone()
-    head = _head(result, 2)
+    head = result.head(2)
     with torch.inference_mode():  # what the next graph replay would do
         result.maps["stage2.module0.fused0"].zero_()
     assert copy["stage2.module0.fused0"].abs().sum() > 0
