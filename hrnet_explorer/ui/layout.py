@@ -12,6 +12,7 @@ import timm
 import torch
 
 from .. import __version__
+from ..attribution import PIXEL_METHODS
 from ..fusion import MEASURES
 from ..zoo import VARIANTS
 from .callbacks import (
@@ -44,7 +45,6 @@ CONCURRENCY_LIMIT = int(os.environ.get("HRNET_EXPLORER_CONCURRENCY", "1"))
 QUEUE_MAX_SIZE = int(os.environ.get("HRNET_EXPLORER_QUEUE", "16"))  # beyond it, new requests are refused
 MAX_FILE_SIZE = os.environ.get("HRNET_EXPLORER_MAX_FILE_SIZE", "20mb")  # a 40-megapixel JPEG fits
 DELETE_CACHE = (3600, 3600)  # every hour, delete uploads and outputs older than an hour
-PIXEL_METHODS = ("ig", "saliency", "smoothgrad", "gradshap", "occlusion")  # hrnet_explorer.attribution's
 _METHOD_NAMES = {
     "ig": "Integrated Gradients",
     "saliency": "Saliency",
