@@ -14,7 +14,6 @@ import functools
 import io
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import numpy as np
 import psutil
 import torch
 from PIL import Image
+from servers import free_port
 
 from hrnet_explorer.images import MAX_ASPECT, MAX_PIXELS
 
@@ -361,12 +361,6 @@ def write_files(folder, cases: list[Case] = FILE_CASES) -> dict[str, str]:
 # ------------------------------------------------------------------------------ the app, as users get it
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class AppServer:

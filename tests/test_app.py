@@ -11,18 +11,16 @@ import json
 import os
 import pickle
 import re
-import socket
 
 import pytest
 import torch
 from gradio_client import Client, handle_file
+from servers import launched_demo
 
 from hrnet_explorer.ui import (
     ASSETS,
     CONCURRENCY_LIMIT,
     QUEUE_MAX_SIZE,
-    Explorer,
-    build_demo,
     example_images,
 )
 from hrnet_explorer.ui.gpu import gpu
@@ -45,28 +43,10 @@ ENDPOINTS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app():
-    demo = build_demo(Explorer("cpu"))
-    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True,
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        max_file_size="2mb",
-        allowed_paths=[str(ASSETS)],
-        quiet=True,
-    )
-    try:
+    with launched_demo(max_file_size="2mb") as (demo, url):
         yield demo, Client(url, verbose=False, download_files=False)
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")

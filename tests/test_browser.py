@@ -4,12 +4,12 @@ the plots rendered. Saves a screenshot to artifacts/. Playwright never downloads
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
+from servers import launched_demo
 
-from hrnet_explorer.ui import ASSETS, CONCURRENCY_LIMIT, QUEUE_MAX_SIZE, Explorer, build_demo
+from hrnet_explorer.ui import ASSETS
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -24,27 +24,10 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 120_000  # first trace on a busy 2-core CPU
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url():
-    demo = build_demo(Explorer("cpu"))
-    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
-    _, address, _ = demo.launch(
-        prevent_thread_lock=True,
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        allowed_paths=[str(ASSETS)],
-        quiet=True,
-    )
-    try:
+    with launched_demo() as (_, address):
         yield address
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
