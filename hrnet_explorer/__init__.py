@@ -3,8 +3,10 @@
 image → tensor (images) → trace (trace) → analyses (fusion, attribution) → figures (figures).
 """
 
+from .batch import predict_many, trace_many
 from .costs import CARD_FLOPS_EXPLANATION, CostReport, count_macs, count_params, variant_costs
 from .fusion import FusionStats, spatial_summary
+from .graphs import GraphTracer
 from .images import MAX_PIXELS, ImageError, display_crop, preprocess, read_image
 from .predict import Prediction, class_name, predict
 from .trace import ModuleRef, Trace, trace, trace_names
@@ -16,6 +18,7 @@ __all__ = [
     "CARD_FLOPS_EXPLANATION",
     "CostReport",
     "FusionStats",
+    "GraphTracer",
     "ImageError",
     "LoadedModel",
     "MAX_PIXELS",
@@ -33,10 +36,12 @@ __all__ = [
     "get_variant",
     "load_model",
     "predict",
+    "predict_many",
     "preprocess",
     "read_image",
     "spatial_summary",
     "trace",
+    "trace_many",
     "trace_names",
     "variant_costs",
     "weight_tags",
