@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,6 +13,7 @@ from PIL import Image
 
 from hrnet_explorer import figures as F
 from hrnet_explorer import trace
+from hrnet_explorer.attribution import KnockoutResult, PixelAttribution, StreamGradCAM, StreamShares
 from hrnet_explorer.costs import CostReport
 from hrnet_explorer.fusion import decompose, fusion_flows
 from hrnet_explorer.predict import ClassScore, Prediction, topk_from_logits
@@ -21,55 +21,6 @@ from hrnet_explorer.zoo import WeightsSource
 
 RANDOM = WeightsSource("random", "asked for")
 HUB = WeightsSource("hub", "timm/hrnet_w18_small.ms_in1k", "hrnet_w18_small.ms_in1k")
-
-
-# Stand-ins with the fields of hrnet_explorer.attribution's dataclasses (the figures read attributes only).
-@dataclass(frozen=True)
-class PixelAttribution:
-    method: str
-    target: int
-    attributions: torch.Tensor
-    heatmap: torch.Tensor
-    delta: float | None
-    settings: dict
-
-
-@dataclass(frozen=True)
-class StreamGradCAM:
-    target: int
-    stage: int
-    module: int
-    maps: list
-    raw: list
-
-
-@dataclass(frozen=True)
-class StreamShares:
-    target: int
-    shares: torch.Tensor
-    logit: float
-    baseline_logit: float
-    delta: float
-    n_steps: int
-
-
-@dataclass(frozen=True)
-class KnockoutResult:
-    target: int
-    description: str
-    logit_before: float
-    logit_after: float
-    prob_before: float
-    prob_after: float
-    top_after: list
-
-    @property
-    def logit_delta(self) -> float:
-        return self.logit_after - self.logit_before
-
-    @property
-    def prob_delta(self) -> float:
-        return self.prob_after - self.prob_before
 
 
 @pytest.fixture(scope="module")
