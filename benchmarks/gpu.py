@@ -18,7 +18,7 @@ import warnings
 import torch
 
 from hrnet_explorer import load_model, trace
-from hrnet_explorer.graphs import GraphTracer, fast_model
+from hrnet_explorer.graphs import GraphTracer, fast_model, warm_up
 from hrnet_explorer.runtime import autocast
 from hrnet_explorer.zoo import VARIANTS, RandomWeightsWarning
 
@@ -41,12 +41,12 @@ def cuda_ms(fn, repeats: int = 20, warmup: int = 3) -> float:
 def plain_graph(net: torch.nn.Module, x: torch.Tensor, precision: str):
     """The plain forward captured as a CUDA graph (the launch-overhead-free baseline)."""
     static = x.clone()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), torch.inference_mode(), autocast(x.device, precision, cache=False):
-        for _ in range(3):
+
+    def forward():
+        with torch.inference_mode(), autocast(x.device, precision, cache=False):
             net(static)
-    torch.cuda.current_stream().wait_stream(side)
+
+    warm_up(forward, x.device)
     graph = torch.cuda.CUDAGraph()
     with torch.inference_mode(), autocast(x.device, precision, cache=False), torch.cuda.graph(graph):
         net(static)

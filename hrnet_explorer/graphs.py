@@ -14,7 +14,8 @@ forward itself. The hooks are removed as soon as capture ends.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ from .runtime import Precision, autocast
 from .trace import Keep, Trace, _check_hrnet, _hooks_for, _Recorder, _trace_of, hooks_installed
 from .zoo import LoadedModel
 
-__all__ = ["GraphTracer", "GraphedForward", "fast_model"]
+__all__ = ["GraphTracer", "GraphedForward", "fast_model", "warm_up"]
 
 
 def fast_model(model: nn.Module, channels_last: bool = True) -> nn.Module:
@@ -33,11 +34,15 @@ def fast_model(model: nn.Module, channels_last: bool = True) -> nn.Module:
     return net.to(memory_format=torch.channels_last) if channels_last else net
 
 
-@dataclass(frozen=True)
-class GraphKey:
-    batch_size: int
-    height: int
-    width: int
+def warm_up(fn: Callable[[], object], device: torch.device, iterations: int = 3) -> None:
+    """Run ``fn`` a few times on a side stream before a capture: cuDNN autotuning and lazy
+    initialisation must happen outside the graph (the pattern of torch.cuda.graphs' docs)."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(iterations):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(side)
 
 
 class GraphTracer:
@@ -65,7 +70,7 @@ class GraphTracer:
             raise ValueError(f"keep must be 'all', 'outputs' or 'summaries', not {keep!r}.")
         size = input_size or loaded.data_config["input_size"][-1]
         self.loaded = loaded
-        self.key = GraphKey(batch_size, size, size)
+        self.input_shape = (batch_size, 3, size, size)
         self.precision = precision or loaded.precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = fast_model(loaded.model, channels_last)
@@ -78,12 +83,12 @@ class GraphTracer:
 
     def _capture(self, warmup: int) -> None:
         device = self.loaded.device
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side), torch.inference_mode(), autocast(device, self.precision, cache=False):
-            for _ in range(warmup):  # cuDNN autotuning and lazy inits happen outside the graph
+
+        def forward():
+            with torch.inference_mode(), autocast(device, self.precision, cache=False):
                 self.net(self.static_input)
-        torch.cuda.current_stream(device).wait_stream(side)
+
+        warm_up(forward, device, warmup)
         rec = self._recorder
         with (
             hooks_installed(_hooks_for(self.net, rec)),
@@ -96,10 +101,9 @@ class GraphTracer:
     def __call__(self, x: torch.Tensor) -> Trace:
         """Copy ``x`` into the static input, replay, and return the trace (valid until the next call)."""
         x = check_input_tensor(x)
-        if tuple(x.shape) != (self.key.batch_size, 3, self.key.height, self.key.width):
+        if tuple(x.shape) != self.input_shape:
             raise ValueError(
-                f"This GraphTracer was captured for inputs of shape "
-                f"{(self.key.batch_size, 3, self.key.height, self.key.width)}; got {tuple(x.shape)}. "
+                f"This GraphTracer was captured for inputs of shape {self.input_shape}; got {tuple(x.shape)}. "
                 "Build a GraphTracer for that shape."
             )
         self.static_input.copy_(x, non_blocking=True)
@@ -144,12 +148,7 @@ class GraphedForward:
             self._grad[tuple(shape)] = torch.cuda.make_graphed_callables(forward, (sample,))
         for shape in no_grad_shapes:
             static_in = torch.zeros(shape, device=self.device)
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side), torch.no_grad():
-                for _ in range(3):
-                    forward(static_in)
-            torch.cuda.current_stream(self.device).wait_stream(side)
+            warm_up(torch.no_grad()(functools.partial(forward, static_in)), self.device)
             graph = torch.cuda.CUDAGraph()
             with torch.no_grad(), torch.cuda.graph(graph):
                 static_out = forward(static_in)
