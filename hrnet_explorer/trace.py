@@ -23,6 +23,7 @@ All hooks live inside :func:`hooks_installed`; they are removed in ``finally``, 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,12 @@ __all__ = ["Trace", "ModuleRef", "trace", "trace_names", "module_refs", "hooks_i
 
 Keep = Literal["all", "outputs", "summaries"]
 _OUTPUT_KINDS = ("branch", "edge", "presum")  # dropped by keep="outputs"
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_intermediate(name: str) -> bool:
+    """A branch, edge or pre-activation map (what keep="outputs" drops); cached: called per capture."""
+    return re.match(r"[a-z]*", name.rsplit(".", 1)[-1]).group() in _OUTPUT_KINDS
 
 
 @dataclass(frozen=True)
@@ -214,8 +221,7 @@ class _Recorder:
 
     def put(self, name: str, tensor: torch.Tensor) -> None:
         self.shapes[name] = tuple(tensor.shape)
-        kind = re.match(r"[a-z]*", name.rsplit(".", 1)[-1]).group()
-        if name == "logits" or self.keep == "all" or (self.keep == "outputs" and kind not in _OUTPUT_KINDS):
+        if name == "logits" or self.keep == "all" or (self.keep == "outputs" and not _is_intermediate(name)):
             t = tensor.detach()
             if self.store is not None:
                 t = t.to(self.store, non_blocking=True)
