@@ -1,0 +1,848 @@
+"""Whole datasets: one row per image and variant, written as Parquet shards, on one process or many.
+
+    hrnet-explorer analyze SOURCE --variant V [--variant V2 …] --out DIR [--reliance]
+    torchrun --nproc-per-node N -m hrnet_explorer analyze SOURCE … --out DIR
+
+SOURCE is a folder, ``lab:N`` or ``hf:NAME[:SPLIT]`` (:mod:`hrnet_explorer.sources`). Per image and
+variant one row (:func:`schema`): ``image_id``, ``variant``, ``label`` (nullable; an index into the
+source's classes), ``label_name``, ``top1``, ``top1_name``, ``top1_prob``, ``correct`` (nullable:
+only when the source's classes are the model's), ``top5``, ``top5_prob``; then
+
+- ``energy.stage{s}.module{m}.stream{i}`` — the mean square of every stream at every module's output
+  (the fused map, ``‖fused_i‖² / numel``);
+- ``{energy_share,agreement,relu_share}.stage4.module{m}.edge{j}to{i}`` — stage 4's fusion share
+  matrices, flattened (:mod:`hrnet_explorer.fusion` defines them);
+- with ``--reliance``: ``reliance.stream{k}`` — the change of the top-1 class's probability when
+  stream k stops feeding the other streams in every module (:func:`~hrnet_explorer.attribution.resolution_reliance`).
+
+Layout of DIR::
+
+    run.json                              the settings; a rerun with other settings is refused
+    rows/<variant>/shard-00000.parquet    rows of images [0, S), [S, 2S), … (S = --shard-size)
+    errors/<variant>/shard-00000.parquet  image_id, variant, error: images that could not be read
+    manifest.json                         versions, weights and their hash, preprocessing, command, counts
+
+A shard is written whole (to a temporary name, then renamed), so a rerun skips every finished shard
+and redoes only the rest. Shards are dealt to torchrun's ranks round-robin; each rank writes its own,
+and rank 0 writes the manifest after a barrier.
+
+How it stays fast: DataLoader workers decode, resize and crop to uint8 (a quarter of float32's bytes
+through shared memory, pinned for the copy); normalisation, the forward pass, every statistic and the
+top-5 run on the device, on CUDA as one CUDA graph per batch, so only a few hundred numbers per image
+come back — copied asynchronously while the next batch runs. Memory is flat in the dataset's length:
+at most one shard of rows is held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from timm.data import ImageNetInfo, create_transform
+from torch.utils.data import DataLoader, Dataset
+
+from . import distributed
+from .graphs import fast_model, warm_up
+from .images import STRIDE
+from .runtime import autocast
+from .sources import Source, open_source
+from .trace import hooks_installed, module_refs
+from .zoo import LoadedModel, RandomWeightsWarning, get_variant, load_model
+
+__all__ = ["analyze", "RowEngine", "read_rows", "read_errors", "schema", "add_analyze_command", "FORMAT"]
+
+FORMAT = "hrnet-explorer-analyze/1"
+MEASURES = ("energy_share", "agreement", "relu_share")
+SHARE_STAGE = 4
+TOPK = 5
+DEFAULT_SHARD_SIZE = 2048
+
+
+# ------------------------------------------------------------------------------------------- input
+
+
+class _Crops(Dataset):
+    """Item k: image ``indices[k]`` of ``source``, resized and center-cropped as the weights expect, as
+    uint8 [3, H, W]; with its index, label (-1: none) and the error message ("" when it was read)."""
+
+    def __init__(self, source: Source, indices: Sequence[int], data_config: dict, size: int):
+        self.source, self.indices, self.size = source, indices, size
+        cfg = {**data_config, "input_size": (3, size, size)}
+        self.steps = create_transform(**cfg, is_training=False).transforms[:-2]  # all but ToTensor, Normalize
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int):
+        i = int(self.indices[k])
+        try:
+            image, label = self.source.load(i)
+            for step in self.steps:
+                image = step(image)
+            array = np.asarray(image, dtype=np.uint8)
+            if array.shape != (self.size, self.size, 3):
+                raise ValueError(f"preprocessing gave shape {array.shape}, not {(self.size, self.size, 3)}")
+            x = torch.from_numpy(array.copy()).permute(2, 0, 1)
+            return x, i, -1 if label is None else label, ""
+        except Exception as exc:  # any unreadable image goes to the errors table; the run goes on
+            message = f"{type(exc).__name__}: {exc}"
+            return torch.zeros(3, self.size, self.size, dtype=torch.uint8), i, -1, message
+
+
+# ------------------------------------------------------------------------------------------ engine
+
+
+def _mean_square(t: torch.Tensor) -> torch.Tensor:
+    """‖t_b‖² / numel per sample, reduced in float32 without a float32 copy of ``t``."""
+    return torch.linalg.vector_norm(t, dim=tuple(range(1, t.ndim)), dtype=torch.float32).square() / t[0].numel()
+
+
+def share_rows(edges: Sequence[torch.Tensor], presum: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Energy share, agreement and ReLU share ([B, N] each) of one target stream, as
+    :func:`~hrnet_explorer.fusion.fusion_row` defines them, by reductions in float32 over the maps'
+    own dtype (no stacked float32 copy; under bf16 autocast the products are rounded to bf16)."""
+    dims = tuple(range(1, presum.ndim))
+    tiny = torch.finfo(torch.float32).tiny
+    relu = presum.clamp_min(0)
+    energy = torch.stack([torch.linalg.vector_norm(e, dim=dims, dtype=torch.float32).square() for e in edges], 1)
+    dz = torch.stack([(e * presum).sum(dims, dtype=torch.float32) for e in edges], 1)
+    dr = torch.stack([(e * relu).sum(dims, dtype=torch.float32) for e in edges], 1)
+    nz = torch.linalg.vector_norm(presum, dim=dims, dtype=torch.float32).square().clamp_min(tiny)
+    nr = torch.linalg.vector_norm(relu, dim=dims, dtype=torch.float32).square().clamp_min(tiny)
+    return energy / energy.sum(1, keepdim=True).clamp_min(tiny), dz / nz[:, None], dr / nr[:, None]
+
+
+class _Stats:
+    """Forward hooks that reduce each module's outputs to the row's numbers as the forward runs."""
+
+    def __init__(self, net: torch.nn.Module):
+        self.refs = module_refs(net)
+        self.values: dict[str, torch.Tensor] = {}
+        self.energy_names = [f"energy.{r.name}.stream{i}" for r in self.refs for i in range(r.num_streams)]
+        self.share_names = [
+            f"{measure}.{r.name}.edge{j}to{i}"
+            for r in self.refs
+            if r.stage == SHARE_STAGE
+            for measure in MEASURES
+            for i in range(r.num_streams)
+            for j in range(r.num_streams)
+        ]
+        self._edges: dict[str, list] = {}
+        self._calls: dict[str, int] = {}
+        self.hooks = []
+        for ref in self.refs:
+            mod = getattr(net, f"stage{ref.stage}")[ref.index]
+            self.hooks.append((mod, "forward_pre", self._start(ref)))
+            self.hooks.append((mod.fuse_act, "forward", self._fused(ref)))
+            if ref.stage == SHARE_STAGE:
+                for i, row in enumerate(mod.fuse_layers):
+                    for j, edge in enumerate(row):
+                        self.hooks.append((edge, "forward", self._edge(ref, j, i)))
+
+    def _start(self, ref):
+        def hook(module, args):
+            self._calls[ref.name] = 0
+            self._edges[ref.name] = [None] * ref.num_streams
+
+        return hook
+
+    def _edge(self, ref, source, target):
+        def hook(module, args, output):
+            self._edges[ref.name][source] = output
+
+        return hook
+
+    def _fused(self, ref):
+        def hook(module, args, output):
+            i = self._calls[ref.name]  # the shared ReLU fires once per target stream, in order
+            self._calls[ref.name] = i + 1
+            self.values[f"energy.{ref.name}.stream{i}"] = _mean_square(output)
+            if ref.stage == SHARE_STAGE:
+                rows = share_rows(self._edges[ref.name], args[0])
+                for measure, row in zip(MEASURES, rows, strict=True):
+                    for j in range(ref.num_streams):
+                        self.values[f"{measure}.{ref.name}.edge{j}to{i}"] = row[:, j]
+                self._edges[ref.name] = [None] * ref.num_streams
+
+        return hook
+
+    def collect(self) -> dict[str, torch.Tensor]:
+        out = {
+            "energy": torch.stack([self.values[n] for n in self.energy_names], 1),
+            "shares": torch.stack([self.values[n] for n in self.share_names], 1),
+        }
+        self.values = {}
+        return out
+
+
+def _zero_output(module, args, output):
+    return torch.zeros_like(output)
+
+
+def _knockout_hooks(net: torch.nn.Module, stream: int) -> list:
+    """Zero every fuse edge that leaves ``stream`` into another stream, in every module that has it
+    (:func:`~hrnet_explorer.attribution.resolution_reliance`'s knockout, ``self_edge=False``)."""
+    hooks = []
+    for ref in module_refs(net):
+        if stream < ref.num_streams:
+            mod = getattr(net, f"stage{ref.stage}")[ref.index]
+            hooks += [
+                (mod.fuse_layers[i][stream], "forward", _zero_output) for i in range(ref.num_streams) if i != stream
+            ]
+    return hooks
+
+
+@dataclass
+class _Pending:
+    """One submitted batch: its results once ``get()`` returns (waits for the device)."""
+
+    n: int
+    host: dict[str, torch.Tensor]
+    event: torch.cuda.Event | None = None
+
+    def get(self) -> dict[str, np.ndarray]:
+        if self.event is not None:
+            self.event.synchronize()
+        return {k: v[: self.n].numpy().copy() for k, v in self.host.items()}
+
+
+class RowEngine:
+    """The device side of a row: uint8 crops in, top-5 and statistics out, for one model.
+
+    ``submit(x)`` takes a uint8 [n ≤ batch_size, 3, S, S] CPU batch and returns a pending result; on CUDA
+    the whole computation (normalisation, forward with hooks, statistics, top-5, knockouts) is one CUDA
+    graph, replayed per batch, and its small outputs are copied to pinned memory asynchronously, so the
+    next batch can be submitted before this one is read. ``stats=False``: the plain forward and top-5
+    only (the baseline of the benchmarks).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        batch_size: int,
+        input_size: int,
+        *,
+        reliance: bool = False,
+        stats: bool = True,
+        channels_last: bool = True,
+        use_graphs: bool | None = None,
+    ):
+        self.loaded, self.batch_size, self.size = loaded, batch_size, input_size
+        self.device = loaded.device
+        self.cuda = self.device.type == "cuda"
+        self.graphs = self.cuda if use_graphs is None else use_graphs
+        if self.graphs and not self.cuda:
+            raise ValueError("CUDA graphs need a CUDA device.")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net = fast_model(loaded.model, channels_last)
+        cfg = loaded.data_config
+        self.mean = torch.tensor(cfg["mean"], device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(cfg["std"], device=self.device).view(1, 3, 1, 1)
+        self.stats = _Stats(self.net) if stats else None
+        self.num_classes = self.net.num_classes
+        self.topk = min(TOPK, self.num_classes)
+        self.final_streams = module_refs(self.net)[-1].num_streams
+        self.knockouts = [_knockout_hooks(self.net, k) for k in range(self.final_streams)] if reliance else []
+        self.energy_names = self.stats.energy_names if stats else []
+        self.share_names = self.stats.share_names if stats else []
+        self.reliance_names = [f"reliance.stream{k}" for k in range(len(self.knockouts))]
+        self._slot = 0
+        if self.graphs:
+            self._capture()
+
+    def _compute(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """uint8 [B, 3, S, S] on the device → top-5 indices and probabilities, statistics, reliance."""
+        xf = ((x.float() / 255.0 - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+        precision = self.loaded.precision
+        with torch.inference_mode(), autocast(self.device, precision, cache=not self.graphs):
+            if self.stats is not None:
+                with hooks_installed(self.stats.hooks):
+                    logits = self.net(xf)
+                out = self.stats.collect()
+            else:
+                logits, out = self.net(xf), {}
+            probs = logits.float().softmax(-1)
+            out["top_p"], out["top_i"] = probs.topk(self.topk, dim=1)
+            reliance = []
+            for hooks in self.knockouts:
+                with hooks_installed(hooks):
+                    after = self.net(xf).float().softmax(-1)
+                reliance.append(after.gather(1, out["top_i"][:, :1])[:, 0] - out["top_p"][:, 0])
+            if reliance:
+                out["reliance"] = torch.stack(reliance, 1)
+        return out
+
+    def _capture(self) -> None:
+        self.static_in = torch.zeros(self.batch_size, 3, self.size, self.size, dtype=torch.uint8, device=self.device)
+        warm_up(lambda: self._compute(self.static_in), self.device)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_out = self._compute(self.static_in)
+        # Two pinned host copies of the outputs: batch t is read while batch t+1 runs.
+        self.host = [{k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True) for k, v in self.static_out.items()}]
+        self.host.append({k: torch.empty_like(v, pin_memory=True) for k, v in self.host[0].items()})
+
+    def submit(self, x: torch.Tensor) -> _Pending:
+        n = x.shape[0]
+        if x.dtype != torch.uint8 or tuple(x.shape[1:]) != (3, self.size, self.size) or not 0 < n <= self.batch_size:
+            raise ValueError(
+                f"Expected a uint8 [n ≤ {self.batch_size}, 3, {self.size}, {self.size}] batch, got "
+                f"{x.dtype} {tuple(x.shape)}."
+            )
+        if not self.graphs:
+            out = self._compute(x.to(self.device, non_blocking=True))
+            return _Pending(n, {k: v.cpu() for k, v in out.items()})
+        self.static_in[:n].copy_(x, non_blocking=True)  # rows ≥ n keep old data: their results are dropped
+        self.graph.replay()
+        host = self.host[self._slot]
+        self._slot ^= 1
+        for k, v in self.static_out.items():
+            host[k].copy_(v, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return _Pending(n, host, event)
+
+
+# ------------------------------------------------------------------------------------------ schema
+
+
+def schema(energy_names: Sequence[str], share_names: Sequence[str], reliance_names: Sequence[str] = ()):
+    """The Arrow schema of a variant's rows."""
+    import pyarrow as pa
+
+    fields = [
+        ("image_id", pa.string()),
+        ("variant", pa.string()),
+        ("label", pa.int32()),
+        ("label_name", pa.string()),
+        ("top1", pa.int32()),
+        ("top1_name", pa.string()),
+        ("top1_prob", pa.float32()),
+        ("correct", pa.bool_()),
+        ("top5", pa.list_(pa.int32())),
+        ("top5_prob", pa.list_(pa.float32())),
+    ]
+    fields += [(n, pa.float32()) for n in (*energy_names, *share_names, *reliance_names)]
+    return pa.schema(fields)
+
+
+def _error_schema():
+    import pyarrow as pa
+
+    return pa.schema([("image_id", pa.string()), ("variant", pa.string()), ("error", pa.string())])
+
+
+def _model_class_names(loaded: LoadedModel) -> list[str]:
+    names = getattr(loaded, "class_names", None)
+    if names:
+        return list(names)
+    n = loaded.model.num_classes
+    if n == 1000:
+        info = ImageNetInfo()
+        return [info.index_to_description(i) for i in range(n)]
+    return [str(i) for i in range(n)]
+
+
+def _label_map(classes: list[str] | None, model_names: list[str], num_classes: int) -> np.ndarray | None:
+    """Source label → model class index (-1: none), or None when the source's classes are not the model's.
+
+    By name (the lab's classes, or ImageNet synset folders like n01440764); else, with exactly as many
+    classes as the model, by position (torchvision's sorted ImageFolder convention = ImageNet's order).
+    """
+    if not classes:
+        return None
+    index = {name: i for i, name in enumerate(model_names)}
+    if num_classes == 1000:
+        index.update({synset: i for i, synset in enumerate(ImageNetInfo().label_names())})
+    if all(c in index for c in classes):
+        return np.array([index[c] for c in classes], dtype=np.int64)
+    if len(classes) == num_classes:
+        return np.arange(num_classes, dtype=np.int64)
+    return None
+
+
+# ------------------------------------------------------------------------------------------ output
+
+
+def _variant_key(name: str) -> str:
+    try:
+        return get_variant(name).name
+    except ValueError:
+        return name  # a model the zoo knows under its own name (e.g. "lab")
+
+
+def _shard_path(out: Path, table: str, variant: str, shard: int) -> Path:
+    return out / table / variant / f"shard-{shard:05d}.parquet"
+
+
+def _write_atomic(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+class _ShardWriter:
+    """Holds the rows of the shards in progress; writes a shard as soon as all its images are in."""
+
+    def __init__(self, out: Path, variant: str, source: Source, n: int, shard_size: int, names, label_map, model_names):
+        self.out, self.variant, self.source, self.n, self.size = out, variant, source, n, shard_size
+        self.names, self.label_map, self.model_names = names, label_map, model_names
+        self.schema = schema(*names)
+        self.open: dict[int, dict] = {}
+
+    def expected(self, shard: int) -> int:
+        return min(self.size, self.n - shard * self.size)
+
+    def add(self, indices: np.ndarray, labels: np.ndarray, errors: list[str], result: dict[str, np.ndarray]) -> None:
+        shards = indices // self.size
+        for shard in np.unique(shards):
+            sel = shards == shard
+            buf = self.open.setdefault(int(shard), {"rows": [], "errors": [], "count": 0})
+            ok = sel & np.array([not e for e in errors])
+            if ok.any():
+                buf["rows"].append(
+                    (indices[ok], labels[ok], {k: v[ok] for k, v in result.items()}),
+                )
+            buf["errors"] += [(int(i), errors[k]) for k, i in enumerate(indices) if sel[k] and errors[k]]
+            buf["count"] += int(sel.sum())
+            if buf["count"] == self.expected(int(shard)):
+                self._write(int(shard), self.open.pop(int(shard)))
+
+    def _table(self, parts):
+        import pyarrow as pa
+
+        if not parts:
+            return self.schema.empty_table()
+        idx = np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts])
+        res = {k: np.concatenate([p[2][k] for p in parts]) for k in parts[0][2]}
+        n = len(idx)
+        has_label = labels >= 0
+        classes = self.source.classes or []
+        top1 = res["top_i"][:, 0].astype(np.int32)
+        if self.label_map is not None:
+            target = np.where(has_label, self.label_map[np.clip(labels, 0, None)], -1)
+            correct = pa.array(top1 == target, mask=~(has_label & (target >= 0)))
+        else:
+            correct = pa.nulls(n, pa.bool_())
+        columns = {
+            "image_id": pa.array([self.source.image_id(int(i)) for i in idx], pa.string()),
+            "variant": pa.array([self.variant] * n, pa.string()),
+            "label": pa.array(labels.astype(np.int32), mask=~has_label),
+            "label_name": pa.array([classes[v] if v >= 0 else None for v in labels], pa.string()),
+            "top1": pa.array(top1),
+            "top1_name": pa.array([self.model_names[v] for v in top1], pa.string()),
+            "top1_prob": pa.array(res["top_p"][:, 0].astype(np.float32)),
+            "correct": correct,
+            "top5": pa.array(list(res["top_i"].astype(np.int32)), pa.list_(pa.int32())),
+            "top5_prob": pa.array(list(res["top_p"].astype(np.float32)), pa.list_(pa.float32())),
+        }
+        for key, names in (("energy", self.names[0]), ("shares", self.names[1]), ("reliance", self.names[2])):
+            for c, name in enumerate(names):
+                columns[name] = pa.array(res[key][:, c].astype(np.float32))
+        return pa.table(columns, schema=self.schema)
+
+    def _write(self, shard: int, buf: dict) -> None:
+        import pyarrow as pa
+
+        if buf["errors"]:
+            errors = pa.table(
+                {
+                    "image_id": [self.source.image_id(i) for i, _ in buf["errors"]],
+                    "variant": [self.variant] * len(buf["errors"]),
+                    "error": [m for _, m in buf["errors"]],
+                },
+                schema=_error_schema(),
+            )
+            _write_atomic(errors, _shard_path(self.out, "errors", self.variant, shard))
+        _write_atomic(self._table(buf["rows"]), _shard_path(self.out, "rows", self.variant, shard))
+
+
+def read_rows(out: str | os.PathLike, variant: str | None = None):
+    """Every row of an analyze run (one variant, or all) as one pyarrow Table."""
+    return _read_tables(Path(out) / "rows", variant)
+
+
+def read_errors(out: str | os.PathLike, variant: str | None = None):
+    """The errors table of an analyze run (image_id, variant, error)."""
+    return _read_tables(Path(out) / "errors", variant, _error_schema())
+
+
+def _read_tables(root: Path, variant: str | None, empty_schema=None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folders = [root / variant] if variant else sorted(p for p in root.glob("*") if p.is_dir())
+    tables = [pq.read_table(f) for d in folders for f in sorted(d.glob("shard-*.parquet"))]
+    if not tables:
+        return (empty_schema or pa.schema([])).empty_table()
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+class _Progress:
+    """images done / total and images/s on stderr (a live line on a terminal, a line every 10 s otherwise)."""
+
+    def __init__(self, label: str, total: int, enabled: bool):
+        self.label, self.total, self.enabled = label, total, enabled
+        self.done, self.start, self.last = 0, time.perf_counter(), 0.0
+        self.tty = sys.stderr.isatty()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if self.enabled and (now - self.last >= (0.5 if self.tty else 10.0) or self.done == self.total):
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            line = f"{self.label}: {self.done:,}/{self.total:,} images · {rate:,.0f} images/s"
+            print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self.done:
+            print(file=sys.stderr, flush=True)
+
+
+def _state_hash(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _default_workers(ranks: distributed.Ranks) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(16, cpus // ranks.local_world - 1))
+
+
+def _versions() -> dict[str, str]:
+    import pyarrow
+    import timm
+
+    from . import __version__
+
+    return {
+        "hrnet_explorer": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "pyarrow": pyarrow.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda or "none",
+    }
+
+
+def _check_settings(out: Path, settings: dict, ranks: distributed.Ranks) -> None:
+    """Refuse to mix runs: DIR/run.json must hold these settings (written by rank 0 when absent)."""
+    path = out / "run.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if diff:
+            raise ValueError(
+                f"{out} holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r}' for k in diff)}); "
+                "use another --out, or delete it to start over."
+            )
+    distributed.barrier(ranks)  # every rank has read the old file before rank 0 writes a new one
+    if ranks.is_main and not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".run.json.tmp")
+        tmp.write_text(json.dumps(settings, indent=2))
+        os.replace(tmp, path)
+    distributed.barrier(ranks)
+
+
+def analyze(
+    source: str,
+    variants: Sequence[str] | None,
+    out: str | os.PathLike,
+    *,
+    weights: str = "default",
+    reliance: bool = False,
+    batch_size: int | None = None,
+    device: str | None = "auto",
+    workers: int | None = None,
+    limit: int | None = None,
+    input_size: int | None = None,
+    precision: str = "auto",
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    progress: bool = True,
+    command: Sequence[str] | None = None,
+) -> dict:
+    """Analyze every image of ``source`` with every variant; write DIR (see the module's docstring).
+
+    Under torchrun each rank runs this with the same arguments and takes its share of the shards.
+    ``precision`` "auto": bf16 on CUDA, fp32 on the CPU. Returns the manifest (rank 0) or this rank's part.
+    """
+    if shard_size < 1:
+        raise ValueError(f"--shard-size must be at least 1, got {shard_size}.")
+    if input_size is not None and (input_size < STRIDE or input_size % STRIDE):
+        raise ValueError(f"--input-size must be a positive multiple of {STRIDE}; got {input_size}.")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}.")
+    ranks, device = distributed.setup(device)
+    try:
+        return _analyze(
+            ranks,
+            source,
+            variants,
+            Path(out),
+            weights=weights,
+            reliance=reliance,
+            batch_size=batch_size,
+            device=device,
+            workers=workers,
+            limit=limit,
+            input_size=input_size,
+            precision=precision,
+            shard_size=shard_size,
+            progress=progress,
+            command=command,
+        )
+    finally:
+        distributed.teardown(ranks)
+
+
+def _analyze(
+    ranks,
+    spec,
+    variants,
+    out,
+    *,
+    weights,
+    reliance,
+    batch_size,
+    device,
+    workers,
+    limit,
+    input_size,
+    precision,
+    shard_size,
+    progress,
+    command,
+) -> dict:
+    src = open_source(spec, size=input_size)
+    variants = list(variants or [src.default_variant or "hrnet_w18_small"])
+    keys = [_variant_key(v) for v in variants]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"--variant names a model twice: {', '.join(variants)}.")
+    n = min(len(src), limit) if limit else len(src)
+    cuda = str(device).startswith("cuda") or (device in (None, "auto") and torch.cuda.is_available())
+    precision = ("bf16" if cuda else "fp32") if precision == "auto" else precision
+    batch_size = batch_size or (256 if cuda else 16)
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}.")
+    workers = _default_workers(ranks) if workers is None else workers
+    settings = {
+        "format": FORMAT,
+        "source": spec,
+        "images": n,
+        "variants": keys,
+        "weights": weights,
+        "reliance": reliance,
+        "input_size": input_size,
+        "precision": precision,
+        "shard_size": shard_size,
+    }
+    _check_settings(out, settings, ranks)
+    num_shards = -(-n // shard_size)
+    mine = [s for s in range(num_shards) if s % ranks.world == ranks.rank]
+    per_variant, timing = {}, {}
+    for key, name in zip(keys, variants, strict=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RandomWeightsWarning)  # said once, below and in the manifest
+            loaded = load_model(name, weights, device, precision)
+        if loaded.weights.is_random and ranks.is_main:
+            print(f"WARNING: {key}: {loaded.weights.describe()}", file=sys.stderr)
+        size = input_size or loaded.data_config["input_size"][-1]
+        model_names = _model_class_names(loaded)
+        label_map = _label_map(src.classes, model_names, loaded.model.num_classes)
+        todo = [s for s in mine if not _shard_path(out, "rows", key, s).exists()]
+        indices = [i for s in todo for i in range(s * shard_size, min(n, (s + 1) * shard_size))]
+        per_variant[key] = {
+            "name": name,
+            "architecture": loaded.architecture,
+            "weights": {
+                "kind": loaded.weights.kind,
+                "detail": loaded.weights.detail,
+                "tag": loaded.weights.tag,
+                "random": loaded.weights.is_random,
+                "sha256": _state_hash(loaded.model) if ranks.is_main else None,
+            },
+            "preprocessing": {**loaded.data_config, "input_size": [3, size, size], "normalised_on": "device"},
+            "precision": precision,
+            "num_classes": loaded.model.num_classes,
+            "class_names": model_names if loaded.model.num_classes != 1000 else "imagenet-1k",
+            "label_map": None if label_map is None else label_map.tolist(),
+        }
+        seconds, done = 0.0, 0
+        if indices:
+            engine = RowEngine(loaded, batch_size if cuda else min(batch_size, len(indices)), size, reliance=reliance)
+            names = (engine.energy_names, engine.share_names, engine.reliance_names)
+            per_variant[key]["columns"] = {"energy": names[0], "shares": names[1], "reliance": names[2]}
+            writer = _ShardWriter(out, key, src, n, shard_size, names, label_map, model_names)
+            loader = DataLoader(
+                _Crops(src, indices, loaded.data_config, size),
+                batch_size=engine.batch_size,
+                num_workers=workers,
+                pin_memory=cuda,
+                prefetch_factor=4 if workers else None,
+            )
+            label = f"{key} (rank {ranks.rank}/{ranks.world})" if ranks.enabled else key
+            bar = _Progress(label, len(indices), progress and ranks.is_main)
+            start = time.perf_counter()
+            pending = None
+            for x, idx, labels, errors in loader:
+                submitted = (engine.submit(x), idx.numpy(), labels.numpy(), list(errors))
+                if pending is not None:
+                    done += _consume(writer, pending, bar)
+                pending = submitted
+            if pending is not None:
+                done += _consume(writer, pending, bar)
+            seconds = time.perf_counter() - start
+            bar.close()
+            if writer.open:
+                raise RuntimeError(f"shards {sorted(writer.open)} of {key} were not completed")
+            del engine
+            if cuda:
+                torch.cuda.empty_cache()
+        timing[key] = {"images": done, "seconds": seconds}
+    everyone = distributed.gather(ranks, timing)
+    distributed.barrier(ranks)
+    if not ranks.is_main:
+        return {"rank": ranks.rank, "timing": timing}
+    manifest = _manifest(out, src, n, settings, per_variant, everyone, ranks, workers, batch_size, device, command)
+    tmp = out / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    os.replace(tmp, out / "manifest.json")
+    return manifest
+
+
+def _consume(writer: _ShardWriter, pending, bar: _Progress) -> int:
+    handle, idx, labels, errors = pending
+    writer.add(idx, labels, errors, handle.get())
+    bar.update(len(idx))
+    return len(idx)
+
+
+def _manifest(out, src, n, settings, per_variant, everyone, ranks, workers, batch_size, device, command) -> dict:
+    import pyarrow.parquet as pq
+
+    num_shards = -(-n // settings["shard_size"])
+    for key, info in per_variant.items():
+        rows = [_shard_path(out, "rows", key, s) for s in range(num_shards)]
+        errs = [_shard_path(out, "errors", key, s) for s in range(num_shards)]
+        info["shards_done"] = sum(p.exists() for p in rows)
+        info["rows"] = sum(pq.read_metadata(p).num_rows for p in rows if p.exists())
+        info["errors"] = sum(pq.read_metadata(p).num_rows for p in errs if p.exists())
+        images = sum(t[key]["images"] for t in everyone)
+        slowest = max(t[key]["seconds"] for t in everyone)
+        info["this_run"] = {
+            "images": images,
+            "seconds_slowest_rank": round(slowest, 3),
+            "images_per_s": round(images / slowest, 1) if slowest else None,
+            "per_rank": [t[key] for t in everyone],
+        }
+        if "columns" not in info:  # every shard was done already: name the columns from the files
+            names = pq.read_schema(rows[0]).names if rows and rows[0].exists() else []
+            info["columns"] = {
+                "energy": [c for c in names if c.startswith("energy.")],
+                "shares": [c for c in names if c.split(".", 1)[0] in MEASURES],
+                "reliance": [c for c in names if c.startswith("reliance.")],
+            }
+    return {
+        "format": FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": list(command) if command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "settings": settings,
+        "complete": all(v["shards_done"] == num_shards for v in per_variant.values()),
+        "source": src.describe(),
+        "shards": num_shards,
+        "layout": {"rows": "rows/<variant>/shard-NNNNN.parquet", "errors": "errors/<variant>/shard-NNNNN.parquet"},
+        "run": {
+            "world_size": ranks.world,
+            "backend": ranks.backend,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name() if str(device).startswith("cuda") else platform.processor(),
+            "batch_size": batch_size,
+            "workers_per_rank": workers,
+        },
+        "versions": _versions(),
+        "variants": per_variant,
+    }
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def _cmd_analyze(args: argparse.Namespace) -> None:
+    manifest = analyze(
+        args.source,
+        args.variant,
+        args.out,
+        weights=args.weights,
+        reliance=args.reliance,
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+        limit=args.limit,
+        input_size=args.input_size,
+        precision=args.precision,
+        shard_size=args.shard_size,
+        progress=not args.quiet,
+    )
+    if "variants" not in manifest:
+        return  # not rank 0
+    for key, info in manifest["variants"].items():
+        run = info["this_run"]
+        speed = f", {run['images_per_s']:,.0f} images/s" if run["images_per_s"] else " (all shards were done)"
+        print(f"{key}: {info['rows']:,} rows, {info['errors']:,} errors; this run {run['images']:,} images{speed}")
+    print(f"wrote {Path(args.out) / 'manifest.json'}")
+
+
+def add_analyze_command(subparsers) -> argparse.ArgumentParser:
+    """Register ``analyze`` on the ``hrnet-explorer`` command's subparsers."""
+    p = subparsers.add_parser(
+        "analyze",
+        help="a whole dataset → one row per image and variant, in Parquet shards (torchrun for many GPUs)",
+        description="Analyze a dataset. Under `torchrun --nproc-per-node N -m hrnet_explorer analyze …` the "
+        "shards are spread over the ranks (NCCL on GPUs, gloo on the CPU).",
+    )
+    p.add_argument("source", help="a folder (ImageFolder layout or flat), lab:N, or hf:NAME[:SPLIT]")
+    p.add_argument(
+        "--variant",
+        "-v",
+        action="append",
+        default=None,
+        help="repeat for several (default: lab for lab:N, else w18_small)",
+    )
+    p.add_argument("--out", "-o", required=True, help="output folder (rerun to resume)")
+    p.add_argument("--weights", "-w", default="default", help="default | TAG | PATH | random (every variant)")
+    p.add_argument("--reliance", action="store_true", help="also knock out each final stream (5 forwards)")
+    p.add_argument("--batch-size", "-b", type=int, default=None, help="default 256 on CUDA, 16 on the CPU")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (under torchrun: cuda:LOCAL_RANK)")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers per rank (default: CPUs − 1)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--input-size", type=int, default=None, help="square crop size, a multiple of 32")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 on CUDA")
+    p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="images per Parquet shard")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_analyze)
+    return p
