@@ -11,6 +11,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from .analyze import add_analyze_command
 from .costs import CARD_FLOPS_EXPLANATION, variant_costs
 from .images import ImageError
 from .zoo import VARIANTS, RandomWeightsWarning, WeightsError, load_model
@@ -333,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edge", type=_edge_arg, default=None, help="knockout: one edge SOURCE,TARGET, e.g. 3,0")
     p.add_argument("--topk", "-k", type=int, default=5)
     p.set_defaults(func=_cmd_explain)
+    add_analyze_command(sub)
     return parser
 
 
