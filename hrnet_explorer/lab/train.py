@@ -45,6 +45,10 @@ class TrainConfig:
     save_every: int = 250  # steps between resumable states
 
     def __post_init__(self):
+        from ..zoo import VARIANTS
+
+        if self.variant not in VARIANTS:
+            raise ValueError(f"Unknown variant {self.variant!r}: use one of {', '.join(VARIANTS)}.")
         for name in ("steps", "batch_size", "size", "eval_n", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}.")

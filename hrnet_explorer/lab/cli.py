@@ -1,0 +1,122 @@
+"""``hrnet-explorer lab train`` and ``hrnet-explorer lab eval``: the lab from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .evaluate import CONDITIONS
+from .train import TrainConfig
+
+__all__ = ["add_lab_commands"]
+
+_DEFAULTS = TrainConfig()
+
+
+def _family(accuracy: dict[str, float], family: str) -> str:
+    return f"{accuracy[family]:.2%}" if family in accuracy else "–"
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .train import train
+
+    config = TrainConfig(
+        variant=args.variant,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        size=args.size,
+        seed=args.seed,
+        eval_n=args.eval_n,
+        save_every=args.save_every,
+        warmup_steps=min(_DEFAULTS.warmup_steps, args.steps // 10),
+    )
+    card = train(args.out, config, device=args.device, progress=not args.quiet)
+    record = card["training"]
+    held = record["held_out"]
+    print(
+        f"wrote {args.out}/lab.safetensors and lab.json · {record['steps']} steps, {record['images_seen']:,} images, "
+        f"{record['wall_time_s']:.0f} s on {record['device']} · held-out accuracy {held['overall']:.2%} "
+        f"(fine {_family(held['family'], 'fine')}, coarse {_family(held['family'], 'coarse')})"
+    )
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from ..zoo import load_model
+    from .evaluate import evaluate
+
+    loaded = load_model("lab", args.weights, args.device)
+    config = loaded.data_config
+    result = evaluate(
+        loaded.model,
+        config["mean"],
+        config["std"],
+        args.n,
+        size=config["input_size"][-1],
+        conditions=args.conditions,
+        batch_size=args.batch_size,
+        progress=not args.quiet and not args.json,
+    )
+    if args.json:
+        print(json.dumps({"weights": loaded.weights.detail, **result.to_dict()}, indent=2))
+        return
+    print(f"lab model ({loaded.weights.describe()}) · {args.n} test images · chance 10.00%")
+    print(f"{'condition':<22}{'overall':>9}{'fine':>9}{'coarse':>9}")
+    for name, acc in result.conditions.items():
+        fam = acc.family
+        print(
+            f"{name:<22}{acc.overall:>9.2%}{fam.get('fine', float('nan')):>9.2%}{fam.get('coarse', float('nan')):>9.2%}"
+        )
+
+
+def _conditions(text: str) -> tuple[str, ...]:
+    names = tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = [c for c in names if c not in CONDITIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"conditions are a comma-separated subset of {','.join(CONDITIONS)}")
+    return names
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def add_lab_commands(subparsers) -> None:
+    """Register ``lab train`` and ``lab eval`` under the ``hrnet-explorer`` command."""
+    lab = subparsers.add_parser("lab", help="the resolution lab: train a model on it, score the shipped one")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+
+    p = lab_sub.add_parser(
+        "train",
+        help="train an HRNet on the lab task (seeded, resumable)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", required=True, help="folder for lab.safetensors, lab.json and the resumable state")
+    p.add_argument("--variant", default=_DEFAULTS.variant, help="timm HRNet architecture")
+    p.add_argument("--steps", type=_positive, default=_DEFAULTS.steps, help="optimiser steps")
+    p.add_argument("--batch-size", type=_positive, default=_DEFAULTS.batch_size, help="images per step")
+    p.add_argument("--lr", type=float, default=_DEFAULTS.lr, help="peak AdamW learning rate")
+    p.add_argument("--size", type=_positive, default=_DEFAULTS.size, help="image size in px (multiple of 32)")
+    p.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="seed of the initial weights")
+    p.add_argument("--eval-n", type=_positive, default=_DEFAULTS.eval_n, help="held-out images scored at the end")
+    p.add_argument("--save-every", type=_positive, default=_DEFAULTS.save_every, help="steps between saved states")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = lab_sub.add_parser(
+        "eval",
+        help="held-out accuracy under clean, blurred, evidence-removed and background-replaced conditions",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--n", type=_positive, default=1000, help="test images per condition")
+    p.add_argument("--weights", default="default", help="default (the shipped lab model) or a lab checkpoint PATH")
+    p.add_argument("--conditions", type=_conditions, default=CONDITIONS, help="comma-separated subset")
+    p.add_argument("--batch-size", type=_positive, default=50, help="images per forward pass")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_eval)
