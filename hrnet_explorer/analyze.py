@@ -56,7 +56,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import distributed
 from .graphs import fast_model, warm_up
 from .images import STRIDE
-from .runtime import autocast
+from .runtime import autocast, resolve_device
 from .sources import Source, open_source
 from .trace import hooks_installed, module_refs
 from .zoo import LoadedModel, RandomWeightsWarning, get_variant, load_model
@@ -598,6 +598,7 @@ def analyze(
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be at least 1, got {limit}.")
     ranks, device = distributed.setup(device)
+    device = str(resolve_device(device))
     try:
         return _analyze(
             ranks,
@@ -644,7 +645,7 @@ def _analyze(
     if len(set(keys)) != len(keys):
         raise ValueError(f"--variant names a model twice: {', '.join(variants)}.")
     n = min(len(src), limit) if limit else len(src)
-    cuda = str(device).startswith("cuda") or (device in (None, "auto") and torch.cuda.is_available())
+    cuda = device.startswith("cuda")
     precision = ("bf16" if cuda else "fp32") if precision == "auto" else precision
     batch_size = batch_size or (256 if cuda else 16)
     if batch_size < 1:

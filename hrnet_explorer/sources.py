@@ -44,6 +44,7 @@ class Source:
     _data: Any = None  # lab: LabDataset; hf: datasets.Dataset
     _image_column: str | None = None
     _label_column: str | None = None
+    _index: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return self.length
@@ -54,6 +55,14 @@ class Source:
         if self.kind == "lab":
             return f"lab/{self.details['split']}/{i}"
         return f"{self.details['name']}/{self.details['split']}/{i}"
+
+    def index_of(self, image_id: str) -> int:
+        """The index of the image named ``image_id`` (the inverse of :meth:`image_id`)."""
+        if self.kind == "folder":
+            if self._index is None:
+                self._index = {p: i for i, p in enumerate(self._paths)}
+            return self._index[image_id]
+        return int(image_id.rsplit("/", 1)[1])
 
     def load(self, i: int) -> tuple[Image.Image, int | None]:
         """Image ``i`` as an RGB PIL image (validated by :func:`~hrnet_explorer.images.read_image`) and its label."""
