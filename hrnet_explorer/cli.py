@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from .analyze import add_analyze_command
 from .costs import CARD_FLOPS_EXPLANATION, variant_costs
 from .images import ImageError
+from .report_html import add_report_command
 from .zoo import VARIANTS, RandomWeightsWarning, WeightsError, load_model
 
 USER_ERRORS = (ImageError, WeightsError, ValueError, KeyError, FileNotFoundError)
@@ -335,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", "-k", type=int, default=5)
     p.set_defaults(func=_cmd_explain)
     add_analyze_command(sub)
+    add_report_command(sub)
     return parser
 
 
