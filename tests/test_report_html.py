@@ -1,0 +1,212 @@
+"""`hrnet-explorer report`: the HTML of an analyze run and of one image, opened offline in a real browser
+(Debian's Chromium through Playwright; every request that is not a file: URL is aborted and recorded)."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+from hrnet_explorer.cli import main
+from hrnet_explorer.report_html import dataset_report, image_report
+from hrnet_explorer.ui import ASSETS
+from hrnet_explorer.zoo import RandomWeightsWarning
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+SIZE = 64
+
+
+def _run(*args: str) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return main(list(args))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A small analyze run with --reliance: two classes, 8 images each, one broken file."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for c in ("left", "right"):
+        (root / c).mkdir()
+        for i in range(8):
+            Image.fromarray((rng.random((4, 4, 3)) * 255).astype(np.uint8)).resize((80, 72)).save(root / c / f"{i}.jpg")
+    (root / "left" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path_factory.mktemp("run")
+    assert (
+        _run(
+            "analyze",
+            str(root),
+            "--out",
+            str(out),
+            "-w",
+            "random",
+            "--device",
+            "cpu",
+            "--input-size",
+            str(SIZE),
+            "--workers",
+            "0",
+            "-b",
+            "8",
+            "-q",
+            "--reliance",
+        )
+        == 0
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser test needs Debian's Chromium. `.ci/run` installs it "
+            "(apt-get install -y chromium); Playwright must not download one."
+        )
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _open_offline(browser, path: Path, screenshot: str) -> tuple[int, int]:
+    """Open ``path`` with every non-file request aborted; → (figure divs, figures drawn as SVG)."""
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    errors: list[str] = []
+    outside: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def route(r):
+        if r.request.url.startswith("file:"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    try:
+        page.goto(path.resolve().as_uri(), wait_until="load", timeout=60_000)
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.figure .plotly-graph-div')]"
+            ".every(d => d.querySelector('.main-svg'))",
+            timeout=60_000,
+        )
+        divs = page.locator(".figure .plotly-graph-div").count()
+        drawn = page.locator(".figure .plotly-graph-div .main-svg").count()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    finally:
+        page.close()
+    assert not errors, errors
+    assert not outside, f"the report fetched {outside}"
+    return divs, drawn
+
+
+def test_dataset_report_opens_offline_with_every_figure(run_dir, browser, tmp_path):
+    out = tmp_path / "report.html"
+    assert _run("report", str(run_dir), "--out", str(out)) == 0
+    text = out.read_text()
+    assert "<script src=" not in text and "<link" not in text  # Plotly's JS is inline; nothing is fetched
+    for heading in ("Summary", "Predictions", "Stream energy", "Fusion: energy share", "Stream reliance"):
+        assert f">{heading}</h2>" in text, heading
+    assert "The images each knockout changes most" in text and "data:image/jpeg;base64," in text
+    assert "left/broken.jpg" in text  # the errors table
+    divs, drawn = _open_offline(browser, out, "report_dataset.png")
+    # confidence, top classes, energy, 3 share measures, reliance heatmap (no accuracy: not ImageNet labels)
+    assert divs == 7 and drawn >= divs
+
+
+def test_dataset_report_of_the_lab_shows_accuracy_per_family(browser, tmp_path):
+    pytest.importorskip("hrnet_explorer.lab", reason="the resolution lab (hrnet_explorer.lab) is not in this build")
+    run = tmp_path / "lab"
+    assert (
+        _run(
+            "analyze", "lab:20", "--out", str(run), "--device", "cpu", "--input-size", str(SIZE), "-q", "--workers", "0"
+        )
+        == 0
+    )
+    out = dataset_report(run)
+    assert out == run / "report.html"
+    text = out.read_text()
+    assert ">Accuracy per class</h2>" in text and ">Accuracy per family</h2>" in text
+    divs, drawn = _open_offline(browser, out, "report_lab.png")
+    assert divs == 8 and drawn >= divs  # per class, per family, confidence, top classes, energy, 3 × shares
+
+
+def test_image_report_has_every_figure_and_the_trace_beside_it(browser, tmp_path):
+    out = tmp_path / "one" / "grace.html"
+    assert (
+        _run(
+            "report",
+            str(ASSETS / "grace_hopper.jpg"),
+            "-v",
+            "w18_small",
+            "-w",
+            "random",
+            "--device",
+            "cpu",
+            "--input-size",
+            str(SIZE),
+            "--out",
+            str(out),
+        )
+        == 0
+    )
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    tensors = load_file(str(out.with_suffix(".safetensors")))
+    assert set(tensors) == set(manifest["kept"]["names"]) and "logits" in tensors
+    assert "stage4.module0.fused0" in tensors and "stage4.module0.edge1to0" not in tensors  # keep="outputs"
+    assert list(tensors["stage4.module0.fused0"].shape) == manifest["maps"]["stage4.module0.fused0"]
+    assert manifest["model"]["weights"]["random"] and len(manifest["image"]["sha256"]) == 64
+    assert set(manifest["fusion"]) == {"stage2.module0", "stage3.module0", "stage4.module0"}
+    assert manifest["prediction"][0]["index"] == int(tensors["logits"][0].argmax())
+    divs, drawn = _open_offline(browser, out, "report_image.png")
+    assert divs == len(manifest["figures"]) >= 16 and drawn >= divs
+    assert "Random weights" in out.read_text()
+
+
+def test_image_report_keep_all(tmp_path):
+    paths = image_report(
+        ASSETS / "grace_hopper.jpg",
+        "hrnet_w18_small",
+        tmp_path / "r.html",
+        weights="random",
+        device="cpu",
+        input_size=SIZE,
+        keep="all",
+    )
+    assert "stage4.module0.edge1to0" in load_file(str(paths["safetensors"]))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["report", "/no/such/thing.jpg"], "No such image file"),
+        (["report", "{assets}/grace_hopper.jpg", "--out", "x.png"], "must end in .html"),
+    ],
+)
+def test_report_mistakes_are_one_line_errors(args, message, capsys, tmp_path):
+    args = [a.format(assets=ASSETS) for a in args]
+    assert _run(*args, "-w", "random", "--device", "cpu") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hrnet-explorer: error:") and message in err
+
+
+def test_report_of_a_folder_without_a_run(tmp_path, capsys):
+    assert _run("report", str(tmp_path)) == 2
+    assert "holds no analyze run" in capsys.readouterr().err
