@@ -2,7 +2,8 @@
 
 One shape for every explainer: ``f(loaded, inputs, target=None, ...)`` → a frozen dataclass of CPU
 float32 tensors. ``inputs`` is a preprocessed 1x3xHxW tensor or any image :mod:`.images` accepts;
-``target`` is an ImageNet class index (``None``: the model's top-1 class).
+``target`` is a class index of the model (``None``: its top-1 class); results carry the model's class
+names (``loaded.class_names``), so ``.label`` and ``to_dict()`` name the class.
 
 - :func:`attribute_pixels` — Integrated Gradients, Saliency, SmoothGrad (NoiseTunnel over
   Saliency), GradientShap and Occlusion, each returning Captum's raw attribution and a 2-D heatmap.
@@ -64,9 +65,9 @@ from torch import nn
 
 from .graphs import GraphedForward
 from .images import ImageInput, to_batch
-from .predict import ClassScore, class_name, topk_from_logits
+from .predict import ClassScore, topk_from_logits
 from .trace import ModuleRef, _check_hrnet, hooks_installed, module_refs
-from .zoo import LoadedModel
+from .zoo import LoadedModel, imagenet_class_names
 
 __all__ = [
     "PIXEL_METHODS",
@@ -290,6 +291,16 @@ def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x).float()
 
 
+def _label(target: int, class_names: Sequence[str]) -> str:
+    return class_names[target] if 0 <= target < len(class_names) else f"class {target}"
+
+
+def _names_field():
+    """The model's class names on a result (not in its repr: there may be 1000). A result built by hand
+    without them reads ImageNet's, as results did before models had names of their own."""
+    return field(default_factory=imagenet_class_names, repr=False, compare=False)
+
+
 def _top1_unless(target: int | None, model: nn.Module, x: torch.Tensor) -> int:
     """``target``, or the model's top-1 class for ``x`` when it is None (one forward)."""
     return target if target is not None else int(_logits(model, x)[0].argmax())
@@ -314,10 +325,11 @@ class PixelAttribution:
     logit: float | None = None  # f(x) for the target (IG, GradientShap)
     baseline_logit: float | None = None  # f(baseline) for the target (IG)
     seconds: float = 0.0  # wall time of the attribution
+    class_names: tuple[str, ...] = _names_field()
 
     @property
     def label(self) -> str:
-        return class_name(self.target) if self.target < 1000 else str(self.target)
+        return _label(self.target, self.class_names)
 
     def to_dict(self) -> dict:
         return {
@@ -453,6 +465,7 @@ def attribute_pixels(
         "input_size": [x.shape[-2], x.shape[-1]],
     }
     return PixelAttribution(
+        class_names=loaded.class_names,
         method=method,
         target=target,
         attributions=attr,
@@ -652,15 +665,20 @@ class StreamGradCAM:
     maps: list[torch.Tensor]  # one per stream, CPU float32 [H, W] at input resolution (bilinear), ReLU'd
     raw: list[torch.Tensor]  # one per stream at the stream's resolution [h_k, w_k], ReLU'd
     # Maps are not normalised: their magnitudes compare across streams (same target, same module).
+    class_names: tuple[str, ...] = _names_field()
 
     @property
     def name(self) -> str:
         return f"stage{self.stage}.module{self.module}"
 
+    @property
+    def label(self) -> str:
+        return _label(self.target, self.class_names)
+
     def to_dict(self) -> dict:
         return {
             "target": self.target,
-            "label": class_name(self.target) if self.target < 1000 else str(self.target),
+            "label": self.label,
             "module": self.name,
             "streams": [
                 {
@@ -709,7 +727,7 @@ def gradcam_streams(
         LayerAttribution.interpolate(c.detach(), size, interpolate_mode="bilinear")[0, 0].float().cpu() for c in cams
     ]
     raw = [c.detach()[0, 0].float().cpu() for c in cams]
-    return StreamGradCAM(target, stage, ref.index, maps, raw)
+    return StreamGradCAM(target, stage, ref.index, maps, raw, class_names=loaded.class_names)
 
 
 def _body(net: HighResolutionNet, x: torch.Tensor) -> list[torch.Tensor]:
@@ -739,6 +757,11 @@ class StreamShares:
     baseline: str = "zeros"
     internal_batch_size: int = 0
     attributions: tuple[torch.Tensor, ...] = ()  # per stream, CPU float32 [C_k, h_k, w_k]
+    class_names: tuple[str, ...] = _names_field()
+
+    @property
+    def label(self) -> str:
+        return _label(self.target, self.class_names)
 
     @property
     def relative_delta(self) -> float:
@@ -753,7 +776,7 @@ class StreamShares:
     def to_dict(self) -> dict:
         return {
             "target": self.target,
-            "label": class_name(self.target) if self.target < 1000 else str(self.target),
+            "label": self.label,
             "shares": self.shares.tolist(),
             "fractions": self.fractions.tolist(),
             "logit": self.logit,
@@ -817,6 +840,7 @@ def stream_shares(
         baseline=_baseline_name(baseline),
         internal_batch_size=ibs,
         attributions=tuple(a.detach()[0].float().cpu() for a in attrs),
+        class_names=loaded.class_names,
     )
 
 
@@ -841,6 +865,11 @@ class KnockoutResult:
     edge: tuple[int, int] | None = None  # (source, target)
     modules: tuple[str, ...] = ()  # modules where edges were zeroed
     edges_removed: int = 0  # number of fuse edges zeroed in all
+    class_names: tuple[str, ...] = _names_field()
+
+    @property
+    def label(self) -> str:
+        return _label(self.target, self.class_names)
 
     @property
     def logit_delta(self) -> float:
@@ -853,7 +882,7 @@ class KnockoutResult:
     def to_dict(self) -> dict:
         return {
             "target": self.target,
-            "label": class_name(self.target) if self.target < 1000 else str(self.target),
+            "label": self.label,
             "description": self.description,
             "stream": self.stream,
             "edge": list(self.edge) if self.edge else None,
@@ -939,8 +968,11 @@ def _knockout_logits(entry: _Copies, x: torch.Tensor, edges: list[tuple[ModuleRe
         return net(x)[0].float().cpu()
 
 
-def _knockout_result(target, logits_before, logits_after, description, topk, **extra) -> KnockoutResult:
+def _knockout_result(
+    loaded: LoadedModel, target, logits_before, logits_after, description, topk, **extra
+) -> KnockoutResult:
     p_before, p_after = logits_before.softmax(-1), logits_after.softmax(-1)
+    names = loaded.class_names
     return KnockoutResult(
         target=target,
         description=description,
@@ -948,8 +980,9 @@ def _knockout_result(target, logits_before, logits_after, description, topk, **e
         logit_after=float(logits_after[target]),
         prob_before=float(p_before[target]),
         prob_after=float(p_after[target]),
-        top_after=topk_from_logits(logits_after, topk),
-        top_before=topk_from_logits(logits_before, topk),
+        top_after=topk_from_logits(logits_after, topk, names),
+        top_before=topk_from_logits(logits_before, topk, names),
+        class_names=names,
         **extra,
     )
 
@@ -983,6 +1016,7 @@ def knockout(
     target = int(before.argmax()) if target is None else target
     after = _knockout_logits(entry, x, edges)  # no edges: the same hook-free forward again
     return _knockout_result(
+        loaded,
         target,
         before,
         after,
@@ -1019,7 +1053,7 @@ def resolution_reliance(
         after = _knockout_logits(entry, x, edges)
         results.append(
             _knockout_result(
-                target, before, after, description, topk, stream=k, modules=names, edges_removed=len(edges)
+                loaded, target, before, after, description, topk, stream=k, modules=names, edges_removed=len(edges)
             )
         )
     return results

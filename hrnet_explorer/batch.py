@@ -89,7 +89,8 @@ def predict_many(
     num_workers: int = 0,
     channels_last: bool = True,
 ) -> list[list[ClassScore]]:
-    """Top-``topk`` classes of every image: plain batched forwards (no trace), in the model's precision."""
+    """Top-``topk`` classes of every image (named with the model's classes): plain batched forwards (no
+    trace), in the model's precision."""
     net = fast_model(loaded.model, channels_last) if channels_last else loaded.model
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     loader = DataLoader(
@@ -102,5 +103,5 @@ def predict_many(
     with torch.inference_mode(), autocast(loaded.device, loaded.precision):
         for batch in loader:
             x = batch.to(loaded.device, non_blocking=True).contiguous(memory_format=memory_format)
-            results += [topk_from_logits(row, topk) for row in net(x).float().cpu()]
+            results += [topk_from_logits(row, topk, loaded.class_names) for row in net(x).float().cpu()]
     return results

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from .analyze import add_analyze_command
 from .costs import CARD_FLOPS_EXPLANATION, variant_costs
 from .images import ImageError
+from .lab.cli import add_lab_commands
 from .report_html import add_report_command
-from .zoo import VARIANTS, RandomWeightsWarning, WeightsError, load_model
+from .zoo import LAB, VARIANTS, LoadedModel, RandomWeightsWarning, WeightsError, load_model
 
 USER_ERRORS = (ImageError, WeightsError, ValueError, KeyError, FileNotFoundError)
 
@@ -41,13 +42,20 @@ def _cmd_variants(args: argparse.Namespace) -> None:
     print("\n" + CARD_FLOPS_EXPLANATION)
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> LoadedModel:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)  # reported once, below and in the output
-        loaded = load_model(args.variant, args.weights, args.device, args.precision)
+        loaded = load_model(args.variant, args.weights, args.device, args.precision, labels=args.labels)
     if loaded.weights.is_random:
         print(f"WARNING: {loaded.weights.describe()}", file=sys.stderr)
     return loaded
+
+
+def _model_text(loaded: LoadedModel) -> str:
+    """The header line's model: "hrnet_w18", or "lab (hrnet_w18_small, 10 classes)"."""
+    if loaded.name == loaded.variant.name:
+        return loaded.name
+    return f"{loaded.name} ({loaded.architecture}, {loaded.num_classes} classes)"
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
@@ -59,7 +67,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         _print_json(pred.to_dict())
         return
     print(
-        f"{pred.variant} · weights {loaded.weights.describe()} · {pred.device} {pred.precision} · "
+        f"{_model_text(loaded)} · weights {loaded.weights.describe()} · {pred.device} {pred.precision} · "
         f"{pred.input_size[0]}×{pred.input_size[1]}"
     )
     for s in pred.top:
@@ -73,11 +81,13 @@ def _cmd_trace(args: argparse.Namespace) -> None:
     from .trace import trace
 
     result = trace(loaded, args.image, keep="all", input_size=args.input_size)
-    summary = trace_summary(result)
+    summary = trace_summary(result, model=loaded)
     if args.json:
         _print_json(summary)
         return
-    print(f"{summary['variant']} · weights {loaded.weights.describe()} · input {summary['input_shape']}")
+    print(f"{_model_text(loaded)} · weights {loaded.weights.describe()} · input {summary['input_shape']}")
+    top = summary["top"][0]
+    print(f"top-1: {top['index']} {top['label']} ({top['probability']:.2%})")
     for name in ("stem", "layer1"):
         print(f"{name:<22}{summary['maps'][name]}")
     for mod in summary["modules"]:
@@ -94,14 +104,12 @@ PIXEL_EXPLAINERS = ("ig", "saliency", "smoothgrad", "gradshap", "occlusion")  # 
 EXPLAIN_METHODS = PIXEL_EXPLAINERS + ("gradcam-streams", "stream-shares", "knockout")
 
 
-def _class_index(text: str) -> int:
-    """A class index, or an ImageNet class name (any of its comma-separated synonyms, any case)."""
-    from .predict import class_name
-
+def _class_index(text: str, class_names: Sequence[str]) -> int:
+    """A class index, or one of the model's class names (any of its comma-separated synonyms, any case)."""
     if text.strip().lstrip("-").isdigit():
         return int(text)
     query = text.strip().lower()
-    names = {i: class_name(i) for i in range(1000)}
+    names = dict(enumerate(class_names))
     hits = [i for i, name in names.items() if query in (s.strip().lower() for s in name.split(","))]
     if not hits:
         hits = [i for i, name in names.items() if query in name.lower()]
@@ -196,8 +204,8 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     from .images import display_crop, preprocess
 
     _check_explain_args(args)
-    target = _class_index(args.target) if args.target is not None else None
     loaded = _load(args)
+    target = _class_index(args.target, loaded.class_names) if args.target is not None else None
     x = preprocess(args.image, loaded.data_config, args.input_size)
     arrays, panels, lines = {}, [], []
     crop = display_crop(args.image, loaded.data_config, args.input_size) if args.out else None
@@ -264,7 +272,7 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         body = {"results": [r.to_dict() for r in results]}
         first = results[0]
         lines.append(
-            f"target {first.target} {_label(first.target)!r}: logit {first.logit_before:.4f}, p {first.prob_before:.2%}"
+            f"target {first.target} {first.label!r}: logit {first.logit_before:.4f}, p {first.prob_before:.2%}"
         )
         for r in results:
             lines.append(
@@ -272,7 +280,9 @@ def _cmd_explain(args: argparse.Namespace) -> None:
                 f"top-1 after: {r.top_after[0].label}"
             )
     summary = {
+        "model": loaded.name,
         "variant": loaded.variant.name,
+        "num_classes": loaded.num_classes,
         "weights": {"kind": loaded.weights.kind, "detail": loaded.weights.detail, "tag": loaded.weights.tag},
         "random_weights": loaded.weights.is_random,
         "device": str(loaded.device),
@@ -285,22 +295,27 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     if args.json:
         _print_json(summary)
         return
-    print(f"{loaded.variant.name} · weights {loaded.weights.describe()} · input {x.shape[-2]}×{x.shape[-1]}")
+    print(f"{_model_text(loaded)} · weights {loaded.weights.describe()} · input {x.shape[-2]}×{x.shape[-1]}")
     print("\n".join(lines))
     if args.out:
         print(f"wrote {args.out}")
 
 
-def _label(index: int) -> str:
-    from .predict import class_name
-
-    return class_name(index) if 0 <= index < 1000 else str(index)
-
-
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="image file (JPEG, PNG, WebP, BMP, TIFF, GIF)")
-    p.add_argument("--variant", "-v", default="hrnet_w18_small", help=f"one of {', '.join(VARIANTS)}")
-    p.add_argument("--weights", "-w", default="default", help="default | TAG (e.g. ms_in1k) | PATH | random")
+    p.add_argument(
+        "--variant", "-v", default="hrnet_w18_small", help=f"one of {', '.join(VARIANTS)}, or {LAB} (the lab model)"
+    )
+    p.add_argument(
+        "--weights",
+        "-w",
+        default="default",
+        help="default | TAG (e.g. ms_in1k) | PATH (a checkpoint of any number of classes; its card NAME.json "
+        "beside it is read) | random",
+    )
+    p.add_argument(
+        "--labels", default=None, help="class names for a checkpoint without a card: a text file, one name per line"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     p.add_argument("--input-size", type=int, default=None, help="square crop size, a multiple of 32")
@@ -316,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("variants", help="the nine variants: card vs measured params and MACs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_variants)
-    p = sub.add_parser("predict", help="top-k ImageNet classes for an image")
+    p = sub.add_parser("predict", help="top-k classes for an image")
     _add_model_args(p)
     p.add_argument("--topk", "-k", type=int, default=5)
     p.set_defaults(func=_cmd_predict)
@@ -326,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="attribution: pixel maps, per-stream Grad-CAM and shares, knockouts")
     _add_model_args(p)
     p.add_argument("--method", "-m", default="ig", choices=EXPLAIN_METHODS)
-    p.add_argument("--target", "-t", default=None, help="class index or ImageNet class name (default: top-1)")
+    p.add_argument("--target", "-t", default=None, help="class index or class name (default: top-1)")
     p.add_argument("--out", "-o", default=None, help="FILE.json (summary), FILE.npz (arrays) or FILE.png (overlay)")
     p.add_argument("--steps", type=int, default=None, help="integration steps (ig, stream-shares; default 32)")
     p.add_argument("--stage", type=int, default=None, help="gradcam-streams/knockout: stage 2, 3 or 4")
@@ -337,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_explain)
     add_analyze_command(sub)
     add_report_command(sub)
+    add_lab_commands(sub)
     return parser
 
 

@@ -28,7 +28,6 @@ from plotly.subplots import make_subplots
 
 from .costs import CARD_FLOPS_EXPLANATION
 from .fusion import MEASURES, Decomposition, Flow, FusionStats, fusion_flows, spatial_summary
-from .predict import class_name
 
 if TYPE_CHECKING:  # the attribution dataclasses are only read, by attribute
     from PIL import Image
@@ -200,12 +199,12 @@ def topk_figure(prediction: Prediction | Sequence[ClassScore], *, title: str | N
         )
     )
     if title is None:
-        title = f"Top-{len(scores)} ImageNet classes"
+        title = f"Top-{len(scores)} classes"
         if hasattr(prediction, "variant"):
             h, w = prediction.input_size
-            title += f" · {_short(prediction.variant)} · {h}×{w} px{_weights_note(prediction.weights)}"
+            title += f" · {_short(prediction.model_name)} · {h}×{w} px{_weights_note(prediction.weights)}"
     fig.update_xaxes(title_text="softmax probability", tickformat=".0%", rangemode="tozero")
-    fig.update_yaxes(title_text="class (ImageNet index)", automargin=True)
+    fig.update_yaxes(title_text="class (index)", automargin=True)
     return _finish(fig, title, height=120 + 36 * len(scores))
 
 
@@ -691,8 +690,10 @@ def _heat_axis(maps: Sequence[np.ndarray], title: str) -> dict:
     return dict(colorscale=_HEAT, cmin=0.0, cmax=hi if hi > 0 else 1.0, colorbar=dict(title=dict(text=title)))
 
 
-def _target_text(target: int) -> str:
-    return f"class {target} ({class_name(target)})" if 0 <= target < 1000 else f"class {target}"
+def _target_text(result: PixelAttribution | StreamGradCAM | StreamShares | KnockoutResult) -> str:
+    """ "class 3 (stripes)": the explained class by index and by the model's name for it (once if they agree)."""
+    plain = f"class {result.target}"
+    return plain if result.label == plain else f"{plain} ({result.label})"
 
 
 def attribution_figure(image: Image.Image | np.ndarray, attribution: PixelAttribution) -> go.Figure:
@@ -717,7 +718,7 @@ def attribution_figure(image: Image.Image | np.ndarray, attribution: PixelAttrib
     sign = "red > 0 > blue" if float(heat.min()) < 0 else "bright = more"
     return _finish(
         fig,
-        f"{method} for {_target_text(attribution.target)}{delta}<br><sup>{settings}</sup>",
+        f"{method} for {_target_text(attribution)}{delta}<br><sup>{settings}</sup>",
         height=420,
         coloraxis=_heat_axis([heat], f"attribution<br>({sign})"),
     )
@@ -741,7 +742,7 @@ def gradcam_figure(image: Image.Image | np.ndarray, cam: StreamGradCAM) -> go.Fi
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return _finish(
         fig,
-        f"Grad-CAM per stream · stage{cam.stage}.module{cam.module} · {_target_text(cam.target)}",
+        f"Grad-CAM per stream · stage{cam.stage}.module{cam.module} · {_target_text(cam)}",
         height=330,
         coloraxis=_heat_axis(maps, "Grad-CAM<br>(one scale<br>for all streams)"),
         margin=dict(l=20, r=30, t=100, b=20),
@@ -769,7 +770,7 @@ def stream_shares_figure(shares: StreamShares) -> go.Figure:
     delta = getattr(shares, "delta", None)
     return _finish(
         fig,
-        f"Stream shares of the logit of {_target_text(shares.target)}<br><sup>logit {shares.logit:.4f} · baseline "
+        f"Stream shares of the logit of {_target_text(shares)}<br><sup>logit {shares.logit:.4f} · baseline "
         f"({getattr(shares, 'n_steps', '?')} steps) {shares.baseline_logit:.4f} · Σ shares {total:.4f}"
         + (f" · completeness δ {delta:.2e}" if delta is not None else "")
         + "</sup>",
@@ -827,22 +828,25 @@ def knockout_figure(results: Sequence[KnockoutResult]) -> go.Figure:
     fig.update_yaxes(title_text="knocked out", automargin=True, row=1, col=1)
     return _finish(
         fig,
-        f"Knockouts: the change in {_target_text(results[0].target)}<br><sup>vermilion = the class loses "
+        f"Knockouts: the change in {_target_text(results[0])}<br><sup>vermilion = the class loses "
         "evidence, blue = it gains</sup>",
         height=160 + 40 * len(results),
     )
 
 
 def compare_figure(predictions: Sequence[Prediction], latencies_ms: Mapping[str, float] | None = None) -> go.Figure:
-    """Two or more variants side by side on one image: each one's top-k, on a shared probability axis."""
+    """Two or more models side by side on one image: each one's top-k, on a shared probability axis.
+
+    ``latencies_ms`` maps a model's name (``Prediction.model_name``: the variant, or e.g. "lab") to milliseconds.
+    """
     predictions = list(predictions)
     if not predictions:
         raise ValueError("compare_figure needs at least one Prediction.")
     titles = []
     for p in predictions:
-        ms = (latencies_ms or {}).get(p.variant)
+        ms = (latencies_ms or {}).get(p.model_name)
         titles.append(
-            f"{_short(p.variant)}"
+            f"{_short(p.model_name)}"
             + (f" · {ms:.0f} ms" if ms is not None else "")
             + (" · RANDOM" if p.weights.is_random else "")
         )
@@ -859,7 +863,7 @@ def compare_figure(predictions: Sequence[Prediction], latencies_ms: Mapping[str,
                 text=[f"{s.probability:.1%}" for s in top],
                 textposition="auto",
                 customdata=[[s.logit, s.label] for s in top],
-                hovertemplate=f"{p.variant}<br><b>%{{customdata[1]}}</b><br>probability %{{x:.4%}}"
+                hovertemplate=f"{p.model_name}<br><b>%{{customdata[1]}}</b><br>probability %{{x:.4%}}"
                 "<br>logit %{customdata[0]:.4f}<extra></extra>",
             ),
             1,
@@ -871,7 +875,7 @@ def compare_figure(predictions: Sequence[Prediction], latencies_ms: Mapping[str,
     random = any(p.weights.is_random for p in predictions)
     return _finish(
         fig,
-        "The variants on one image: top-"
+        "The models on one image: top-"
         + str(len(predictions[0].top))
         + (" · <b>RANDOM weights: meaningless</b>" if random else ""),
         height=140 + 40 * len(predictions[0].top),

@@ -1,30 +1,25 @@
-"""Top-k ImageNet prediction for one image (or a preprocessed batch)."""
+"""Top-k prediction for one image (or a preprocessed batch), named with the model's own classes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
-from timm.data import ImageNetInfo
 
 from .images import ImageInput, to_batch
 from .runtime import autocast
-from .zoo import LoadedModel, WeightsSource
+from .zoo import LoadedModel, WeightsSource, default_class_names, imagenet_class_names
 
 __all__ = ["ClassScore", "Prediction", "predict", "class_name", "topk_from_logits"]
 
 
-@lru_cache(maxsize=1)
-def _imagenet() -> ImageNetInfo:
-    return ImageNetInfo()
-
-
 def class_name(index: int) -> str:
-    """The human-readable ImageNet-1k name of class ``index`` (timm ships the names)."""
+    """The human-readable ImageNet-1k name of class ``index`` (kept for callers of the ImageNet-only API;
+    a model's own names are ``LoadedModel.class_name(i)``)."""
     if not 0 <= index < 1000:
         raise ValueError(f"ImageNet class index must be in 0..999, got {index}.")
-    return _imagenet().index_to_description(index)
+    return imagenet_class_names()[index]
 
 
 @dataclass(frozen=True)
@@ -43,11 +38,18 @@ class Prediction:
     precision: str
     input_size: tuple[int, int]
     top: list[ClassScore]
-    logits: torch.Tensor  # CPU float32, shape (1000,)
+    logits: torch.Tensor  # CPU float32, shape (num_classes,)
+    name: str | None = None  # the model's display name (e.g. "lab"); None: the variant's
+
+    @property
+    def model_name(self) -> str:
+        return self.name or self.variant
 
     def to_dict(self) -> dict:
         return {
+            "model": self.model_name,
             "variant": self.variant,
+            "num_classes": self.logits.numel(),
             "weights": {"kind": self.weights.kind, "detail": self.weights.detail, "tag": self.weights.tag},
             "random_weights": self.weights.is_random,
             "device": self.device,
@@ -57,20 +59,28 @@ class Prediction:
         }
 
 
-def topk_from_logits(logits: torch.Tensor, k: int = 5) -> list[ClassScore]:
-    """The ``k`` best classes of one logit vector, with softmax probabilities."""
+def topk_from_logits(logits: torch.Tensor, k: int = 5, class_names: Sequence[str] | None = None) -> list[ClassScore]:
+    """The ``k`` best classes of one logit vector (all of them when ``k`` exceeds their number), best first,
+    with softmax probabilities. ``class_names``: one per logit (default: ImageNet's for 1000 logits, else
+    "class i").
+
+    Ranked by logit, not by probability: for huge logits several probabilities underflow to the same 0.
+    """
     logits = logits.detach().float().cpu().reshape(-1)
-    if not 1 <= k <= logits.numel():
-        raise ValueError(f"topk must be in 1..{logits.numel()}, got {k}.")
+    n = logits.numel()
+    if k < 1:
+        raise ValueError(f"topk must be at least 1, got {k}.")
+    names = default_class_names(n) if class_names is None else class_names
+    if len(names) != n:
+        raise ValueError(f"{len(names)} class names for {n} logits.")
     probs = logits.softmax(-1)
-    values, indices = probs.topk(k)
-    return [
-        ClassScore(int(i), class_name(int(i)), float(p), float(logits[i])) for p, i in zip(values, indices, strict=True)
-    ]
+    indices = logits.topk(min(k, n)).indices.tolist()
+    return [ClassScore(i, names[i], float(probs[i]), float(logits[i])) for i in indices]
 
 
 def predict(loaded: LoadedModel, image: ImageInput, topk: int = 5, input_size: int | None = None) -> Prediction:
-    """Classify ``image`` (any accepted input, or an already preprocessed 1x3xHxW tensor)."""
+    """Classify ``image`` (any accepted input, or an already preprocessed 1x3xHxW tensor): the ``topk`` best
+    of the model's classes (all of them when it has fewer), with the model's class names."""
     x = to_batch(image, loaded.data_config, input_size)
     if x.shape[0] != 1:
         raise ValueError(f"predict() takes one image; got a batch of {x.shape[0]}.")
@@ -82,6 +92,7 @@ def predict(loaded: LoadedModel, image: ImageInput, topk: int = 5, input_size: i
         str(loaded.device),
         loaded.precision,
         (x.shape[-2], x.shape[-1]),
-        topk_from_logits(logits, topk),
+        topk_from_logits(logits, topk, loaded.class_names),
         logits,
+        loaded.name,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from .predict import topk_from_logits
 from .trace import Trace
+from .zoo import LoadedModel
 
 
 def module_reconstruction_error(result: Trace, stage: int, index: int) -> float:
@@ -15,8 +17,9 @@ def module_reconstruction_error(result: Trace, stage: int, index: int) -> float:
     return worst
 
 
-def trace_summary(result: Trace, sample: int = 0) -> dict:
-    """Per module: stream shapes, the energy-share matrix, the reconstruction error (needs keep="all")."""
+def trace_summary(result: Trace, sample: int = 0, *, model: LoadedModel | None = None, topk: int = 5) -> dict:
+    """Per module: stream shapes, the energy-share matrix, the reconstruction error (needs keep="all"); and the
+    ``topk`` classes, named with ``model``'s class names (default: ImageNet's for 1000 logits, else "class i")."""
     modules = []
     for ref in result.modules:
         stats = result.fusion(ref.stage, ref.index)
@@ -33,8 +36,12 @@ def trace_summary(result: Trace, sample: int = 0) -> dict:
                 "max_reconstruction_error": module_reconstruction_error(result, ref.stage, ref.index),
             }
         )
+    top = topk_from_logits(result.logits[sample], topk, model.class_names if model else None)
     return {
+        "model": model.name if model else result.variant,
         "variant": result.variant,
+        "num_classes": result.logits.shape[-1],
+        "top": [vars(s) for s in top],
         "input_shape": list(result.input_shape),
         "weights": None
         if result.weights is None

@@ -74,7 +74,7 @@ def test_topk(prediction):
     probs = [s.probability for s in prediction.top]
     assert bar["x"] == pytest.approx(probs[::-1])  # best on top
     assert "RANDOM" in data["layout"]["title"]["text"]
-    assert {"softmax probability", "class (ImageNet index)"} <= set(axis_titles(data))
+    assert {"softmax probability", "class (index)"} <= set(axis_titles(data))
     assert "logit" in bar["hovertemplate"] and "%{x:.4%}" in bar["hovertemplate"]
     scores = [ClassScore(1, "goldfish", 0.9, 5.0)]
     assert "RANDOM" not in check(F.topk_figure(scores))["layout"]["title"]["text"]
