@@ -2,7 +2,8 @@
 
 Binds to 127.0.0.1:7860 unless told otherwise: ``--host``/``--port``, or the GRADIO_SERVER_NAME /
 GRADIO_SERVER_PORT environment variables (Spaces sets GRADIO_SERVER_NAME=0.0.0.0). ``--share`` asks Gradio
-for a public link.
+for a public link. ``--models DIR`` offers every checkpoint in DIR that has a model card beside it, under the
+card's name.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import sys
 
 from hrnet_explorer.ui import (
     ASSETS,
     CONCURRENCY_LIMIT,
     MAX_FILE_SIZE,
     QUEUE_MAX_SIZE,
+    Explorer,
     build_demo,
 )
+from hrnet_explorer.zoo import WeightsError
 
 demo = build_demo()  # module level, so `gradio app.py` reload mode and Spaces find it
 
@@ -57,11 +61,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="port (default 7860, or $GRADIO_SERVER_PORT)",
     )
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    parser.add_argument(
+        "--models",
+        metavar="DIR",
+        default=None,
+        help="also offer every *.safetensors / *.pth in DIR with a model card (*.json) beside it, by the card's name",
+    )
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse_args()
+    if args.models is not None:
+        try:  # every card and name is checked now: a bad one stops the start, with one line saying why
+            demo = build_demo(Explorer(models=args.models))
+        except WeightsError as exc:
+            sys.exit(f"app.py: error: {exc}")
     bound_native_memory()
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
     demo.launch(

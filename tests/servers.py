@@ -16,9 +16,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def launched_demo(**launch_options) -> Iterator[tuple[object, str]]:
-    """Build the app on the CPU, launch it on 127.0.0.1 in this process; yield (demo, url); close it."""
-    demo = build_demo(Explorer("cpu"))
+def launched_demo(explorer: Explorer | None = None, **launch_options) -> Iterator[tuple[object, str]]:
+    """Build the app (default: a CPU Explorer), launch it on 127.0.0.1 in this process; yield (demo, url);
+    close it."""
+    demo = build_demo(explorer or Explorer("cpu"))
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
     _, url, _ = demo.launch(
         prevent_thread_lock=True,

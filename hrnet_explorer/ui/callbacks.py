@@ -1,8 +1,10 @@
 """The app's callbacks: thin functions over the core API, one per endpoint.
 
 Every endpoint takes the image and the model choice (variant, weights, input size) first, so that each one
-can be called on its own through the API. The expensive part — load, preprocess, one traced forward — is
-done once per (image bytes, variant, weights, input size, device) and kept in a small LRU
+can be called on its own through the API. A "variant" is one of the nine, or the name of a checkpoint with a
+model card (the lab model, ``app.py --models DIR``): the browser only ever sends names, never paths. The
+expensive part — load, preprocess, one traced forward — is done once per (image bytes, model, weights, input
+size, device) and kept in a small LRU
 (:class:`TraceCache`); every tab reads the same :class:`Analysis`. User mistakes become ``gr.Error``
 messages; anything else is a bug and propagates.
 """
@@ -44,10 +46,20 @@ from ..figures import (
 )
 from ..fusion import MEASURES, decompose, fusion_flows
 from ..images import ImageError, display_crop, preprocess, read_image
-from ..predict import Prediction, class_name, topk_from_logits
+from ..predict import Prediction, topk_from_logits
 from ..runtime import resolve_device
 from ..trace import Trace, module_refs, trace
-from ..zoo import LoadedModel, RandomWeightsWarning, WeightsError, get_variant, load_model, weight_tags
+from ..zoo import (
+    VARIANTS,
+    LoadedModel,
+    RandomWeightsWarning,
+    WeightsError,
+    get_variant,
+    imagenet_class_names,
+    load_model,
+    model_files,
+    weight_tags,
+)
 from .gpu import device_label, gpu
 
 __all__ = [
@@ -116,22 +128,25 @@ def module_names(variant: str) -> list[str]:
     return [r.name for r in module_refs(timm.create_model(card.name, pretrained=False))]
 
 
-@lru_cache(maxsize=1)
-def class_choices() -> list[str]:
-    return [TOP1] + [f"{i}: {class_name(i)}" for i in range(1000)]
+@lru_cache(maxsize=16)
+def class_choices(class_names: tuple[str, ...]) -> list[str]:
+    """The class picker's entries for a model: the top-1, then "i: name" for every class."""
+    return [TOP1] + [f"{i}: {name}" for i, name in enumerate(class_names)]
 
 
-def parse_target(value: Any) -> int | None:
-    """``TOP1``/empty → None; "207: golden retriever", "207" or 207 → 207."""
+def parse_target(value: Any, num_classes: int) -> int | None:
+    """``TOP1``/empty → None; "207: golden retriever", "207" or 207 → 207 (a class of a ``num_classes`` model)."""
     if value is None or value == "" or value == TOP1:
         return None
     text = str(value).split(":", 1)[0].strip()
     try:
         index = int(text)
     except ValueError:
-        raise ValueError(f"Class to explain: expected an ImageNet index 0..999 or '{TOP1}', got {value!r}.") from None
-    if not 0 <= index < 1000:
-        raise ValueError(f"Class to explain: ImageNet indices are 0..999, got {index}.")
+        raise ValueError(
+            f"Class to explain: expected a class index 0..{num_classes - 1} or '{TOP1}', got {value!r}."
+        ) from None
+    if not 0 <= index < num_classes:
+        raise ValueError(f"Class to explain: this model's classes are 0..{num_classes - 1}, got {index}.")
     return index
 
 
@@ -265,7 +280,17 @@ def _no_progress(*args, **kwargs) -> None:
 class Explorer:
     """The state behind one app: a device, the trace cache, and one method per endpoint."""
 
-    def __init__(self, device: str | torch.device | None = None, *, cache_size: int = TRACE_CACHE_SIZE, topk: int = 5):
+    def __init__(
+        self,
+        device: str | torch.device | None = None,
+        *,
+        cache_size: int = TRACE_CACHE_SIZE,
+        topk: int = 5,
+        models: str | os.PathLike | None = None,
+    ):
+        """``models``: a folder of checkpoints with model cards, offered beside the nine variants under their
+        cards' names (with the lab model, when it is there); a bad card or a name used twice fails here."""
+        self.models = model_files(models)
         self.device = resolve_device(device)
         self.cache = TraceCache(cache_size)
         self.topk = topk
@@ -277,12 +302,50 @@ class Explorer:
         self._traced_forward = gpu(self._traced_forward_impl)
         self._explain = gpu(self._explain_impl, duration=120)
 
+    # ----- the models offered: the nine variants, then checkpoints with cards (by name)
+
+    def model_choices(self) -> list[str]:
+        return [*VARIANTS, *self.models]
+
+    def model_name(self, name: str) -> str:
+        """The canonical name of a model choice (a variant's full name, or a carded checkpoint's name)."""
+        if name in self.models:
+            return name
+        try:
+            return get_variant(name).name
+        except ValueError:
+            raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(self.model_choices())}.") from None
+
+    def weight_choices(self, name: str) -> list[str]:
+        name = self.model_name(name)
+        return ["default"] if name in self.models else weight_choices(name)
+
+    def check_weights(self, name: str, weights: str | None) -> str:
+        """``weights`` if ``name`` has them by that name (a carded checkpoint has only "default")."""
+        name = self.model_name(name)
+        if name not in self.models:
+            return check_weights(name, weights)
+        if weights not in (None, "", "default"):
+            raise WeightsError(f"{name} has one set of weights, 'default'; got {weights!r}.")
+        return "default"
+
+    def module_names(self, name: str) -> list[str]:
+        name = self.model_name(name)
+        return module_names(self.models[name].variant if name in self.models else name)
+
+    def class_names(self, name: str) -> tuple[str, ...]:
+        name = self.model_name(name)
+        return self.models[name].class_names if name in self.models else imagenet_class_names()
+
     # ----- model work
 
-    def load(self, variant: str, weights: str) -> LoadedModel:
+    def load(self, name: str, weights: str) -> LoadedModel:
+        name, weights = self.model_name(name), self.check_weights(name, weights)
+        if name in self.models:
+            return self.models[name].load(self.device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)  # shown as the banner instead
-            return load_model(variant, check_weights(variant, weights), self.device)
+            return load_model(name, weights, self.device)
 
     def _traced_forward_impl(self, variant: str, weights: str, x: torch.Tensor) -> tuple[Trace, float]:
         """One traced forward of ``x``: the Trace (stored on the CPU) and its milliseconds."""
@@ -310,15 +373,16 @@ class Explorer:
             str(loaded.device),
             loaded.precision,
             result.input_size,
-            topk_from_logits(logits, self.topk),
+            topk_from_logits(logits, self.topk, loaded.class_names),
             logits,
+            loaded.name,
         )
         nbytes = sum(t.numel() * t.element_size() for t in result.maps.values())
         return Analysis(key, loaded, x, crop, result, prediction, forward_ms, nbytes)
 
     def explain(self, a: Analysis, name: str, **options):
         """Run attribution function ``name`` on the analysed image (on the GPU under ZeroGPU)."""
-        return self._explain(name, a.loaded.variant.name, a.key[2], a.inputs, options)
+        return self._explain(name, a.key[1], a.key[2], a.inputs, options)
 
     def analysis(
         self, image: str | bytes | None, variant: str, weights: str, input_size: Any, progress=_no_progress
@@ -328,12 +392,12 @@ class Explorer:
             raise gr.Error(
                 "Upload an image first (or pick one of the examples).", title="No image", print_exception=False
             )
-        card = get_variant(variant)
+        name, weights = self.model_name(variant), weights or "default"
         size = parse_input_size(input_size)
-        key = (image_digest(image), card.name, weights or "default", size, str(self.device))
+        key = (image_digest(image), name, weights, size, str(self.device))
         if key not in self.cache:
-            progress(0.1, desc=f"Loading {card.name} and tracing every stream")
-        result = self.cache.get(key, lambda: self._compute_analysis(key, image, card.name, weights or "default", size))
+            progress(0.1, desc=f"Loading {name} and tracing every stream")
+        result = self.cache.get(key, lambda: self._compute_analysis(key, image, name, weights, size))
         model_key = key[1:]
         self.best_ms[model_key] = min(self.best_ms.get(model_key, float("inf")), result[0].forward_ms)
         return result
@@ -353,7 +417,7 @@ class Explorer:
         return gr.update(
             value=(
                 f'<div role="alert" style="{BANNER_STYLE}">⚠️ <b>Random weights.</b> '
-                f"{html.escape(a.loaded.variant.name)} is running with RANDOM weights ({html.escape(w.detail)}). "
+                f"{html.escape(a.loaded.name)} is running with RANDOM weights ({html.escape(w.detail)}). "
                 "Every prediction, map, share and attribution below is meaningless: it shows the machinery, not "
                 "a trained network. Choose weights that are available, or run where the Hugging Face hub is "
                 "reachable.</div>"
@@ -362,11 +426,12 @@ class Explorer:
         )
 
     def summary(self, a: Analysis, cached: bool) -> str:
-        cfg = a.loaded.data_config
+        cfg, m = a.loaded.data_config, a.loaded
         h, w = a.prediction.input_size
         top = a.prediction.top[0]
+        model = f"**{m.name}**" + (f" ({m.architecture}, {m.num_classes} classes)" if m.card is not None else "")
         return (
-            f"**{a.loaded.variant.name}** · weights: {a.loaded.weights.describe()} · device: {self.device_text}\n\n"
+            f"{model} · weights: {m.weights.describe()} · device: {self.device_text}\n\n"
             f"Input {h}×{w} px ({cfg.get('interpolation')} resize, crop {cfg.get('crop_pct')}) · traced forward "
             f"{a.forward_ms:.0f} ms{' (this trace was reused from the cache)' if cached else ''}, fastest so far "
             f"{self.latency_ms(a):.0f} ms · {len(a.trace.maps)} maps kept ({a.nbytes / 2**20:.1f} MiB)\n\n"
@@ -444,14 +509,14 @@ class Explorer:
         if method not in attr.PIXEL_METHODS:
             raise ValueError(f"Unknown attribution method {method!r}; choose one of {', '.join(attr.PIXEL_METHODS)}.")
         a, _ = self.analysis(image, variant, weights, input_size, progress)
-        cls = parse_target(target)
+        cls = parse_target(target, a.loaded.num_classes)
         cls = a.target if cls is None else cls
         progress(0.4, desc=f"{method}: attributing class {cls} to pixels")
         result = self.explain(a, "attribute_pixels", method=method, target=cls)
         delta = "" if result.delta is None else f" · convergence δ = {result.delta:.3e}"
         settings = ", ".join(f"{k}={v}" for k, v in result.settings.items())
         text = (
-            f"**{method}** for class {cls} ({class_name(cls)}){delta} · {getattr(result, 'seconds', 0.0):.2f} s · "
+            f"**{method}** for class {cls} ({result.label}){delta} · {getattr(result, 'seconds', 0.0):.2f} s · "
             f"{settings}"
         )
         return attribution_figure(a.crop, result), text
@@ -461,7 +526,7 @@ class Explorer:
         """Attribution tab: Grad-CAM of every stream of one module."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         stage, index = parse_module(module)
-        cls = parse_target(target)
+        cls = parse_target(target, a.loaded.num_classes)
         cls = a.target if cls is None else cls
         progress(0.4, desc="Grad-CAM per stream")
         cam = self.explain(a, "gradcam_streams", target=cls, stage=stage, module=index)
@@ -471,7 +536,7 @@ class Explorer:
     def stream_shares(self, image, variant, weights, input_size, target=TOP1, n_steps=16, progress=PROGRESS):
         """Attribution tab: each final stream's share of the target logit."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
-        cls = parse_target(target)
+        cls = parse_target(target, a.loaded.num_classes)
         cls = a.target if cls is None else cls
         steps = int(n_steps)
         if not 2 <= steps <= 256:
@@ -497,7 +562,7 @@ class Explorer:
     ):
         """Knockout tab: silence one stream or one fuse edge and see the target class change."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
-        cls = parse_target(target)
+        cls = parse_target(target, a.loaded.num_classes)
         cls = a.target if cls is None else cls
         where: dict[str, Any] = {}
         if module and module != EVERY_MODULE:
@@ -516,7 +581,7 @@ class Explorer:
     def reliance(self, image, variant, weights, input_size, target=TOP1, progress=PROGRESS):
         """Knockout tab: knock out each stream in turn (how much the class relies on each resolution)."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
-        cls = parse_target(target)
+        cls = parse_target(target, a.loaded.num_classes)
         cls = a.target if cls is None else cls
         progress(0.5, desc="Knocking out each stream in turn")
         results = self.explain(a, "resolution_reliance", target=cls)
@@ -536,8 +601,8 @@ class Explorer:
 
     @user_errors
     def compare(self, image, variants, weights="default", input_size=DEFAULT_SIZE, progress=PROGRESS):
-        """Compare tab: two or more variants side by side on one image."""
-        names = [get_variant(v).name for v in (variants or [])]
+        """Compare tab: two or more models (variants, carded checkpoints) side by side on one image."""
+        names = [self.model_name(v) for v in (variants or [])]
         if len(names) < 2:
             raise ValueError("Pick at least two variants to compare.")
         analyses = []
@@ -545,29 +610,34 @@ class Explorer:
             progress(k / (len(names) + 1), desc=f"{name} ({k + 1}/{len(names)})")
             analyses.append(self.analysis(image, name, weights, input_size)[0])
         progress(len(names) / (len(names) + 1), desc="Counting parameters and MACs")
-        latencies = {a.loaded.variant.name: self.latency_ms(a) for a in analyses}
-        costs = [variant_costs(n) for n in names]
+        latencies = {a.loaded.name: self.latency_ms(a) for a in analyses}
+        # Card vs measured is per architecture; a carded checkpoint shows its variant's bars, timed only
+        # where the variant itself ran.
+        costs = [variant_costs(v) for v in dict.fromkeys(a.loaded.variant.name for a in analyses)]
+        variant_latencies = {a.loaded.name: self.latency_ms(a) for a in analyses if a.loaded.name in VARIANTS}
         lines = "\n".join(
-            f"| {a.loaded.variant.name} | {a.loaded.weights.kind}{' ⚠️' if a.loaded.weights.is_random else ''} | "
+            f"| {a.loaded.name} | {a.loaded.weights.kind}{' ⚠️' if a.loaded.weights.is_random else ''} | "
             f"{a.prediction.top[0].label} ({a.prediction.top[0].probability:.1%}) | {self.latency_ms(a):.0f} ms |"
             for a in analyses
         )
-        text = "| variant | weights | top-1 | fastest traced forward |\n|---|---|---|---|\n" + lines
+        text = "| model | weights | top-1 | fastest traced forward |\n|---|---|---|---|\n" + lines
         return (
             compare_figure([a.prediction for a in analyses], latencies),
-            variants_figure(costs, latencies, device=self.device_text),
+            variants_figure(costs, variant_latencies, device=self.device_text),
             text,
         )
 
     @user_errors
     def variant_options(self, variant):
-        """When the variant changes: its weights, and its modules for the module pickers."""
-        mods = module_names(variant)
+        """When the model changes: its weights, its modules for the module pickers, its classes for the class
+        picker."""
+        mods = self.module_names(variant)
         last = mods[-1]
         return (
-            gr.update(choices=weight_choices(variant), value="default"),
+            gr.update(choices=self.weight_choices(variant), value="default"),
             gr.update(choices=mods, value=last),
             gr.update(choices=mods, value=last),
             gr.update(choices=mods, value=last),
             gr.update(choices=[EVERY_MODULE, *mods], value=EVERY_MODULE),
+            gr.update(choices=class_choices(self.class_names(variant)), value=TOP1),
         )

@@ -14,7 +14,6 @@ import torch
 from .. import __version__
 from ..attribution import PIXEL_METHODS
 from ..fusion import MEASURES
-from ..zoo import VARIANTS
 from .callbacks import (
     DEFAULT_SIZE,
     EVERY_MODULE,
@@ -22,8 +21,6 @@ from .callbacks import (
     TOP1,
     Explorer,
     class_choices,
-    module_names,
-    weight_choices,
 )
 from .components import image_input
 
@@ -85,11 +82,12 @@ def build_demo(
     default_variant: str = DEFAULT_VARIANT,
     examples: Sequence[str | os.PathLike] | None = None,
 ) -> gr.Blocks:
-    """The explorer's ``gr.Blocks``. ``explorer`` holds the device and the trace cache (default: a new one
-    on CUDA if available, else CPU); ``examples`` defaults to the images in ``assets/``."""
+    """The explorer's ``gr.Blocks``. ``explorer`` holds the device, the models offered beyond the nine
+    variants and the trace cache (default: a new one on CUDA if available, else CPU); ``examples`` defaults
+    to the images in ``assets/``."""
     ex = explorer or Explorer()
     examples = example_images() if examples is None else [str(p) for p in examples]
-    modules = module_names(default_variant)
+    modules = ex.module_names(default_variant)
     last = modules[-1]
     try:
         from ..attribution import PIXEL_METHODS as methods
@@ -109,9 +107,15 @@ def build_demo(
                 image = image_input(
                     label="Image", sources=["upload", "webcam", "clipboard"], height=280, elem_id="image-input"
                 )
-                variant = gr.Dropdown(list(VARIANTS), value=default_variant, label="Variant", elem_id="variant")
+                variant = gr.Dropdown(
+                    ex.model_choices(),
+                    value=ex.model_name(default_variant),
+                    label="Variant",
+                    elem_id="variant",
+                    info="the nine ImageNet variants, then models with cards (by name)" if ex.models else None,
+                )
                 weights = gr.Dropdown(
-                    weight_choices(default_variant),
+                    ex.weight_choices(default_variant),
                     value="default",
                     label="Weights",
                     allow_custom_value=True,  # choices follow the variant; API callers may name any tag
@@ -123,7 +127,11 @@ def build_demo(
                     label="Input size",
                 )
                 target = gr.Dropdown(
-                    class_choices(), value=TOP1, label="Class to explain (Attribution, Knockout)", filterable=True
+                    class_choices(ex.class_names(default_variant)),
+                    value=TOP1,
+                    label="Class to explain (Attribution, Knockout)",
+                    filterable=True,
+                    allow_custom_value=True,  # choices follow the model; API callers may name any model's class
                 )
                 run = gr.Button("Analyze", variant="primary", elem_id="analyze")
                 if examples:
@@ -198,7 +206,7 @@ def build_demo(
                 with gr.Tab("Compare", id="compare"):
                     with gr.Row():
                         cmp_variants = gr.CheckboxGroup(
-                            list(VARIANTS), value=["hrnet_w18_small", "hrnet_w18_small_v2"], label="Variants"
+                            ex.model_choices(), value=["hrnet_w18_small", "hrnet_w18_small_v2"], label="Variants"
                         )
                         cmp_weights = gr.Radio(["default", "random"], value="default", label="Weights")
                         cmp_btn = gr.Button("Compare", scale=0, variant="primary")
@@ -266,7 +274,7 @@ def build_demo(
         variant.change(
             ex.variant_options,
             inputs=variant,
-            outputs=[weights, stream_module, dec_module, cam_module, ko_module],
+            outputs=[weights, stream_module, dec_module, cam_module, ko_module, target],
             api_name="variant_options",
         )
     demo.explorer = ex  # for tests and benchmarks: the cache behind the app
