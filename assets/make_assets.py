@@ -79,7 +79,20 @@ def sailboat(path: Path) -> None:
     img.save(path, quality=90)
 
 
+LAB_EXAMPLES = (2, 4, 7, 8)  # test-split indices: stripes-diagonal, checker, triangle, ring
+
+
+def lab_examples() -> None:
+    """A few lab test images (PNG: lossless, so they are exactly ``hrnet_explorer.lab.sample(i)``)."""
+    from hrnet_explorer.lab import sample
+
+    for index in LAB_EXAMPLES:
+        s = sample(index)
+        s.image.save(HERE / f"lab_{index:04d}_{s.class_name}.png", optimize=True)
+
+
 def main() -> None:
+    lab_examples()
     balloons(HERE / "balloons.jpg")
     chessboard(HERE / "chessboard.jpg")
     sailboat(HERE / "sailboat.jpg")

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from .evaluate import CONDITIONS
+from .task import CLASSES
 from .train import TrainConfig
 
 __all__ = ["add_lab_commands"]
@@ -42,10 +43,18 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from ..zoo import load_model
+    from pathlib import Path
+
+    from ..zoo import LAB, load_model, read_card
     from .evaluate import evaluate
 
-    loaded = load_model("lab", args.weights, args.device)
+    if args.weights == "default":
+        loaded = load_model(LAB, device=args.device)
+    else:  # a checkpoint from `lab train`: its card says which architecture it is
+        card = read_card(Path(args.weights).with_suffix(".json"))
+        loaded = load_model(card["architecture"], args.weights, args.device)
+    if list(loaded.class_names) != CLASSES:
+        raise ValueError(f"{args.weights} is not a lab model: its classes are not {', '.join(CLASSES)}.")
     config = loaded.data_config
     result = evaluate(
         loaded.model,
@@ -113,7 +122,9 @@ def add_lab_commands(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--n", type=_positive, default=1000, help="test images per condition")
-    p.add_argument("--weights", default="default", help="default (the shipped lab model) or a lab checkpoint PATH")
+    p.add_argument(
+        "--weights", default="default", help="default (the shipped lab model) or a checkpoint PATH from `lab train`"
+    )
     p.add_argument("--conditions", type=_conditions, default=CONDITIONS, help="comma-separated subset")
     p.add_argument("--batch-size", type=_positive, default=50, help="images per forward pass")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")

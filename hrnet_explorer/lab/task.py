@@ -28,8 +28,10 @@ Not true by construction, and so measured rather than assumed: which of HRNet's 
 model uses for either family.
 
 Every random draw is a counter-based hash of (split, index, what is drawn, element), computed with
-integer tensor arithmetic, so a sample depends only on (split, index, size), is identical on CPU and
-GPU up to float rounding, and a whole batch renders in one vectorised pass (on the GPU during training).
+integer tensor arithmetic, so a sample depends only on (split, index, size) and a whole batch renders
+in one vectorised pass (on the GPU during training). The hash is exact everywhere; the float maths after
+it rounds slightly differently across devices and thread counts, which moves a rare pixel by one 8-bit
+level.
 """
 
 from __future__ import annotations
