@@ -22,14 +22,15 @@ import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.offline import get_plotlyjs
-from plotly.subplots import make_subplots
 
-from .figures import STREAM_COLORS
+if TYPE_CHECKING:  # plotly is imported where a page is drawn: `analyze` and the CLI run without it
+    import plotly.graph_objects as go
+
+# The explorer's stream colours (figures.STREAM_COLORS), here without importing plotly.
+STREAM_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")
 
 __all__ = ["dataset_report", "image_report", "render_page", "add_report_command"]
 
@@ -56,6 +57,8 @@ def _esc(value: object) -> str:
 
 def render_page(title: str, meta: str, sections: Sequence[tuple[str, str, str]], warning: str = "") -> str:
     """One HTML page: ``sections`` are (heading, note, body HTML); Plotly's JS is inlined once, in the head."""
+    from plotly.offline import get_plotlyjs
+
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -77,6 +80,8 @@ def render_page(title: str, meta: str, sections: Sequence[tuple[str, str, str]],
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:
+    import plotly.io as pio
+
     body = pio.to_html(
         fig,
         full_html=False,
@@ -133,6 +138,8 @@ def _group_mean(keys: np.ndarray, values: np.ndarray) -> tuple[list, np.ndarray,
 
 
 def _accuracy_figures(tables: dict, manifest: dict) -> list[tuple[str, str, str]]:
+    import plotly.graph_objects as go
+
     sections = []
     labelled = {k: t for k, t in tables.items() if t.num_rows and t.column("correct").null_count < t.num_rows}
     if not labelled:
@@ -210,6 +217,8 @@ def _accuracy_figures(tables: dict, manifest: dict) -> list[tuple[str, str, str]
 
 
 def _predictions_figure(tables: dict) -> str:
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     for k, (key, t) in enumerate(tables.items()):
         if not t.num_rows:
@@ -234,6 +243,8 @@ def _predictions_figure(tables: dict) -> str:
 
 
 def _energy_figure(tables: dict) -> str:
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     for v, (key, t) in enumerate(tables.items()):
         cols = _columns(t, "energy.")
@@ -276,6 +287,8 @@ def _last_stage4(columns: Sequence[str]) -> str | None:
 def _shares_figure(tables: dict, measure: str) -> str | None:
     """Box plots of one measure over all images, per edge of the last stage-4 module, per variant
     (quartiles computed here: the page carries five numbers per box, not every row)."""
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     for v, (key, t) in enumerate(tables.items()):
         module = _last_stage4(t.column_names)
@@ -323,6 +336,9 @@ def _shares_figure(tables: dict, measure: str) -> str | None:
 
 
 def _reliance_figure(tables: dict) -> str | None:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     with_reliance = {k: t for k, t in tables.items() if t.num_rows and _columns(t, "reliance.")}
     if not with_reliance:
         return None
@@ -412,6 +428,8 @@ def _knockout_tables(tables: dict, manifest: dict, per_stream: int = 8) -> str |
 
 
 def _top_classes_figure(tables: dict) -> str:
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     for v, (key, t) in enumerate(tables.items()):
         if not t.num_rows:
