@@ -20,7 +20,8 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-TUTORIALS = ("01_quickstart", "02_streams", "03_fusion", "04_attribution", "05_variants")
+TUTORIALS = ("01_quickstart", "02_streams", "03_fusion", "04_attribution", "05_variants", "06_lab_truth")
+LAB_NOTEBOOKS = ("06_lab_truth",)  # the shipped lab model: real weights, offline
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -43,7 +44,7 @@ def code_cells(nb) -> list:
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
-def test_the_five_tutorials_are_there():
+def test_the_six_tutorials_are_there():
     assert [p.stem for p in NOTEBOOKS] == list(TUTORIALS)
 
 
@@ -137,7 +138,10 @@ def test_notebook_runs_top_to_bottom(path, kernel_env):
     errors = [o for cell in cells for o in cell.outputs if o.output_type == "error"]
     assert not errors, errors
     text = "".join(o.get("text", "") for cell in cells for o in cell.outputs if o.output_type == "stream")
-    assert "RANDOM weights" in text, f"{path.name} must print loaded.weights.describe() (random weights offline)"
+    if path.stem in LAB_NOTEBOOKS:
+        assert "RANDOM" not in text and "file:" in text, f"{path.name} must load the shipped lab model, not random weights"
+    else:
+        assert "RANDOM weights" in text, f"{path.name} must print loaded.weights.describe() (random weights offline)"
     last = cells[-1]
     mimes = [m for o in last.outputs for m in o.get("data", {})]
     assert PLOTLY_MIME in mimes, f"{path.name}: the last code cell shows no Plotly figure ({outputs_of(last)})"

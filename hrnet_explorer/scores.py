@@ -1,0 +1,80 @@
+"""Attribution maps scored against a ground-truth mask (the lab's evidence region, or any mask you have).
+
+Pure functions of a heatmap ``[H, W]`` and a boolean mask ``[H, W]`` of the same size, after Arras et al.
+(CLEVR-XAI, 2022) and Zhang et al. (2016):
+
+- :func:`mass_in_mask` — *relevance mass accuracy*: the share of the map's relevance inside the mask.
+  Compare it with the mask's area fraction (:func:`mask_fraction`): a map that knows nothing about the
+  evidence puts about that much relevance inside it.
+- :func:`rank_accuracy` — *relevance rank accuracy*: of the K most relevant pixels (K = mask size), the
+  share inside the mask. A random map scores the area fraction in expectation.
+- :func:`pointing_game` — is the single most relevant pixel inside the mask?
+
+"Relevance" is ``|heatmap|`` by default (``positive=True``: only the positive part), so signed methods
+(IG, GradientSHAP) and unsigned ones (Saliency) compare on one footing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["check_map_and_mask", "mask_fraction", "mass_in_mask", "pointing_game", "rank_accuracy"]
+
+
+def _as_tensor(value, name: str) -> torch.Tensor:
+    tensor = torch.as_tensor(value)
+    if tensor.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D [H, W] map, got shape {tuple(tensor.shape)}.")
+    return tensor
+
+
+def check_map_and_mask(heatmap, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate and convert: a finite float ``[H, W]`` map and a non-empty boolean mask of the same size."""
+    heat = _as_tensor(heatmap, "heatmap").detach().double().cpu()
+    where = _as_tensor(mask, "mask").cpu()
+    if where.dtype != torch.bool:
+        raise ValueError(f"mask must be boolean (True on the evidence), got {where.dtype}.")
+    if heat.shape != where.shape:
+        raise ValueError(f"heatmap {tuple(heat.shape)} and mask {tuple(where.shape)} differ in size.")
+    if not bool(torch.isfinite(heat).all()):
+        raise ValueError("heatmap holds NaN or infinite values.")
+    if not bool(where.any()):
+        raise ValueError("mask is empty: there is no evidence region to score against.")
+    if bool(where.all()):
+        raise ValueError("mask covers the whole image: every map would score 1.")
+    return heat, where
+
+
+def _relevance(heat: torch.Tensor, positive: bool) -> torch.Tensor:
+    return heat.clamp_min(0) if positive else heat.abs()
+
+
+def mask_fraction(mask) -> float:
+    """The mask's area as a fraction of the image: what an uninformed map scores in expectation."""
+    where = _as_tensor(mask, "mask")
+    return float(where.double().mean())
+
+
+def mass_in_mask(heatmap, mask, *, positive: bool = False) -> float:
+    """Share of the map's relevance that lies inside ``mask`` (0 when the map has no relevance at all)."""
+    heat, where = check_map_and_mask(heatmap, mask)
+    relevance = _relevance(heat, positive)
+    total = float(relevance.sum())
+    return float(relevance[where].sum()) / total if total > 0 else 0.0
+
+
+def rank_accuracy(heatmap, mask, *, positive: bool = False) -> float:
+    """Share of the K most relevant pixels that lie inside ``mask``, K = the mask's pixel count.
+
+    Ties are broken by a fixed pixel order (a constant map scores by where the mask happens to lie).
+    """
+    heat, where = check_map_and_mask(heatmap, mask)
+    k = int(where.sum())
+    top = torch.topk(_relevance(heat, positive).flatten(), k, sorted=False).indices
+    return float(where.flatten()[top].double().mean())
+
+
+def pointing_game(heatmap, mask, *, positive: bool = False) -> bool:
+    """True when the most relevant pixel lies inside ``mask``."""
+    heat, where = check_map_and_mask(heatmap, mask)
+    return bool(where.flatten()[int(_relevance(heat, positive).flatten().argmax())])
