@@ -118,7 +118,7 @@ def get_variant(name: str) -> VariantCard:
     """The card of ``name`` (``hrnet_`` prefix optional), or a ValueError listing the nine."""
     key = name if name.startswith("hrnet_") else f"hrnet_{name}"
     if key not in VARIANTS:
-        raise ValueError(f"Unknown variant {name!r}. Choose one of: {', '.join(VARIANTS)} (or {LAB!r}).")
+        raise ValueError(f"Unknown variant {name!r}. Choose one of: {', '.join(VARIANTS)}.")
     return VARIANTS[key]
 
 
