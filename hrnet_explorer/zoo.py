@@ -501,7 +501,7 @@ def _build(asked: VariantCard | None, kind: str, spec: str | None, seed: int) ->
     return _build_file(asked, Path(spec).expanduser(), seed)
 
 
-def _file_stamp(path: Path) -> tuple | None:
+def _file_stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
     """(size, mtime) of a checkpoint and its card: a retrained or edited model is not served from the cache."""
     stamps = []
     for p in (path, path.with_suffix(".json")):
