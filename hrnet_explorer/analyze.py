@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import platform
@@ -44,6 +45,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -387,9 +389,13 @@ def _shard_path(out: Path, table: str, variant: str, shard: int) -> Path:
     return out / table / variant / f"shard-{shard:05d}.parquet"
 
 
-def _write_atomic(table, path: Path) -> None:
+def _write_atomic(table, path: Path | None) -> None:
+    """Write ``table`` to ``path`` whole (a temporary name, then a rename); ``None``: to memory."""
     import pyarrow.parquet as pq
 
+    if path is None:
+        pq.write_table(table, io.BytesIO())
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
@@ -397,13 +403,31 @@ def _write_atomic(table, path: Path) -> None:
 
 
 class _ShardWriter:
-    """Holds the rows of the shards in progress; writes a shard as soon as all its images are in."""
+    """Holds the rows of the shards in progress; writes a shard as soon as all its images are in, on a
+    background thread (Parquet encoding releases the GIL), at most two shards behind the main loop."""
 
     def __init__(self, out: Path, variant: str, source: Source, n: int, shard_size: int, names, label_map, model_names):
         self.out, self.variant, self.source, self.n, self.size = out, variant, source, n, shard_size
         self.names, self.label_map, self.model_names = names, label_map, model_names
         self.schema = schema(*names)
         self.open: dict[int, dict] = {}
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="analyze-writer")
+        self._writing: list[Future] = []
+        _write_atomic(self.schema.empty_table(), None)  # pyarrow's first-use set-up, before the clock runs
+
+    def _submit(self, shard: int, buf: dict) -> None:
+        self._writing.append(self._pool.submit(self._write, shard, buf))
+        while len(self._writing) > 2 or (self._writing and self._writing[0].done()):
+            self._writing.pop(0).result()  # re-raises a failed write here
+
+    def close(self) -> None:
+        """Wait for every write; raise the first error."""
+        try:
+            for future in self._writing:
+                future.result()
+        finally:
+            self._writing = []
+            self._pool.shutdown(wait=True)
 
     def expected(self, shard: int) -> int:
         return min(self.size, self.n - shard * self.size)
@@ -421,7 +445,7 @@ class _ShardWriter:
             buf["errors"] += [(int(i), errors[k]) for k, i in enumerate(indices) if sel[k] and errors[k]]
             buf["count"] += int(sel.sum())
             if buf["count"] == self.expected(int(shard)):
-                self._write(int(shard), self.open.pop(int(shard)))
+                self._submit(int(shard), self.open.pop(int(shard)))
 
     def _table(self, parts):
         import pyarrow as pa
@@ -693,8 +717,9 @@ def _analyze(
             "class_names": model_names if loaded.model.num_classes != 1000 else "imagenet-1k",
             "label_map": None if label_map is None else label_map.tolist(),
         }
-        seconds, done = 0.0, 0
+        seconds, startup, done = 0.0, 0.0, 0
         if indices:
+            begin = time.perf_counter()
             engine = RowEngine(loaded, batch_size if cuda else min(batch_size, len(indices)), size, reliance=reliance)
             names = (engine.energy_names, engine.share_names, engine.reliance_names)
             per_variant[key]["columns"] = {"energy": names[0], "shares": names[1], "reliance": names[2]}
@@ -708,15 +733,20 @@ def _analyze(
             )
             label = f"{key} (rank {ranks.rank}/{ranks.world})" if ranks.enabled else key
             bar = _Progress(label, len(indices), progress and ranks.is_main)
-            start = time.perf_counter()
-            pending = None
-            for x, idx, labels, errors in loader:
-                submitted = (engine.submit(x), idx.numpy(), labels.numpy(), list(errors))
+            start, pending = None, None
+            try:
+                for x, idx, labels, errors in loader:
+                    if start is None:  # the clock runs from the first batch: set-up is timed apart
+                        start = time.perf_counter()
+                        startup = start - begin
+                    submitted = (engine.submit(x), idx.numpy(), labels.numpy(), list(errors))
+                    if pending is not None:
+                        done += _consume(writer, pending, bar)
+                    pending = submitted
                 if pending is not None:
                     done += _consume(writer, pending, bar)
-                pending = submitted
-            if pending is not None:
-                done += _consume(writer, pending, bar)
+            finally:
+                writer.close()
             seconds = time.perf_counter() - start
             bar.close()
             if writer.open:
@@ -724,7 +754,7 @@ def _analyze(
             del engine
             if cuda:
                 torch.cuda.empty_cache()
-        timing[key] = {"images": done, "seconds": seconds}
+        timing[key] = {"images": done, "seconds": round(seconds, 3), "startup_seconds": round(startup, 3)}
     everyone = distributed.gather(ranks, timing)
     distributed.barrier(ranks)
     if not ranks.is_main:
@@ -755,10 +785,12 @@ def _manifest(out, src, n, settings, per_variant, everyone, ranks, workers, batc
         info["errors"] = sum(pq.read_metadata(p).num_rows for p in errs if p.exists())
         images = sum(t[key]["images"] for t in everyone)
         slowest = max(t[key]["seconds"] for t in everyone)
+        with_startup = max(t[key]["seconds"] + t[key]["startup_seconds"] for t in everyone)
         info["this_run"] = {
             "images": images,
             "seconds_slowest_rank": round(slowest, 3),
-            "images_per_s": round(images / slowest, 1) if slowest else None,
+            "images_per_s": round(images / slowest, 1) if slowest else None,  # first batch → last shard written
+            "images_per_s_with_startup": round(images / with_startup, 1) if with_startup else None,  # + capture
             "per_rank": [t[key] for t in everyone],
         }
         if "columns" not in info:  # every shard was done already: name the columns from the files
