@@ -67,6 +67,7 @@ def test_only_the_evidence_region_differs_from_the_clutter_beneath():
     assert (clean.images[inside] - removed.images[inside]).abs().mean() > 0.1
     replaced = condition_batch(range(20), "background_replaced")
     assert (replaced.images[outside] - clean.images[outside]).abs().mean() > 0.05  # new clutter
+    assert (replaced.images[inside] - clean.images[inside]).abs().mean() < 0.06  # same evidence, new pixel noise
     assert torch.equal(replaced.masks, clean.masks) and torch.equal(replaced.labels, clean.labels)
 
 

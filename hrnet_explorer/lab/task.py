@@ -66,8 +66,7 @@ BLUR_SIGMA = 3.0  # px; removes the fine classes' gratings (period ≤ 5 px), ke
 
 # What is drawn: each draw has its own stream of the hash.
 _U_SIZE, _U_X, _U_Y, _U_ROT, _U_ASPECT, _U_PERIOD, _U_PHASE1, _U_PHASE2, _U_CONTRAST = range(9)
-_U_COLOUR, _U_OFFSET_MAG, _U_NOISE = 9, 10, 11  # _U_COLOUR .. +2 and _U_DIRECTION .. +2 below
-_U_DIRECTION = 12
+_U_OFFSET_MAG, _U_NOISE, _U_DIRECTION = 10, 11, 12  # _U_DIRECTION + 0, 1, 2: one per colour channel
 _F_COARSE_GRID, _F_FINE_GRID, _F_BASE, _F_NOISE = 20, 21, 22, 23  # fields (one value per element)
 _M32 = 0xFFFFFFFF
 
@@ -194,7 +193,8 @@ def render(
         return _uniform(*key, what).view(b, 1, 1)
 
     # Clutter: base colour, two smooth colour fields, noise; none of it depends on the label.
-    base = 0.25 + 0.5 * _uniform(*back, _F_BASE, torch.arange(3, device=device).view(1, 3, 1, 1))
+    channels = torch.arange(3, device=device).view(1, 3, 1, 1)
+    base = 0.25 + 0.5 * _uniform(*back, _F_BASE, channels)
     field = (
         base
         + 0.15 * _smooth_field((*back, _F_COARSE_GRID), 4, size, device)
@@ -217,10 +217,12 @@ def render(
     shape_index = torch.where(fine, len(COARSE), labels - len(FINE))
     masks = shapes.gather(0, shape_index.view(1, b, 1, 1).expand(1, b, size, size))[0]
 
-    # Region colour: the image's mean clutter colour pushed by 0.3–0.5 in a random direction.
+    # Region colour: the sample's own mean clutter colour pushed by 0.3–0.5 in a random direction (its own:
+    # a replaced background leaves the evidence exactly as it was).
+    own_base = 0.25 + 0.5 * _uniform(*key, 1000, _F_BASE, channels)
     direction = torch.stack([_normal(*key, _U_DIRECTION + c) for c in range(3)], dim=1).view(b, 3, 1, 1)
     direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-6)
-    colour = (base + (0.3 + 0.2 * draw(_U_OFFSET_MAG)).unsqueeze(1) * direction).clamp(0.05, 0.95)
+    colour = (own_base + (0.3 + 0.2 * draw(_U_OFFSET_MAG)).unsqueeze(1) * direction).clamp(0.05, 0.95)
     region = colour.expand(b, 3, size, size)
     if bool(fine.any()):
         period = 3.0 + 2.0 * draw(_U_PERIOD)
