@@ -662,7 +662,9 @@ def image_report(
     save_file(kept, str(tensors_path), metadata={"format": "hrnet-explorer-trace/1", "model": name})
     if isinstance(image, (str, Path)):
         digest = hashlib.sha256(Path(image).read_bytes()).hexdigest()
-        image_name = str(image)
+        image_name = Path(image).name  # the name only: an upload's server path is nobody's business
+    elif isinstance(image, (bytes, bytearray)):
+        digest, image_name = hashlib.sha256(image).hexdigest(), "pasted image"
     else:
         digest, image_name = None, type(image).__name__
     fusion = {

@@ -15,6 +15,8 @@ import functools
 import hashlib
 import html
 import os
+import shutil
+import tempfile
 import threading
 import time
 import warnings
@@ -90,6 +92,7 @@ BANNER_STYLE = (
 )
 PROGRESS = gr.Progress()  # the default that tells Gradio to pass a progress tracker
 USER_ERRORS = (ImageError, WeightsError, ValueError, KeyError, IndexError)
+REPORTS_KEPT = int(os.environ.get("HRNET_EXPLORER_REPORTS_KEPT", "4"))
 
 
 # --------------------------------------------------------------------------------------------- choices
@@ -296,6 +299,8 @@ class Explorer:
         self.topk = topk
         self.device_text = device_label(self.device)
         self.best_ms: dict[tuple, float] = {}  # (variant, weights, input size) → fastest traced forward
+        self.reports: list[str] = []  # folders of the latest one-image reports, oldest first
+        self._reports_lock = threading.Lock()
         # ZeroGPU runs spaces.GPU functions in a forked worker and pickles their arguments and results, so
         # they take and return plain CPU data (names, tensors, dataclasses) and load the model themselves
         # (from zoo's cache). Without ZeroGPU these are the plain methods.
@@ -586,6 +591,23 @@ class Explorer:
         progress(0.5, desc="Knocking out each stream in turn")
         results = self.explain(a, "resolution_reliance", target=cls)
         return knockout_figure(results), self._knockout_text(results)
+
+    @user_errors
+    def report(self, image, variant, weights, input_size, progress=PROGRESS):
+        """Predict tab: every figure for this image in one HTML file that opens offline, and the trace beside it
+        (safetensors + JSON). The last REPORTS_KEPT reports stay on disk; older ones are deleted."""
+        from ..report_html import image_report
+
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        progress(0.3, desc="Drawing every figure (the attributions take a few seconds on a CPU)")
+        folder = tempfile.mkdtemp(prefix="hrnet-explorer-report-")
+        with self._reports_lock:
+            self.reports.append(folder)
+            while len(self.reports) > REPORTS_KEPT:
+                shutil.rmtree(self.reports.pop(0), ignore_errors=True)
+        out = os.path.join(folder, f"hrnet-explorer-{a.loaded.name}.html")
+        paths = image_report(image, out=out, loaded=a.loaded, input_size=a.key[3])
+        return [str(p) for p in paths.values()]
 
     @staticmethod
     def _knockout_text(results: Sequence[Any]) -> str:
