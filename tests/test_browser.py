@@ -101,3 +101,27 @@ def test_main_flow_in_a_browser(url, browser):
         page.close()
     assert not errors, errors
     assert (ARTIFACTS / "app.png").stat().st_size > 10_000
+
+
+def test_lab_model_in_a_browser(url, browser):
+    """The shipped lab model is offered beside the nine variants: real weights (no random banner), its own
+    class names, and its example images."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+        page.locator("#variant input").click()
+        page.get_by_role("option", name="lab", exact=True).click()
+        page.locator("#image-input input[type=file]").set_input_files(str(ASSETS / "lab_0008_ring.png"))
+        page.locator("#image-input img").first.wait_for(timeout=TIMEOUT_MS)
+        page.locator("#analyze").click()
+        page.locator("#topk-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        assert "ring" in page.locator("#topk-plot").inner_text()
+        assert not page.locator("#random-weights-banner").is_visible()
+        assert "lab" in page.locator("#summary").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "app_lab.png"), full_page=True)
+    finally:
+        page.close()
+    assert not errors, errors
