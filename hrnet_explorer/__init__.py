@@ -10,20 +10,37 @@ from .graphs import GraphTracer
 from .images import MAX_PIXELS, ImageError, display_crop, preprocess, read_image
 from .predict import Prediction, class_name, predict
 from .trace import ModuleRef, Trace, trace, trace_names
-from .zoo import VARIANTS, LoadedModel, VariantCard, WeightsError, WeightsSource, get_variant, load_model, weight_tags
+from .zoo import (
+    LAB,
+    VARIANTS,
+    CardError,
+    LoadedModel,
+    RandomWeightsWarning,
+    VariantCard,
+    WeightsError,
+    WeightsSource,
+    get_variant,
+    load_model,
+    model_files,
+    read_card,
+    weight_tags,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CARD_FLOPS_EXPLANATION",
+    "CardError",
     "CostReport",
     "FusionStats",
     "GraphTracer",
     "ImageError",
+    "LAB",
     "LoadedModel",
     "MAX_PIXELS",
     "ModuleRef",
     "Prediction",
+    "RandomWeightsWarning",
     "Trace",
     "VARIANTS",
     "VariantCard",
@@ -35,9 +52,11 @@ __all__ = [
     "display_crop",
     "get_variant",
     "load_model",
+    "model_files",
     "predict",
     "predict_many",
     "preprocess",
+    "read_card",
     "read_image",
     "spatial_summary",
     "trace",
