@@ -213,18 +213,26 @@ def test_report_of_a_folder_without_a_run(tmp_path, capsys):
 
 
 def test_the_app_builds_the_report_of_its_image(browser, monkeypatch):
-    """The app's "Report of this image" button: /report returns the HTML, safetensors and JSON; the HTML opens."""
+    """The app's "Report of this image" button (/report): two download buttons, the HTML (which opens offline)
+    and a zip of the trace (safetensors + JSON)."""
+    import zipfile
+
     from hrnet_explorer.ui import Explorer, build_demo, callbacks
 
     monkeypatch.setattr(callbacks, "REPORTS_KEPT", 1)
     ex = Explorer(device="cpu")
     image = str(ASSETS / "grace_hopper.jpg")
-    first = ex.report(image, "hrnet_w18_small", "random", str(SIZE), progress=lambda *a, **k: None)
-    assert [Path(p).suffix for p in first] == [".html", ".safetensors", ".json"]
-    assert json.loads(Path(first[2]).read_text())["image"]["name"] == "grace_hopper.jpg"  # not the server's path
-    divs, drawn = _open_offline(browser, Path(first[0]), "report_app.png")
+    html_button, trace_button = ex.report(image, "hrnet_w18_small", "random", str(SIZE), progress=lambda *a, **k: None)
+    page, bundle = Path(html_button["value"]), Path(trace_button["value"])
+    assert html_button["visible"] and trace_button["visible"] and page.suffix == ".html"
+    with zipfile.ZipFile(bundle) as zf:
+        names = sorted(zf.namelist())
+        manifest = json.loads(zf.read(names[0]))
+    assert [Path(n).suffix for n in names] == [".json", ".safetensors"]
+    assert manifest["image"]["name"] == "grace_hopper.jpg"  # not the server's path
+    divs, drawn = _open_offline(browser, page, "report_app.png")
     assert divs >= 16 and drawn >= divs
-    second = ex.report(image, "hrnet_w18_small", "random", str(SIZE), progress=lambda *a, **k: None)
-    assert Path(second[0]).exists() and not Path(first[0]).exists()  # only the latest REPORTS_KEPT stay
+    second, _ = ex.report(image, "hrnet_w18_small", "random", str(SIZE), progress=lambda *a, **k: None)
+    assert Path(second["value"]).exists() and not page.exists()  # only the latest REPORTS_KEPT stay
     demo = build_demo(ex)
     assert "report" in {getattr(fn, "api_name", None) for fn in demo.fns.values()}

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import warnings
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -594,8 +595,9 @@ class Explorer:
 
     @user_errors
     def report(self, image, variant, weights, input_size, progress=PROGRESS):
-        """Predict tab: every figure for this image in one HTML file that opens offline, and the trace beside it
-        (safetensors + JSON). The last REPORTS_KEPT reports stay on disk; older ones are deleted."""
+        """Predict tab: every figure for this image in one HTML file that opens offline, and its trace (a zip of
+        the safetensors and the JSON manifest), for two download buttons. The last REPORTS_KEPT reports stay on
+        disk; older ones are deleted."""
         from ..report_html import image_report
 
         a, _ = self.analysis(image, variant, weights, input_size, progress)
@@ -607,7 +609,11 @@ class Explorer:
                 shutil.rmtree(self.reports.pop(0), ignore_errors=True)
         out = os.path.join(folder, f"hrnet-explorer-{a.loaded.name}.html")
         paths = image_report(image, out=out, loaded=a.loaded, input_size=a.key[3])
-        return [str(p) for p in paths.values()]
+        bundle = os.path.join(folder, f"hrnet-explorer-{a.loaded.name}-trace.zip")
+        with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as zf:  # float32 maps hardly compress
+            for key in ("safetensors", "json"):
+                zf.write(paths[key], paths[key].name)
+        return gr.update(value=str(paths["html"]), visible=True), gr.update(value=bundle, visible=True)
 
     @staticmethod
     def _knockout_text(results: Sequence[Any]) -> str:

@@ -141,8 +141,14 @@ def build_demo(
                     summary = gr.Markdown(elem_id="summary")
                     topk_plot = gr.Plot(label="Top-k classes", elem_id="topk-plot")
                     costs_plot = gr.Plot(label="Card vs measured", elem_id="costs-plot")
-                    report_btn = gr.Button("Report of this image (HTML, opens offline)", elem_id="report-button")
-                    report_files = gr.File(label="Download", file_count="multiple", elem_id="report-files")
+                    with gr.Row():
+                        report_btn = gr.Button("Report of this image", scale=0, elem_id="report-button")
+                        report_html = gr.DownloadButton(
+                            "Download the report (HTML, opens offline)", visible=False, elem_id="report-download"
+                        )
+                        report_trace = gr.DownloadButton(
+                            "Download its trace (safetensors + JSON)", visible=False, elem_id="trace-download"
+                        )
                 with gr.Tab("Streams", id="streams"):
                     with gr.Row():
                         reduction = gr.Radio(
@@ -266,7 +272,7 @@ def build_demo(
         reliance_btn.click(
             ex.reliance, inputs=common + [target], outputs=[ko_plot, ko_md], api_name="reliance", **model
         )
-        report_btn.click(ex.report, inputs=common, outputs=report_files, api_name="report", **model)
+        report_btn.click(ex.report, inputs=common, outputs=[report_html, report_trace], api_name="report", **model)
         cmp_btn.click(
             ex.compare,
             inputs=[image, cmp_variants, cmp_weights, input_size],
