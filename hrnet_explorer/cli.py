@@ -26,7 +26,7 @@ def _print_json(obj) -> None:
 
 
 def _cmd_variants(args: argparse.Namespace) -> None:
-    reports = [variant_costs(name) for name in VARIANTS]
+    reports = [variant_costs(name, measure=args.measure) for name in VARIANTS]
     if args.json:
         _print_json({"variants": [r.to_dict() for r in reports], "note": CARD_FLOPS_EXPLANATION})
         return
@@ -330,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("variants", help="the nine variants: card vs measured params and MACs")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--measure", action="store_true", help="recount params and MACs now (fvcore; ~20 s)")
     p.set_defaults(func=_cmd_variants)
     p = sub.add_parser("predict", help="top-k classes for an image")
     _add_model_args(p)

@@ -20,7 +20,7 @@ import torch
 
 from .zoo import get_variant
 
-__all__ = ["CARD_FLOPS_EXPLANATION", "CostReport", "count_params", "count_macs", "variant_costs"]
+__all__ = ["CARD_FLOPS_EXPLANATION", "MEASURED_224", "CostReport", "count_params", "count_macs", "variant_costs"]
 
 CARD_FLOPS_EXPLANATION = (
     "The card's 'FLOPs' are ≈1.285 × MACs for every variant (and for ResNets in the same docs): an artefact "
@@ -67,15 +67,38 @@ class CostReport:
         return asdict(self)
 
 
+# params and MACs at 224 px, as count_params and count_macs measure them (tests/test_zoo.py recounts them):
+# kept as data so that listing the variants builds no model.
+MEASURED_224: dict[str, tuple[int, int]] = {
+    "hrnet_w18_small": (13_187_464, 1_613_429_856),
+    "hrnet_w18_small_v2": (15_597_464, 2_616_067_464),
+    "hrnet_w18": (21_299_004, 4_317_590_308),
+    "hrnet_w30": (37_712_220, 8_150_528_284),
+    "hrnet_w32": (41_232_680, 8_967_661_888),
+    "hrnet_w40": (57_557_160, 12_745_655_184),
+    "hrnet_w44": (67_064_984, 14_940_327_160),
+    "hrnet_w48": (77_469_864, 17_338_782_688),
+    "hrnet_w64": (128_059_944, 28_970_440_320),
+}
+
+
 @cache
-def variant_costs(variant: str, input_size: int = 224) -> CostReport:
-    """Measured params and MACs of ``variant`` (random init on CPU; weights do not change them)."""
+def _measure(name: str, input_size: int) -> tuple[int, int]:
+    model = timm.create_model(name, pretrained=False).eval()
+    return count_params(model), count_macs(model, input_size)
+
+
+def variant_costs(variant: str, input_size: int = 224, *, measure: bool = False) -> CostReport:
+    """Params and MACs of ``variant`` beside its card: the recorded 224 px counts, or with ``measure=True``
+    (or another ``input_size``) counted now on a randomly initialised CPU model (weights change neither)."""
     card = get_variant(variant)
-    model = timm.create_model(card.name, pretrained=False).eval()
-    macs = count_macs(model, input_size)
+    if measure or input_size != 224:
+        params, macs = _measure(card.name, input_size)
+    else:
+        params, macs = MEASURED_224[card.name]
     return CostReport(
         card.name,
-        count_params(model),
+        params,
         macs,
         card.card_params_m,
         card.card_flops,
