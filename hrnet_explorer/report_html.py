@@ -653,7 +653,7 @@ def image_report(
 
     # The trace beside the page.
     kept = {
-        n: t.detach().float().clone()  # clones: some maps share memory (head.merge0 is head.incre0)
+        n: t.detach().float().contiguous().clone()  # own memory: some maps share it (head.merge0 is head.incre0)
         for n, t in result.maps.items()
         if keep == "all" or n == "logits" or not _is_intermediate(n)
     }
