@@ -6,10 +6,11 @@ User mistakes (unknown variant, bad image, missing checkpoint) print one line to
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from .analyze import add_analyze_command
 from .costs import CARD_FLOPS_EXPLANATION, variant_costs
@@ -317,31 +318,41 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--labels", default=None, help="class names for a checkpoint without a card: a text file, one name per line"
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast (CUDA or CPU)")
     p.add_argument("--input-size", type=int, default=None, help="square crop size, a multiple of 32")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {}
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, where it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS) or not action.help:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="hrnet-explorer", description="See how an HRNet thinks.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"hrnet-explorer {__version__}")
+    with_defaults = functools.partial(argparse.ArgumentParser, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=with_defaults)
     p = sub.add_parser("variants", help="the nine variants: card vs measured params and MACs")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--measure", action="store_true", help="recount params and MACs now (fvcore; ~20 s)")
     p.set_defaults(func=_cmd_variants)
     p = sub.add_parser("predict", help="top-k classes for an image")
     _add_model_args(p)
-    p.add_argument("--topk", "-k", type=int, default=5)
+    p.add_argument("--topk", "-k", type=int, default=5, help="how many classes to list")
     p.set_defaults(func=_cmd_predict)
     p = sub.add_parser("trace", help="stream shapes, share matrices and reconstruction errors")
     _add_model_args(p)
     p.set_defaults(func=_cmd_trace)
     p = sub.add_parser("explain", help="attribution: pixel maps, per-stream Grad-CAM and shares, knockouts")
     _add_model_args(p)
-    p.add_argument("--method", "-m", default="ig", choices=EXPLAIN_METHODS)
+    p.add_argument("--method", "-m", default="ig", choices=EXPLAIN_METHODS, help="what to compute")
     p.add_argument("--target", "-t", default=None, help="class index or class name (default: top-1)")
     p.add_argument("--out", "-o", default=None, help="FILE.json (summary), FILE.npz (arrays) or FILE.png (overlay)")
     p.add_argument("--steps", type=int, default=None, help="integration steps (ig, stream-shares; default 32)")
@@ -349,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--module", type=int, default=None, help="gradcam-streams/knockout: module index in the stage")
     p.add_argument("--stream", type=int, default=None, help="knockout: stream to remove (default: every stream)")
     p.add_argument("--edge", type=_edge_arg, default=None, help="knockout: one edge SOURCE,TARGET, e.g. 3,0")
-    p.add_argument("--topk", "-k", type=int, default=5)
+    p.add_argument("--topk", "-k", type=int, default=5, help="how many classes to list")
     p.set_defaults(func=_cmd_explain)
     add_analyze_command(sub)
     add_report_command(sub)

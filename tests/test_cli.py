@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import sys
 import pytest
 from PIL import Image
 
+import hrnet_explorer
+from hrnet_explorer import cli
 from hrnet_explorer.cli import main
 
 
@@ -63,3 +66,24 @@ def test_user_errors_are_one_line_without_traceback(args, message, image_file):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("hrnet-explorer: error:")]
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_version_and_every_option_has_help(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"hrnet-explorer {hrnet_explorer.__version__}"
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    yield from parsers(child)
+
+    undocumented = [
+        f"{parser.prog} {action.option_strings or action.dest}"
+        for parser in parsers(cli.build_parser())
+        for action in parser._actions
+        if not action.help and not isinstance(action, argparse._SubParsersAction)
+    ]
+    assert undocumented == []

@@ -101,7 +101,7 @@ def add_lab_commands(subparsers) -> None:
     p = lab_sub.add_parser(
         "train",
         help="train an HRNet on the lab task (seeded, resumable)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=lab.formatter_class,
     )
     p.add_argument("--out", required=True, help="folder for lab.safetensors, lab.json and the resumable state")
     p.add_argument("--variant", default=_DEFAULTS.variant, help="timm HRNet architecture")
@@ -119,7 +119,7 @@ def add_lab_commands(subparsers) -> None:
     p = lab_sub.add_parser(
         "eval",
         help="held-out accuracy under clean, blurred, evidence-removed and background-replaced conditions",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=lab.formatter_class,
     )
     p.add_argument("--n", type=_positive, default=1000, help="test images per condition")
     p.add_argument(
