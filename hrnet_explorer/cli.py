@@ -323,6 +323,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+class Parser(argparse.ArgumentParser):
+    """A user mistake on the command line is one line, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` shows each option's default, where it has a meaningful one."""
 
@@ -335,9 +342,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="hrnet-explorer", description="See how an HRNet thinks.")
+    parser = Parser(prog="hrnet-explorer", description="See how an HRNet thinks.")
     parser.add_argument("--version", action="version", version=f"hrnet-explorer {__version__}")
-    with_defaults = functools.partial(argparse.ArgumentParser, formatter_class=HelpFormatter)
+    with_defaults = functools.partial(Parser, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=with_defaults)
     p = sub.add_parser("variants", help="the nine variants: card vs measured params and MACs")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -87,3 +87,14 @@ def test_version_and_every_option_has_help(capsys):
         if not action.help and not isinstance(action, argparse._SubParsersAction)
     ]
     assert undocumented == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["predict"], ["predict", "x.jpg", "--topk", "many"], ["nonsense"], ["lab", "eval", "--n", "0"], ["--bogus"]],
+)
+def test_command_line_mistakes_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and "error:" in err and "--help" in err, err
