@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hrnet_explorer.scores import mask_fraction, mass_in_mask, pointing_game, rank_accuracy
+from hrnet_explorer.attribution import mask_fraction, mass_in_mask, pointing_game, rank_accuracy
 
 
 @pytest.fixture

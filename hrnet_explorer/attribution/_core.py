@@ -1,0 +1,252 @@
+"""Shared machinery of the attribution methods: private copies of the caller's model, inputs, targets,
+baselines, and the small helpers every result uses (see the package's docstring for the HRNet pitfalls)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import warnings
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from timm.models.hrnet import HighResolutionNet
+from torch import nn
+
+from ..images import ImageInput, to_batch
+from ..trace import ModuleRef, _check_hrnet, module_refs
+from ..zoo import LoadedModel, imagenet_class_names
+
+BASELINES = ("zeros", "black", "white", "blur")  # "zeros" is the dataset-mean image (0 after normalisation)
+
+# Pixel budget per forward/backward chunk, in 224×224 images: measured on the 2-core CPU (8 and 16
+# are equally fast for w18_small, bigger chunks only cost memory); on CUDA, all steps at once.
+_CPU_CHUNK_IMAGES = 8
+_CUDA_CHUNK_IMAGES = 64
+_REF_PIXELS = 224 * 224
+
+
+def default_internal_batch_size(device: torch.device | str, n: int, image_hw: tuple[int, int] = (224, 224)) -> int:
+    """How many of ``n`` interpolation steps / samples to run per forward-backward pass on ``device``."""
+    budget = _CUDA_CHUNK_IMAGES if torch.device(device).type == "cuda" else _CPU_CHUNK_IMAGES
+    per_chunk = max(1, int(budget * _REF_PIXELS / (image_hw[0] * image_hw[1])))
+    return max(1, min(n, per_chunk))
+
+
+# --------------------------------------------------------------------------------------------------
+# Private copies of the caller's model
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Copies:
+    fingerprint: tuple
+    exact: HighResolutionNet  # deepcopy, ReLUs not in-place, frozen parameters, bitwise-equal logits
+    lock: threading.Lock = field(default_factory=threading.Lock)  # held while hooks are on `exact`
+    fast: nn.Module | None = None  # BN folded, channels_last; built on first use
+    graphed: dict = field(default_factory=dict)  # (shapes) → GraphedForward of `fast` (CUDA graphs for IG)
+    fast_error: str | None = None  # why `fast` could not be built (then `exact` is used)
+
+
+_COPIES: weakref.WeakKeyDictionary[nn.Module, _Copies] = weakref.WeakKeyDictionary()
+_COPIES_LOCK = threading.Lock()
+
+
+def _version(t: torch.Tensor) -> int:
+    try:
+        return t._version
+    except RuntimeError:  # inference tensors (a model built under inference_mode) have no version counter
+        return -1
+
+
+def _fingerprint(net: nn.Module) -> tuple:
+    """Changes when a parameter or buffer is replaced, moved, or modified in place (load_state_dict).
+
+    Writes through ``.data`` bypass the version counter: call :func:`clear_attribution_cache` after those.
+    """
+    return tuple((t.data_ptr(), _version(t), t.dtype, str(t.device)) for t in (*net.parameters(), *net.buffers()))
+
+
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
+
+
+def _clear_hooks(module: nn.Module) -> None:
+    """A deepcopy copies the caller's hooks too; the private copy must run without them."""
+    for m in module.modules():
+        for name in _HOOK_DICTS:
+            hooks = getattr(m, name, None)
+            if hooks:
+                hooks.clear()
+
+
+def _copies(net: HighResolutionNet) -> _Copies:
+    fp = _fingerprint(net)
+    with _COPIES_LOCK:
+        hit = _COPIES.get(net)
+        if hit is not None and hit.fingerprint == fp:
+            return hit
+        # Never build under the caller's inference_mode: inference-tensor weights cannot be saved for backward.
+        with torch.inference_mode(False), torch.no_grad():
+            exact = copy.deepcopy(net)
+        _clear_hooks(exact)
+        for m in exact.modules():
+            if isinstance(m, nn.ReLU):
+                m.inplace = False
+        exact.requires_grad_(False).eval()
+        entry = _Copies(fp, exact)
+        _COPIES[net] = entry
+        return entry
+
+
+def _fast_model(entry: _Copies) -> nn.Module:
+    """The exact copy with BatchNorm folded into the convolutions, channels_last (built once)."""
+    with _COPIES_LOCK:
+        if entry.fast is None and entry.fast_error is None:
+            try:
+                from torch.fx.experimental.optimization import fuse
+
+                with torch.inference_mode(False), torch.no_grad():
+                    fast = fuse(copy.deepcopy(entry.exact), inplace=True).to(memory_format=torch.channels_last)
+                entry.fast = fast.requires_grad_(False).eval()
+            except Exception as exc:  # torch.fx could not trace this model: fall back, and say so
+                entry.fast_error = f"{type(exc).__name__}: {exc}"
+                warnings.warn(
+                    f"Could not fold BatchNorm for fast attribution ({entry.fast_error}); using the exact copy.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        return entry.fast if entry.fast is not None else entry.exact
+
+
+def clear_attribution_cache() -> None:
+    """Drop every private model copy (they also go when their model is garbage-collected)."""
+    with _COPIES_LOCK:
+        _COPIES.clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs, targets, baselines
+# --------------------------------------------------------------------------------------------------
+
+
+def _require_grad(what: str) -> None:
+    if torch.is_inference_mode_enabled() or not torch.is_grad_enabled():
+        raise RuntimeError(
+            f"{what} needs gradients, but it was called under torch.no_grad() or torch.inference_mode(). "
+            "Call it outside those blocks (it never updates the model)."
+        )
+
+
+def _prepare(loaded: LoadedModel, inputs: torch.Tensor | ImageInput, input_size: int | None):
+    """→ (caller's net, its private copies, a fresh fp32 1x3xHxW tensor on the model's device)."""
+    if not isinstance(loaded, LoadedModel):
+        raise TypeError(f"Expected a LoadedModel (from hrnet_explorer.load_model), got {type(loaded).__name__}.")
+    net = _check_hrnet(loaded.model)
+    if net.training:
+        raise ValueError(
+            "The model is in training mode (BatchNorm would update its statistics); call model.eval() first."
+        )
+    x = to_batch(inputs, loaded.data_config, input_size)
+    if x.shape[0] != 1:
+        raise ValueError(f"Attribution explains one image at a time; got a batch of {x.shape[0]}.")
+    param = next(net.parameters())
+    # clone(): a fresh tensor, never an inference tensor nor the caller's (Captum sets requires_grad).
+    x = x.detach().to(param.device, torch.float32).clone()
+    return net, _copies(net), x
+
+
+def _check_target(target: int | None, num_classes: int) -> int | None:
+    if target is None:
+        return None
+    if isinstance(target, bool) or not isinstance(target, int):
+        try:
+            target = int(target)  # numpy / 0-dim tensor integers
+        except (TypeError, ValueError):
+            raise TypeError(f"target must be a class index (int) or None, got {type(target).__name__}.") from None
+    if not 0 <= target < num_classes:
+        raise ValueError(f"target must be a class index in 0..{num_classes - 1}, got {target}.")
+    return target
+
+
+def _baseline(kind: str | torch.Tensor | float, x: torch.Tensor, loaded: LoadedModel) -> torch.Tensor:
+    """A baseline image in the model's normalised input space, shaped like ``x``."""
+    if isinstance(kind, torch.Tensor):
+        b = kind.to(x.device, torch.float32)
+        if b.ndim == 3:
+            b = b.unsqueeze(0)
+        if b.shape[1:] != x.shape[1:]:
+            raise ValueError(f"A baseline tensor must have the input's shape {tuple(x.shape)}, got {tuple(b.shape)}.")
+        return b.clone()
+    if isinstance(kind, (int, float)) and not isinstance(kind, bool):
+        return torch.full_like(x, float(kind))
+    if kind == "zeros":
+        return torch.zeros_like(x)
+    mean = torch.tensor(loaded.data_config["mean"], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(loaded.data_config["std"], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    if kind == "black":
+        return ((0.0 - mean) / std).expand_as(x).clone()
+    if kind == "white":
+        return ((1.0 - mean) / std).expand_as(x).clone()
+    if kind == "blur":
+        from torchvision.transforms.functional import gaussian_blur
+
+        sigma = max(x.shape[-2:]) / 16
+        k = 2 * math.ceil(3 * sigma) + 1
+        return gaussian_blur(x, [k, k], [sigma, sigma])
+    raise ValueError(f"Unknown baseline {kind!r}; use one of {', '.join(BASELINES)}, a number or a tensor.")
+
+
+def _baseline_name(kind: Any) -> str | float | list:
+    if isinstance(kind, torch.Tensor):
+        return f"tensor{list(kind.shape)}"
+    if isinstance(kind, (list, tuple)):
+        return [_baseline_name(k) for k in kind]
+    return kind
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    return torch.contiguous_format if x.is_contiguous() else torch.channels_last
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x).float()
+
+
+def _label(target: int, class_names: Sequence[str]) -> str:
+    return class_names[target] if 0 <= target < len(class_names) else f"class {target}"
+
+
+def _names_field():
+    """The model's class names on a result (not in its repr: there may be 1000). A result built by hand
+    without them reads ImageNet's, as results did before models had names of their own."""
+    return field(default_factory=imagenet_class_names, repr=False, compare=False)
+
+
+def _top1_unless(target: int | None, model: nn.Module, x: torch.Tensor) -> int:
+    """``target``, or the model's top-1 class for ``x`` when it is None (one forward)."""
+    return target if target is not None else int(_logits(model, x)[0].argmax())
+
+
+def _resolve_module(net: HighResolutionNet, stage: int, module: int) -> tuple[ModuleRef, nn.Module]:
+    refs = [r for r in module_refs(net) if r.stage == stage]
+    if not refs:
+        raise ValueError(f"No stage {stage!r}: HRNet's fusing stages are 2, 3 and 4.")
+    if not isinstance(module, int) or not -len(refs) <= module < len(refs):
+        raise ValueError(
+            f"Stage {stage} has {len(refs)} module(s) ({', '.join(r.name for r in refs)}); "
+            f"module must be in {-len(refs)}..{len(refs) - 1}, got {module!r}."
+        )
+    ref = refs[module]
+    return ref, getattr(net, f"stage{stage}")[ref.index]

@@ -1,0 +1,363 @@
+"""Pixel attribution with Captum: Integrated Gradients, Saliency, SmoothGrad, GradientShap, Occlusion."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
+from torch import nn
+
+from ..graphs import GraphedForward
+from ..images import ImageInput
+from ..zoo import LoadedModel
+from ._core import (
+    _COPIES_LOCK,
+    _baseline,
+    _baseline_name,
+    _check_target,
+    _Copies,
+    _fast_model,
+    _label,
+    _layout,
+    _logits,
+    _names_field,
+    _prepare,
+    _require_grad,
+    _top1_unless,
+    default_internal_batch_size,
+)
+
+__all__ = ["PIXEL_METHODS", "GRADIENT_FREE", "PixelAttribution", "attribute_pixels"]
+
+PIXEL_METHODS = ("ig", "saliency", "smoothgrad", "gradshap", "occlusion")
+GRADIENT_FREE = ("occlusion",)
+
+
+@dataclass(frozen=True)
+class PixelAttribution:
+    """One pixel-space attribution, ready for an overlay on the model's input crop."""
+
+    method: str  # one of PIXEL_METHODS
+    target: int  # class index explained
+    attributions: torch.Tensor  # Captum's raw output, CPU float32 [1, 3, H, W] (normalised-input space)
+    heatmap: torch.Tensor  # CPU float32 [H, W]: ``attributions`` reduced over channels (settings["reduction"])
+    delta: float | None  # convergence delta: IG: Σ attributions − (f(x) − f(baseline)); GradientShap:
+    # the mean of Captum's per-sample deltas (→ 0 as n_samples grows); other methods: None
+    settings: dict  # every setting actually used (steps, internal_batch_size, baseline, reduction, model, ...)
+    logit: float | None = None  # f(x) for the target (IG, GradientShap)
+    baseline_logit: float | None = None  # f(baseline) for the target (IG)
+    seconds: float = 0.0  # wall time of the attribution
+    class_names: tuple[str, ...] = _names_field()
+
+    @property
+    def label(self) -> str:
+        return _label(self.target, self.class_names)
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "target": self.target,
+            "label": self.label,
+            "delta": self.delta,
+            "logit": self.logit,
+            "baseline_logit": self.baseline_logit,
+            "attribution_sum": float(self.attributions.double().sum()),
+            "heatmap_range": [float(self.heatmap.min()), float(self.heatmap.max())],
+            "input_size": list(self.heatmap.shape),
+            "settings": self.settings,
+            "seconds": self.seconds,
+        }
+
+
+_REDUCTIONS = ("sum", "mean", "abs_sum", "max_abs")
+_DEFAULT_REDUCTION = {
+    "ig": "sum",
+    "gradshap": "sum",
+    "occlusion": "mean",
+    "saliency": "max_abs",
+    "smoothgrad": "max_abs",
+}
+
+
+def _reduce(attr: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "sum":
+        return attr[0].sum(0)
+    if how == "mean":
+        return attr[0].mean(0)
+    if how == "abs_sum":
+        return attr[0].abs().sum(0)
+    return attr[0].abs().amax(0)
+
+
+_OPTIONS = {
+    "ig": {"n_steps": 32, "internal_batch_size": None, "baseline": "zeros", "integration": "gausslegendre"},
+    "saliency": {"abs": True},
+    "smoothgrad": {"nt_samples": 16, "nt_samples_batch_size": None, "noise_level": 0.15, "abs": False, "seed": 0},
+    "gradshap": {
+        "n_samples": 16,
+        "internal_batch_size": None,
+        "baseline": ("zeros", "black", "white"),
+        "stdevs": 0.0,
+        "seed": 0,
+    },
+    "occlusion": {"window": None, "stride": None, "baseline": "zeros", "perturbations_per_eval": None},
+}
+_COMMON = {"fast": True, "reduction": None, "input_size": None, "graphs": None, "precision": "fp32"}
+
+
+def attribute_pixels(
+    loaded: LoadedModel,
+    inputs: torch.Tensor | ImageInput,
+    method: str = "ig",
+    target: int | None = None,
+    **options,
+) -> PixelAttribution:
+    """Attribute the ``target`` logit (default: the top-1 class) to the input pixels with Captum.
+
+    ``method`` and its options (all optional; ``settings`` reports what was used):
+
+    - ``"ig"`` — IntegratedGradients: ``n_steps=32``, ``internal_batch_size`` (default: chosen for
+      the device, see :func:`default_internal_batch_size`), ``baseline="zeros"`` (one of
+      :data:`BASELINES`, a number or a tensor), ``integration="gausslegendre"`` (Captum's
+      ``method``: or "riemann_trapezoid", ...). ``delta`` = Σ attributions − (f(x) − f(baseline)).
+    - ``"saliency"`` — Saliency, |∂f/∂x| (``abs=True``).
+    - ``"smoothgrad"`` — NoiseTunnel(Saliency), smoothgrad: ``nt_samples=16``,
+      ``nt_samples_batch_size`` (device default), ``noise_level=0.15`` (σ as a fraction of the
+      input's value range, as in Smilkov et al.), ``abs=False`` (average signed gradients), ``seed=0``.
+    - ``"gradshap"`` — GradientShap: ``n_samples=16`` (run ``internal_batch_size`` at a time),
+      ``baseline=("zeros", "black", "white")`` (the baseline distribution: names, numbers or a
+      Kx3xHxW tensor), ``stdevs=0.0``, ``seed=0``.
+    - ``"occlusion"`` — Occlusion: ``window`` patches (all channels; an int or an (h, w) pair)
+      moved by ``stride`` and replaced by ``baseline="zeros"``. Default: windows of H/4 × W/4
+      moved by H/8, W/8 — a 7×7 grid, 49 forwards at any size (56/28 px at 224);
+      ``window=32, stride=16`` gives finer maps at 169 forwards. ``perturbations_per_eval``
+      (device default).
+
+    Common options: ``fast=True`` (the BN-folded channels_last copy; ``False``: the exact copy),
+    ``reduction`` for the heatmap — "sum" over channels for ig/gradshap (the map then sums to the
+    total attribution), "mean" for occlusion (each pixel: the average logit drop when a window over
+    it is occluded), "max_abs" for saliency/smoothgrad (Simonyan et al.); or "abs_sum" —
+    ``input_size`` (crop size when ``inputs`` is an image), and ``graphs`` (IG only; default: on
+    CUDA with ``fast=True``): replay IG's forwards and backward from CUDA graphs, captured once per
+    shape — see :class:`~hrnet_explorer.graphs.GraphedForward`; with graphs, ``precision="bf16"``
+    runs them under bf16 autocast (faster; a larger convergence delta, reported as always).
+    """
+    if method not in PIXEL_METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
+    valid = {**_OPTIONS[method], **_COMMON}
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"Unknown option(s) {', '.join(unknown)} for method {method!r}; valid: {', '.join(valid)}.")
+    opts = {**valid, **options}
+    reduction = opts.pop("reduction") or _DEFAULT_REDUCTION[method]
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"Unknown reduction {reduction!r}; choose one of: {', '.join(_REDUCTIONS)}.")
+    if method not in GRADIENT_FREE:
+        _require_grad(f"attribute_pixels(method={method!r})")
+    net, entry, x = _prepare(loaded, inputs, opts.pop("input_size"))
+    target = _check_target(target, net.num_classes)
+    fast = bool(opts.pop("fast"))
+    model = _fast_model(entry) if fast else entry.exact
+    if model is not entry.exact:
+        x = x.contiguous(memory_format=torch.channels_last)
+    graphs, precision = opts.pop("graphs"), opts.pop("precision")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}.")
+    if graphs is None:
+        graphs = method == "ig" and x.is_cuda and model is not entry.exact
+    if graphs and method != "ig":
+        raise ValueError(f"graphs=True is implemented for method='ig' only, not {method!r}.")
+    if precision == "bf16" and not graphs:
+        raise ValueError("precision='bf16' is available for IG with CUDA graphs (on a GPU) only.")
+    if graphs:
+        model = _graphed_for_ig(entry, model, x, opts, precision)
+    start = time.perf_counter()
+    # The exact copy is shared with the hook-based methods, and graphs with their static buffers:
+    # hold the lock. The fast copy never has hooks.
+    with entry.lock if model is entry.exact or graphs else contextlib.nullcontext():
+        attr, target, delta, logit, base_logit, used = _PIXEL_IMPL[method](model, x, target, loaded, **opts)
+    attr = attr.detach().float().cpu().contiguous()
+    settings = {
+        **used,
+        "reduction": reduction,
+        "model": ("fast (BatchNorm folded, channels_last)" if model is not entry.exact else "exact copy")
+        + (", CUDA graphs" if graphs else ""),
+        "device": str(x.device),
+        "precision": precision,
+        "input_size": [x.shape[-2], x.shape[-1]],
+    }
+    return PixelAttribution(
+        class_names=loaded.class_names,
+        method=method,
+        target=target,
+        attributions=attr,
+        heatmap=_reduce(attr, reduction).contiguous(),
+        delta=delta,
+        settings=settings,
+        logit=logit,
+        baseline_logit=base_logit,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dict, precision: str) -> GraphedForward:
+    """IG's two graphable calls as CUDA graphs: the batch-2 forward of [x, baseline] (no grad), and
+    forward + backward of a chunk of ``internal_batch_size`` scaled inputs. Without graphs, both are
+    launch-bound on a GPU (HRNet runs hundreds of small kernels). Captured once per shape (~1 s)."""
+    if not x.is_cuda:
+        raise ValueError("graphs=True needs a CUDA device (CUDA graphs); leave it unset on CPU.")
+    if model is entry.exact:
+        raise ValueError("graphs=True runs on the fast copy; it cannot be combined with fast=False.")
+    ibs = opts["internal_batch_size"] or default_internal_batch_size(x.device, opts["n_steps"], x.shape[-2:])
+    opts["internal_batch_size"] = ibs
+    key = (tuple(x.shape), ibs, precision)
+    with _COPIES_LOCK:
+        if key not in entry.graphed:
+            entry.graphed[key] = GraphedForward(
+                model, grad_shapes=((ibs, *x.shape[1:]),), no_grad_shapes=((2, *x.shape[1:]),), precision=precision
+            )
+        return entry.graphed[key]
+
+
+def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, integration):
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be ≥ 1, got {n_steps}.")
+    b = _baseline(baseline, x, loaded).contiguous(memory_format=_layout(x))
+    if b.shape[0] != 1:
+        raise ValueError("Integrated Gradients takes one baseline image.")
+    # One batched forward gives the top-1 target and both ends of the path: Captum's convergence
+    # delta (Σ attributions − (f(x) − f(baseline))) without its two extra forwards.
+    logits = _logits(model, torch.cat([x, b]))
+    target = int(logits[0].argmax()) if target is None else target
+    ibs = internal_batch_size or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
+    attr = IntegratedGradients(model).attribute(
+        x, baselines=b, target=target, n_steps=n_steps, method=integration, internal_batch_size=ibs
+    )
+    fx, fb = float(logits[0, target]), float(logits[1, target])
+    delta = float(attr.double().sum()) - (fx - fb)
+    used = {
+        "n_steps": n_steps,
+        "internal_batch_size": ibs,
+        "integration": integration,
+        "baseline": _baseline_name(baseline),
+    }
+    return attr, target, delta, fx, fb, used
+
+
+def _saliency(model, x, target, loaded, *, abs):
+    target = _top1_unless(target, model, x)
+    attr = Saliency(model).attribute(x.clone().requires_grad_(), target=target, abs=abs)
+    return attr, target, None, None, None, {"abs": abs}
+
+
+def _smoothgrad(model, x, target, loaded, *, nt_samples, nt_samples_batch_size, noise_level, abs, seed):
+    target = _top1_unless(target, model, x)
+    sigma = float(noise_level) * float(x.max() - x.min())
+    nbs = nt_samples_batch_size or default_internal_batch_size(x.device, nt_samples, x.shape[-2:])
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        attr = NoiseTunnel(Saliency(model)).attribute(
+            x,
+            nt_type="smoothgrad",
+            nt_samples=nt_samples,
+            nt_samples_batch_size=nbs,
+            stdevs=sigma,
+            target=target,
+            abs=abs,
+        )
+    used = {
+        "nt_samples": nt_samples,
+        "nt_samples_batch_size": nbs,
+        "noise_level": noise_level,
+        "stdevs": sigma,
+        "abs": abs,
+        "seed": seed,
+    }
+    return attr, target, None, None, None, used
+
+
+def _gradshap(model, x, target, loaded, *, n_samples, internal_batch_size, baseline, stdevs, seed):
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be ≥ 1, got {n_samples}.")
+    kinds = list(baseline) if isinstance(baseline, (list, tuple)) else [baseline]
+    dist = torch.cat([_baseline(k, x, loaded) for k in kinds]).contiguous(memory_format=_layout(x))
+    logits = _logits(model, x)  # f(x), reported with the attribution
+    target = int(logits[0].argmax()) if target is None else target
+    # Captum's GradientShap runs all samples in one batch; the estimate is their mean, so running it
+    # in chunks (one call per chunk, one RNG stream) and weighting each chunk by its size is the same.
+    ibs = internal_batch_size or default_internal_batch_size(x.device, n_samples, x.shape[-2:])
+    total, deltas, done = None, [], 0
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        while done < n_samples:
+            k = min(ibs, n_samples - done)
+            attr, delta = GradientShap(model).attribute(
+                x, baselines=dist, n_samples=k, stdevs=stdevs, target=target, return_convergence_delta=True
+            )
+            total = attr * k if total is None else total + attr * k
+            deltas.append(delta)
+            done += k
+    used = {
+        "n_samples": n_samples,
+        "internal_batch_size": ibs,
+        "baseline": _baseline_name(baseline),
+        "n_baselines": dist.shape[0],
+        "stdevs": stdevs,
+        "seed": seed,
+    }
+    return total / n_samples, target, float(torch.cat(deltas).mean()), float(logits[0, target]), None, used
+
+
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
+        raise ValueError(f"Occlusion {name} must be a positive int or an (h, w) pair, got {value!r}.")
+    return pair
+
+
+def _occlusion_geometry(h: int, w: int, window, stride) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Default: windows a quarter of the image high and wide, moved by an eighth: a 7×7 grid of 49
+    forwards at any size (H and W are multiples of 32, so every pixel is covered)."""
+    stride = (h // 8, w // 8) if stride is None else _pair(stride, "stride")
+    window = (2 * stride[0], 2 * stride[1]) if window is None else _pair(window, "window")
+    if window[0] > h or window[1] > w:
+        raise ValueError(f"The occlusion window {window} is larger than the {h}×{w} input.")
+    return window, stride
+
+
+def _occlusion(model, x, target, loaded, *, window, stride, baseline, perturbations_per_eval):
+    window, stride = _occlusion_geometry(x.shape[-2], x.shape[-1], window, stride)
+    target = _top1_unless(target, model, x)
+    b = _baseline(baseline, x, loaded)
+    n = ((x.shape[-2] - window[0]) // stride[0] + 1) * ((x.shape[-1] - window[1]) // stride[1] + 1)
+    ppe = perturbations_per_eval or default_internal_batch_size(x.device, n, x.shape[-2:])
+    with torch.no_grad():
+        attr = Occlusion(model).attribute(
+            x,
+            sliding_window_shapes=(3, *window),
+            strides=(3, *stride),
+            baselines=b,
+            target=target,
+            perturbations_per_eval=ppe,
+        )
+    used = {
+        "window": list(window),
+        "stride": list(stride),
+        "baseline": _baseline_name(baseline),
+        "evaluations": n,
+        "perturbations_per_eval": ppe,
+    }
+    return attr, target, None, None, None, used
+
+
+_PIXEL_IMPL = {
+    "ig": _ig,
+    "saliency": _saliency,
+    "smoothgrad": _smoothgrad,
+    "gradshap": _gradshap,
+    "occlusion": _occlusion,
+}
