@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .analyze import add_analyze_command
 from .costs import CARD_FLOPS_EXPLANATION, variant_costs
-from .images import ImageError
+from .images import ImageError, check_input_size, read_image
 from .lab.cli import add_lab_commands
 from .report_html import add_report_command
 from .zoo import LAB, VARIANTS, LoadedModel, RandomWeightsWarning, WeightsError, load_model
@@ -44,6 +44,14 @@ def _cmd_variants(args: argparse.Namespace) -> None:
 
 
 def _load(args: argparse.Namespace) -> LoadedModel:
+    """The model of ``args``, after checking what needs no model: a bad image or size must not wait for w64.
+
+    ``args.image`` is replaced by the decoded image, so it is read once.
+    """
+    args.image = read_image(args.image)
+    check_input_size(args.input_size)
+    if getattr(args, "topk", 1) < 1:
+        raise ValueError(f"--topk must be ≥ 1, got {args.topk}.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)  # reported once, below and in the output
         loaded = load_model(args.variant, args.weights, args.device, args.precision, labels=args.labels)

@@ -26,6 +26,7 @@ __all__ = [
     "preprocess",
     "to_batch",
     "display_crop",
+    "check_input_size",
     "check_input_tensor",
 ]
 
@@ -195,11 +196,16 @@ def check_input_tensor(x: torch.Tensor) -> torch.Tensor:
     return x.float()  # the same tensor when it is float32 already
 
 
+def check_input_size(input_size: int | None) -> None:
+    """``None`` (the weights' own size) or a positive multiple of 32, else a ValueError."""
+    if input_size is not None and (input_size < STRIDE or input_size % STRIDE):
+        raise ValueError(f"input_size must be a positive multiple of {STRIDE}; got {input_size}.")
+
+
 def _config_for(data_config: dict[str, Any], input_size: int | None) -> dict[str, Any]:
+    check_input_size(input_size)
     if input_size is None:
         return data_config
-    if input_size < STRIDE or input_size % STRIDE:
-        raise ValueError(f"input_size must be a positive multiple of {STRIDE}; got {input_size}.")
     return {**data_config, "input_size": (3, input_size, input_size)}
 
 

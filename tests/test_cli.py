@@ -98,3 +98,22 @@ def test_command_line_mistakes_are_one_line(argv, capsys):
         cli.main(argv)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1 and "error:" in err and "--help" in err, err
+
+
+def test_mistakes_are_found_before_the_model_is_built(tmp_path, capsys, monkeypatch):
+    import hrnet_explorer.cli as cli_module
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was built before the arguments were checked")
+
+    monkeypatch.setattr(cli_module, "load_model", no_model)
+    good = tmp_path / "ok.png"
+    Image.new("RGB", (64, 64)).save(good)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    for argv, message in [
+        (["predict", str(tmp_path / "bad.png")], "image"),
+        (["predict", str(good), "--topk", "0"], "--topk"),
+        (["trace", str(good), "--input-size", "100"], "multiple of 32"),
+    ]:
+        assert main([*argv, "--variant", "hrnet_w64"]) == 2
+        assert message in capsys.readouterr().err
