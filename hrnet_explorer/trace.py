@@ -33,6 +33,7 @@ import torch
 from timm.models.hrnet import HighResolutionModule, HighResolutionNet
 from torch import nn
 
+from .fold import cached_fast_copy
 from .fusion import FusionStats, fusion_row, stack_fusion_stats, summarize_map
 from .images import ImageInput, check_input_tensor, to_batch
 from .runtime import autocast
@@ -116,6 +117,7 @@ class Trace:
     summaries: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     fusion_cache: dict[str, FusionStats] = field(default_factory=dict)
     weights: WeightsSource | None = None
+    exact: bool = True  # False: traced on the BatchNorm-folded channels_last copy (hrnet_explorer.fold)
 
     @property
     def logits(self) -> torch.Tensor:
@@ -177,6 +179,7 @@ class Trace:
             {k: {s: fn(v) for s, v in d.items()} for k, d in self.summaries.items()},
             {k: FusionStats(*(fn(t) for t in vars(v).values())) for k, v in self.fusion_cache.items()},
             self.weights,
+            self.exact,
         )
 
     def fusion(self, stage: int, index: int) -> FusionStats:
@@ -317,6 +320,7 @@ def trace(
     dtype: torch.dtype | None = None,
     precision: str | None = None,
     input_size: int | None = None,
+    exact: bool | None = None,
 ) -> Trace:
     """Run ``model`` once on ``inputs`` and capture every stream, edge, sum and fused map.
 
@@ -326,6 +330,13 @@ def trace(
     for captured tensors (default: where they were computed; "cpu" frees GPU memory). ``dtype``:
     storage dtype (e.g. torch.float16). ``precision``: "fp32"/"bf16" autocast (default: the
     LoadedModel's). The model is left exactly as found: no hooks, same mode, same flags.
+
+    ``exact``: True traces the model itself (fp32: logits bit-identical to a plain forward). False
+    traces a private copy with BatchNorm folded into the convolutions, in channels_last
+    (:func:`hrnet_explorer.fold.cached_fast_copy`, built once per model): faster than a plain forward
+    on a CPU, same names, the fusion identities exact within the trace, every map within
+    ``FAST_RTOL[device]`` of its largest magnitude of the exact trace; its maps are channels_last.
+    Default (None): the fast copy on a CPU, the model itself elsewhere (GPUs: see ``graphs.GraphTracer``).
     """
     if keep not in ("all", "outputs", "summaries"):
         raise ValueError(f"keep must be 'all', 'outputs' or 'summaries', not {keep!r}.")
@@ -344,13 +355,23 @@ def trace(
     param = next(net.parameters())
     precision = precision or (loaded.precision if loaded else "fp32")
     rec = _Recorder(keep, torch.device(store) if store is not None else None, dtype)
-    with hooks_installed(_hooks_for(net, rec)), torch.inference_mode(), autocast(param.device, precision):
-        rec.put("logits", net(x.to(param.device, param.dtype)))
-    return _trace_of(rec, net, tuple(x.shape), loaded)
+    if exact is None:
+        exact = param.device.type != "cpu"
+    run, lock = (net, contextlib.nullcontext()) if exact else cached_fast_copy(net)
+    x = x.to(param.device, param.dtype)
+    if not exact:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with lock, hooks_installed(_hooks_for(run, rec)), torch.inference_mode(), autocast(param.device, precision):
+        rec.put("logits", run(x))
+    return _trace_of(rec, net, tuple(x.shape), loaded, exact)
 
 
 def _trace_of(
-    rec: _Recorder, net: HighResolutionNet, input_shape: tuple[int, ...], loaded: LoadedModel | None
+    rec: _Recorder,
+    net: HighResolutionNet,
+    input_shape: tuple[int, ...],
+    loaded: LoadedModel | None,
+    exact: bool = True,
 ) -> Trace:
     return Trace(
         variant=(loaded.variant.name if loaded else net.default_cfg.get("architecture", type(net).__name__)),
@@ -362,4 +383,5 @@ def _trace_of(
         summaries=dict(rec.summaries),
         fusion_cache=dict(rec.fusion),
         weights=loaded.weights if loaded else None,
+        exact=exact,
     )

@@ -34,7 +34,8 @@ def module_flags(model: torch.nn.Module) -> list:
 def check_exact(model: torch.nn.Module, x: torch.Tensor, variant: str) -> None:
     with torch.inference_mode():
         plain = model(x)
-    result = trace(model, x)
+    result = trace(model, x, exact=True)
+    assert result.exact
     assert torch.equal(result.logits, plain)  # fp32: bit-identical to a plain timm forward
     assert set(result.names()) == set(trace_names(model))
     assert [r.stage for r in result.modules].count(3) == EXPECTED_MODULES[variant][1]
@@ -86,7 +87,7 @@ def test_no_hooks_remain_after_an_exception_inside_the_forward(w18_small):
     ours = model.stage3[0].fuse_act.register_forward_hook(explode)
     try:
         with pytest.raises(RuntimeError, match="boom"):
-            trace(w18_small, torch.randn(1, 3, 64, 64))
+            trace(w18_small, torch.randn(1, 3, 64, 64), exact=True)
     finally:
         ours.remove()
     assert all_hooks(model) == 0
