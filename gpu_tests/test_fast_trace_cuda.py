@@ -1,0 +1,87 @@
+"""Run on a CUDA machine (python -m pytest gpu_tests): fast traces keep the contract against the exact trace.
+
+Contract (hrnet_explorer.fold.FAST_RTOL["cuda"]): every map of a fast trace (BatchNorm folded,
+channels_last: eager, GraphTracer(fold=True), CompiledTracer) is within 1e-2 of the exact trace's
+largest magnitude of that map, fp32 with cuDNN's defaults (TF32 convolutions in both).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from hrnet_explorer import load_model, trace, zoo
+from hrnet_explorer.fold import FAST_RTOL
+from hrnet_explorer.graphs import GraphTracer
+from hrnet_explorer.report import module_reconstruction_error
+
+if not torch.cuda.is_available():
+    raise RuntimeError("gpu_tests need a CUDA device; the CPU suite is tests/.")
+
+
+def worst_rel(fast, exact) -> float:
+    worst = 0.0
+    for name, ref in exact.maps.items():
+        dev = float((fast[name].float() - ref.float()).abs().max()) / max(float(ref.float().abs().max()), 1e-12)
+        worst = max(worst, dev)
+    return worst
+
+
+def random_loaded(variant: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", zoo.RandomWeightsWarning)
+        torch.manual_seed(0)
+        loaded = load_model(variant, "random", device="cuda", cache=False)
+    with torch.no_grad():  # BatchNorm statistics away from 0/1, so that the fold does real work
+        for m in loaded.model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return loaded
+
+
+@pytest.mark.parametrize("variant", list(zoo.VARIANTS))
+def test_fast_traces_keep_the_contract(variant):
+    loaded = random_loaded(variant)
+    x = torch.randn(2, 3, 224, 224, device="cuda")
+    exact = trace(loaded, x)  # the default on CUDA is the exact path
+    assert exact.exact
+    eager_fast = trace(loaded, x, exact=False)
+    graph_fast = GraphTracer(loaded, 2, 224, precision="fp32", fold=True)(x)
+    for fast in (eager_fast, graph_fast):
+        assert not fast.exact and fast.names() == exact.names()
+        dev = worst_rel(fast, exact)
+        print(f"{variant}: worst per-map deviation {dev:.2e}")
+        assert dev <= FAST_RTOL["cuda"], dev
+        for ref in fast.modules:
+            assert module_reconstruction_error(fast, ref.stage, ref.index) <= 1e-5 * float(
+                fast[f"{ref.name}.fused0"].abs().max()
+            )
+
+
+def test_compiled_tracer_keeps_the_contract_and_replays():
+    from hrnet_explorer.compiled import CompiledTracer
+
+    loaded = random_loaded("hrnet_w18_small")
+    tracer = CompiledTracer(loaded, precision="fp32")
+    for _ in range(3):  # later calls replay the CUDA graph into the same buffers
+        x = torch.randn(1, 3, 224, 224, device="cuda")
+        dev = worst_rel(tracer(x), trace(loaded, x))
+        assert dev <= FAST_RTOL["cuda"], dev
+    print(f"compiled w18_small: compile {tracer.compile_seconds} s, deviation {dev:.2e}")
+
+
+def test_strict_fp32_fast_trace_is_close_to_exact():
+    loaded = random_loaded("hrnet_w18_small")
+    x = torch.randn(1, 3, 224, 224, device="cuda")
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        dev = worst_rel(trace(loaded, x, exact=False), trace(loaded, x))
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+    print(f"strict fp32 w18_small: {dev:.2e}")
+    assert dev <= FAST_RTOL["cpu"]
