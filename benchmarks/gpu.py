@@ -6,6 +6,13 @@ channels_last) of a plain forward and of an eager trace per keep mode; and the b
 deviation. Prints one JSON line per variant; ``--out`` also writes them to a file.
 
     python benchmarks/gpu.py --variants hrnet_w18_small hrnet_w18 hrnet_w48
+    python benchmarks/gpu.py --speed2 --variants hrnet_w18_small hrnet_w18   # issue 13: vs torch.compile
+
+``--speed2`` measures, per variant and in one process: the plain forward eager, as a CUDA graph and
+compiled (``torch.compile(mode="reduce-overhead")``, both layouts at batch 1), against the full trace as
+GraphTracer (exact, and with BatchNorm folded before capture) and as CompiledTracer (the trace as one
+compiled forward with outputs, BN folded); batch 1 fp32 and batch N bf16 channels_last; compile times;
+the fast traces' worst per-map deviation from the exact trace; GPU memory over 500 fast traces.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 import warnings
 
 import torch
@@ -118,23 +126,124 @@ def bench_variant(variant: str, batch: int, repeats: int) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
 
 
+def _compiled(fn, x: torch.Tensor) -> tuple[object, float]:
+    """First call of a compiled callable (compiles), timed; returns the callable and seconds."""
+    start = time.perf_counter()
+    fn(x)
+    torch.cuda.synchronize()
+    return fn, time.perf_counter() - start
+
+
+def worst_rel(fast, exact) -> float:
+    """max over maps of max|fast − exact| / max|exact| (the fast-trace contract, FAST_RTOL)."""
+    return max(
+        ((fast[n].float() - t.float()).abs().max() / t.float().abs().max().clamp_min(1e-12)).item()
+        for n, t in exact.maps.items()
+    )
+
+
+def bench_speed2(variant: str, batch: int, repeats: int, skip_batch: bool = False) -> dict:
+    from hrnet_explorer.compiled import CompiledTracer
+
+    torch._dynamo.reset()
+    loaded = load_model(variant, "random", device="cuda", cache=False)
+    row: dict = {"variant": variant, "device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    cl = torch.channels_last
+    for b, precision in ((1, "fp32"), (batch, "bf16")):
+        if b == batch and skip_batch:
+            continue
+        p = f"b{b}_"
+        x = torch.randn(b, 3, 224, 224, device="cuda")
+        xl = x.contiguous(memory_format=cl)
+        reps = repeats if b == 1 else max(5, repeats // 3)
+
+        def per_call(ms, b=b):  # batch 1: ms; batch N: images/s
+            return ms if b == 1 else b / ms * 1e3
+
+        layouts = (("nchw", False), ("nhwc", True)) if b == 1 else (("nhwc", True),)
+        for fmt, channels_last in layouts:
+            net = fast_model(loaded.model, channels_last)
+            xi = xl if channels_last else x
+
+            def eager(net=net, xi=xi, precision=precision):
+                with torch.inference_mode(), autocast(xi.device, precision):
+                    net(xi)
+
+            row[f"{p}plain_eager_{fmt}"] = per_call(cuda_ms(eager, reps))
+            graph = plain_graph(net, xi, precision)
+            row[f"{p}plain_graph_{fmt}"] = per_call(cuda_ms(graph.replay, reps))
+            del graph
+            compiled = torch.compile(net, mode="reduce-overhead")
+
+            def run_compiled(xi, compiled=compiled, precision=precision):
+                with torch.inference_mode(), autocast(xi.device, precision):
+                    return compiled(xi)
+
+            _, row[f"{p}plain_compiled_{fmt}_compile_s"] = _compiled(run_compiled, xi)
+            row[f"{p}plain_compiled_{fmt}"] = per_call(cuda_ms(lambda f=run_compiled, xi=xi: f(xi), reps))
+            del compiled, net
+            torch.cuda.empty_cache()
+        for name, fold in (("trace_graph_exact", False), ("trace_graph_folded", True)):
+            tracer = GraphTracer(loaded, b, 224, keep="all", precision=precision, channels_last=True, fold=fold)
+            row[f"{p}{name}"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
+            if b == 1 and fold:
+                exact = GraphTracer(loaded, 1, 224, keep="all", precision=precision, channels_last=False)(x).clone()
+                row[f"{p}{name}_worst_rel"] = worst_rel(tracer(xl), exact)
+            del tracer
+            torch.cuda.empty_cache()
+        tracer = CompiledTracer(loaded, precision=precision, fold=True, channels_last=True)
+        tracer(xl)
+        row[f"{p}trace_compiled_compile_s"] = tracer.compile_seconds[tuple(x.shape)]
+        row[f"{p}trace_compiled"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
+        if b == 1:
+            exact = GraphTracer(loaded, 1, 224, keep="all", precision=precision, channels_last=False)(x).clone()
+            row[f"{p}trace_compiled_worst_rel"] = worst_rel(tracer(xl), exact)
+            # Memory over 500 fast traces (compiled, then eager folded): allocated before vs after.
+            for label, fn in (
+                ("compiled", lambda t=tracer, xl=xl: t(xl)),
+                ("eager_fast", lambda x=x: trace(loaded, x, exact=False)),
+            ):
+                for _ in range(10):
+                    fn()
+                torch.cuda.synchronize()
+                before = torch.cuda.memory_allocated()
+                for _ in range(500):
+                    fn()
+                torch.cuda.synchronize()
+                row[f"mem500_{label}_growth_bytes"] = torch.cuda.memory_allocated() - before
+        del tracer
+        torch.cuda.empty_cache()
+        compiled_rows = [v for k, v in row.items() if k.startswith(f"{p}plain_compiled_") and not k.endswith("_s")]
+        plain = min(compiled_rows) if b == 1 else max(compiled_rows)  # the fastest: least ms, most images/s
+        for name in ("trace_graph_exact", "trace_graph_folded", "trace_compiled"):
+            # batch 1: time over the compiled plain forward's (target ≤ 1.10); batch N: throughput over its (≥ 0.95)
+            row[f"{p}{name}_over_compiled"] = row[f"{p}{name}"] / plain
+    row["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--speed2", action="store_true", help="issue 13: compiled baselines and fast traces")
+    parser.add_argument("--skip-batch", action="store_true", help="--speed2: batch 1 only")
     args = parser.parse_args()
     warnings.simplefilter("ignore", RandomWeightsWarning)
     torch.backends.cudnn.benchmark = True
     rows = []
     for variant in args.variants:
-        rows.append(bench_variant(variant, args.batch, args.repeats))
+        if args.speed2:
+            rows.append(bench_speed2(variant, args.batch, args.repeats, args.skip_batch))
+        else:
+            rows.append(bench_variant(variant, args.batch, args.repeats))
         print(json.dumps(rows[-1]), flush=True)
         torch.cuda.empty_cache()
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write("\n".join(json.dumps(r) for r in rows) + "\n")
+        if args.out:  # after every variant, so a run stopped at its time limit keeps what it measured
+            with open(args.out, "w") as fh:
+                fh.write("\n".join(json.dumps(r) for r in rows) + "\n")
 
 
 if __name__ == "__main__":
