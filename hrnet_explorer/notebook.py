@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 
 from .runtime import resolve_device
-from .zoo import VARIANTS, LoadedModel, get_variant, load_model
+from .zoo import VARIANTS, LoadedModel, RandomWeightsWarning, get_variant, load_model
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # the repository's example images (not in the wheel)
 PREFIX = "HRNET_EXPLORER_"
@@ -105,7 +106,9 @@ class Settings:
 def load(settings: Settings, variant: str | None = None) -> LoadedModel:
     """``load_model`` with the settings' weights and device (``variant``: default, the settings' one),
     then print where the weights came from, so that random weights are never silent."""
-    loaded = load_model(variant or settings.variant, weights=settings.weights, device=settings.device)
+    with warnings.catch_warnings():  # its RandomWeightsWarning says what describe() prints below
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        loaded = load_model(variant or settings.variant, weights=settings.weights, device=settings.device)
     print(loaded.weights.describe())
     return loaded
 

@@ -80,8 +80,9 @@ def test_compared_variants_by_device():
         Settings.from_env({}, variants=" , ").compared_variants()
 
 
-def test_load_prints_where_the_weights_came_from(capsys):
+def test_load_prints_where_the_weights_came_from(capsys, recwarn):
     loaded = load(Settings.from_env({}, weights="random", device="cpu"))
+    assert not recwarn.list  # the printed line says it once, without a second, warning copy
     assert capsys.readouterr().out == loaded.weights.describe() + "\n"
     assert loaded.weights.is_random and loaded.variant.name == "hrnet_w18_small"
 
