@@ -25,8 +25,8 @@ from .zoo import VARIANTS, LoadedModel, RandomWeightsWarning, get_variant, load_
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # the repository's example images (not in the wheel)
 PREFIX = "HRNET_EXPLORER_"
 
-# 05: the variants loaded, timed and traced when HRNET_EXPLORER_VARIANTS is not set. All nine at 224 px
-# take minutes on a GPU-less machine (w64 alone: ~2 s a traced forward on two busy cores), so a CPU gets
+# 05: the variants loaded, timed and traced when HRNET_EXPLORER_VARIANTS is "auto". All nine at 224 px took
+# over ten minutes in one cell on a busy 2-core CPU (issue 11); these three took 156 s there, so a CPU gets
 # the smallest, the first of full depth and a middle width.
 CPU_VARIANTS = ("hrnet_w18_small", "hrnet_w18", "hrnet_w32")
 
