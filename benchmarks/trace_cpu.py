@@ -1,15 +1,19 @@
 """Time a full trace against a plain timm forward (batch 1, 224 px, random weights).
 
 Plain and traced forwards are interleaved and the median of each is reported, so that load from
-other processes hits both alike. Prints one JSON line per (variant, keep mode).
+other processes hits both alike. Prints one JSON line per (variant, keep mode). A mode is a keep
+mode ("all", "outputs", "summaries": the default path, on a CPU the fast BatchNorm-folded copy) or
+one with ":exact" (``trace(..., exact=True)``, bit-exact on the model itself).
 
     python benchmarks/trace_cpu.py --variants hrnet_w18_small hrnet_w18 --repeats 30
+    python benchmarks/trace_cpu.py --keep all all:exact --repeats 30   # issue 13: fast vs exact vs plain
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -36,8 +40,9 @@ def bench(loaded, x: torch.Tensor, keeps: list[str], repeats: int) -> dict[str, 
         if x.is_cuda:
             torch.cuda.synchronize()
 
-    def traced(keep):
-        trace(loaded, x, keep=keep)
+    def traced(mode):
+        keep, _, exact = mode.partition(":")
+        trace(loaded, x, keep=keep, exact=True if exact else None)
         if x.is_cuda:
             torch.cuda.synchronize()
 
@@ -69,6 +74,7 @@ def main() -> None:
         for keep in args.keep:
             row = {"variant": variant, "keep": keep, "device": str(loaded.device)}
             row |= {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+            row |= {"load_avg_1min": round(os.getloadavg()[0], 2)}
             row |= {"plain_ms": round(ms["plain"], 2), "trace_ms": round(ms[keep], 2)}
             print(json.dumps(row | {"ratio": round(ms[keep] / ms["plain"], 3)}))
 
