@@ -32,7 +32,15 @@ from .fusion import MEASURES, Decomposition, Flow, FusionStats, fusion_flows, sp
 if TYPE_CHECKING:  # the attribution dataclasses are only read, by attribute
     from PIL import Image
 
-    from .attribution import KnockoutResult, PixelAttribution, StreamGradCAM, StreamShares
+    from .attribution import (
+        Faithfulness,
+        KnockoutResult,
+        MethodScores,
+        PixelAttribution,
+        RandomisationTest,
+        StreamGradCAM,
+        StreamShares,
+    )
     from .costs import CostReport
     from .predict import ClassScore, Prediction
     from .trace import Trace
@@ -53,6 +61,8 @@ __all__ = [
     "gradcam_figure",
     "stream_shares_figure",
     "knockout_figure",
+    "faithfulness_figure",
+    "randomisation_figure",
     "compare_figure",
 ]
 
@@ -78,6 +88,16 @@ METHOD_LABELS = {
     "smoothgrad": "SmoothGrad",
     "gradshap": "GradientSHAP",
     "occlusion": "Occlusion",
+    "random": "random map",
+}
+# One colour per pixel method in the trust figures (Okabe–Ito again); the random map is grey and dashed.
+METHOD_COLORS = {
+    "ig": "#0072B2",
+    "saliency": "#E69F00",
+    "smoothgrad": "#009E73",
+    "gradshap": "#CC79A7",
+    "occlusion": "#D55E00",
+    "random": "#7F7F7F",
 }
 _SEQUENTIAL = "Viridis"
 _DIVERGING = "RdBu_r"  # red = positive, blue = negative, white = 0
@@ -831,6 +851,97 @@ def knockout_figure(results: Sequence[KnockoutResult]) -> go.Figure:
         f"Knockouts: the change in {_target_text(results[0])}<br><sup>vermilion = the class loses "
         "evidence, blue = it gains</sup>",
         height=160 + 40 * len(results),
+    )
+
+
+def _method_line(method: str) -> dict:
+    color = METHOD_COLORS.get(method, "#444444")
+    return dict(color=color, width=2, dash="dash" if method == "random" else "solid")
+
+
+def _auc_text(normalised: float | None, raw: float) -> str:
+    return f"{normalised:.3f}" if normalised is not None else f"{raw:.3f} raw"
+
+
+def faithfulness_figure(results: Sequence[Faithfulness | MethodScores]) -> go.Figure:
+    """Deletion and insertion curves of one image, one line per method: the target's probability as the most
+    relevant pixels are removed (left; lower area is better) or put back into the baseline (right; higher is
+    better). The legend gives each curve's normalised AUC (see :mod:`hrnet_explorer.attribution.faithfulness`)."""
+    curves = [getattr(r, "faithfulness", r) for r in results]
+    if not curves:
+        raise ValueError("faithfulness_figure needs at least one result.")
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=["Deletion: most relevant pixels removed first", "Insertion: most relevant put back first"],
+    )
+    for f in curves:
+        name = METHOD_LABELS.get(f.method, f.method)
+        for col, curve in ((1, f.deletion), (2, f.insertion)):
+            fig.add_trace(
+                go.Scatter(
+                    x=_np(curve.fractions),
+                    y=_np(curve.probabilities),
+                    mode="lines+markers",
+                    marker=dict(size=4),
+                    line=_method_line(f.method),
+                    name=f"{name} · del {_auc_text(f.deletion.auc, f.deletion.auc_raw)} · "
+                    f"ins {_auc_text(f.insertion.auc, f.insertion.auc_raw)}",
+                    legendgroup=f.method,
+                    showlegend=col == 1,
+                    hovertemplate=f"<b>{name}</b><br>{curve.kind}: %{{x:.0%}} of the pixels<br>"
+                    "p(target) %{y:.4f}<extra></extra>",
+                ),
+                1,
+                col,
+            )
+    first = curves[0]
+    fig.update_xaxes(title_text="fraction of pixels removed", tickformat=".0%", row=1, col=1)
+    fig.update_xaxes(title_text="fraction of pixels inserted", tickformat=".0%", row=1, col=2)
+    fig.update_yaxes(title_text="probability of the target", row=1, col=1)
+    return _finish(
+        fig,
+        f"Deletion and insertion for {_target_text(first)} · baseline {first.baseline}, {first.steps} steps"
+        "<br><sup>legend: normalised AUC, (p − p(baseline)) / (p(input) − p(baseline)) · deletion: lower is "
+        "better · insertion: higher is better</sup>",
+        height=440,
+        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
+        margin=dict(l=60, r=30, t=90, b=130),
+    )
+
+
+def randomisation_figure(results: Sequence[RandomisationTest | MethodScores]) -> go.Figure:
+    """The cascading randomisation test: each method's rank similarity to its own original map as the model is
+    re-initialised from the head down. A method that stays near 1 does not depend on the weights."""
+    tests = [getattr(r, "randomisation", r) for r in results]
+    tests = [t for t in tests if t is not None]
+    if not tests:
+        raise ValueError("randomisation_figure needs at least one randomisation test.")
+    fig = go.Figure()
+    for t in tests:
+        name = METHOD_LABELS.get(t.method, t.method)
+        steps = ["original", *(f"+ {layer}" if k else layer for k, layer in enumerate(t.layers))]
+        values = [1.0, *(np.nan if v is None else v for v in t.similarity)]
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                mode="lines+markers",
+                line=_method_line(t.method),
+                name=f"{name} · {'—' if t.final_similarity is None else f'{t.final_similarity:.2f}'} when all random",
+                hovertemplate=f"<b>{name}</b><br>randomised up to %{{x}}<br>Spearman %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.add_hline(y=0, line_color="#444444", line_width=1)
+    fig.update_xaxes(title_text="layer groups re-initialised (cumulative, head first)")
+    fig.update_yaxes(title_text="Spearman(|map|, |original map|)", range=[-0.2, 1.05])
+    return _finish(
+        fig,
+        f"Randomisation test for {_target_text(tests[0])}<br><sup>a faithful map falls towards 0 as the weights "
+        "are randomised; one that stays high ignores the model</sup>",
+        height=400,
     )
 
 

@@ -12,12 +12,21 @@ names (``loaded.class_names``), so ``.label`` and ``to_dict()`` name the class.
 - :func:`stream_shares` — each final stream's share of the target logit (Layer Integrated Gradients
   at the stage-4 output), with its completeness error.
 - :func:`knockout`, :func:`resolution_reliance` — zero fuse edges, report what changes.
+
+Which to trust (scores of the maps):
+
 - :func:`mass_in_mask`, :func:`rank_accuracy`, :func:`pointing_game` — a map scored against a
   ground-truth mask (the lab's evidence region, or any mask you have).
+- :func:`deletion_insertion` — deletion and insertion curves and their AUCs (one batched forward);
+  :func:`stream_agreement` — stream shares vs stream knockouts, rank correlation.
+- :func:`randomisation_test` — the cascading model-parameter randomisation test (Adebayo et al.).
+- :func:`score_attribution`, :func:`trust_report` — all of them for one method or several, with a
+  random map as the reference row.
 
 One family a file: ``pixels`` (the five pixel methods), ``streams`` (per-stream Grad-CAM and shares),
-``knockouts``, ``groundtruth`` (scores against a mask); ``_core`` holds the private model copies,
-inputs, targets and baselines they share. Every public name is importable from here.
+``knockouts``, ``groundtruth`` (scores against a mask), ``faithfulness`` (deletion/insertion, stream
+agreement), ``randomisation``, ``trust`` (the table); ``_core`` holds the private model copies, inputs,
+targets and baselines they share. Every public name is importable from here.
 
 How the HRNet pitfalls are handled (../shared/HRNET_IN_TIMM.md):
 
@@ -52,10 +61,23 @@ from ._core import (  # noqa: F401  (private helpers: the tests reach in)
     clear_attribution_cache,
     default_internal_batch_size,
 )
+from .faithfulness import (
+    PERTURBATION_BASELINES,
+    Faithfulness,
+    PerturbationCurve,
+    StreamAgreement,
+    deletion_insertion,
+    perturbation_order,
+    random_map,
+    spearman,
+    stream_agreement,
+)
 from .groundtruth import check_map_and_mask, mask_fraction, mass_in_mask, pointing_game, rank_accuracy
 from .knockouts import KnockoutResult, knockout, resolution_reliance
 from .pixels import GRADIENT_FREE, PIXEL_METHODS, PixelAttribution, attribute_pixels
+from .randomisation import RANDOMISATION_LAYERS, RandomisationTest, layer_groups, randomisation_test, randomised_models
 from .streams import StreamGradCAM, StreamShares, _body, _head, gradcam_streams, stream_shares  # noqa: F401
+from .trust import RANDOM_MAP, TRUST_METHODS, MethodScores, TrustReport, score_attribution, trust_report
 
 __all__ = [
     "PIXEL_METHODS",
@@ -77,4 +99,24 @@ __all__ = [
     "mass_in_mask",
     "pointing_game",
     "rank_accuracy",
+    "PERTURBATION_BASELINES",
+    "PerturbationCurve",
+    "Faithfulness",
+    "StreamAgreement",
+    "deletion_insertion",
+    "perturbation_order",
+    "random_map",
+    "spearman",
+    "stream_agreement",
+    "RANDOMISATION_LAYERS",
+    "RandomisationTest",
+    "layer_groups",
+    "randomised_models",
+    "randomisation_test",
+    "RANDOM_MAP",
+    "TRUST_METHODS",
+    "MethodScores",
+    "TrustReport",
+    "score_attribution",
+    "trust_report",
 ]
