@@ -1,4 +1,4 @@
-"""``hrnet-explorer lab train`` and ``hrnet-explorer lab eval``: the lab from the command line."""
+"""``hrnet-explorer lab train``, ``lab eval`` and ``lab benchmark``: the lab from the command line."""
 
 from __future__ import annotations
 
@@ -43,16 +43,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from ..zoo import LAB, load_model, read_card
     from .evaluate import evaluate
 
-    if args.weights == "default":
-        loaded = load_model(LAB, device=args.device)
-    else:  # a checkpoint from `lab train`: its card says which architecture it is
-        card = read_card(Path(args.weights).with_suffix(".json"))
-        loaded = load_model(card["architecture"], args.weights, args.device)
+    loaded = _load_lab(args.weights, args.device)
     if list(loaded.class_names) != CLASSES:
         raise ValueError(f"{args.weights} is not a lab model: its classes are not {', '.join(CLASSES)}.")
     config = loaded.data_config
@@ -78,12 +71,77 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         )
 
 
+def _load_lab(weights: str, device: str):
+    from pathlib import Path
+
+    from ..zoo import LAB, load_model, read_card
+
+    if weights == "default":
+        return load_model(LAB, device=device)
+    card = read_card(Path(weights).with_suffix(".json"))  # a checkpoint from `lab train`: its card says which
+    return load_model(card["architecture"], weights, device)
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> None:
+    from .benchmark import benchmark
+
+    loaded = _load_lab(args.weights, args.device)
+    result = benchmark(
+        loaded,
+        args.n,
+        args.methods,
+        steps=args.steps,
+        baseline=args.baseline,
+        randomisation_n=args.randomisation_n,
+        progress=not args.quiet and not args.json,
+    )
+    if args.json:
+        print(json.dumps({"weights": loaded.weights.detail, **result.to_dict()}, indent=2))
+        return
+
+    def num(value, digits: int = 3) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    print(
+        f"lab model ({loaded.weights.describe()}) · {result.n} test images · {result.device} · {result.seconds:.1f} s"
+    )
+    print(
+        f"deletion/insertion: {result.steps} steps, baseline {result.baseline}, normalised AUC · randomisation: "
+        f"{result.randomisation_n} images, similarity once every layer group is random"
+    )
+    head = ("method", "mass in mask", "rank acc.", "pointing", "deletion ↓", "insertion ↑", "randomised ↓")
+    print(f"{head[0]:<12}" + "".join(f"{h:>14}" for h in head[1:]))
+    rows = [(m, result.per_method[m]) for m in result.methods] + [("random map", result.random_map)]
+    for name, row in rows:
+        values = [row["mass_in_mask"], row["rank_accuracy"], row["pointing_game"], row["deletion_auc"]]
+        values += [row["insertion_auc"], row.get("randomisation_similarity")]
+        print(f"{name:<12}" + "".join(f"{num(v):>14}" for v in values))
+    print(f"{'mask area':<12}{num(result.mask_area_fraction):>14}{num(result.mask_area_fraction):>14}")
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    from ..attribution import PIXEL_METHODS
+
+    names = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    unknown = [m for m in names if m not in PIXEL_METHODS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"methods are a comma-separated subset of {','.join(PIXEL_METHODS)}")
+    return names
+
+
 def _conditions(text: str) -> tuple[str, ...]:
     names = tuple(c.strip() for c in text.split(",") if c.strip())
     unknown = [c for c in names if c not in CONDITIONS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"conditions are a comma-separated subset of {','.join(CONDITIONS)}")
     return names
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -94,7 +152,7 @@ def _positive(text: str) -> int:
 
 
 def add_lab_commands(subparsers) -> None:
-    """Register ``lab train`` and ``lab eval`` under the ``hrnet-explorer`` command."""
+    """Register ``lab train``, ``lab eval`` and ``lab benchmark`` under the ``hrnet-explorer`` command."""
     lab = subparsers.add_parser("lab", help="the resolution lab: train a model on it, score the shipped one")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
 
@@ -131,3 +189,26 @@ def add_lab_commands(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
+
+    p = lab_sub.add_parser(
+        "benchmark",
+        help="which explanation to trust: every pixel method scored against the evidence and by faithfulness",
+        formatter_class=lab.formatter_class,
+    )
+    p.add_argument("--n", type=_positive, default=200, help="lab test images")
+    p.add_argument(
+        "--methods",
+        type=_methods,
+        default=("ig", "saliency", "smoothgrad", "gradshap", "occlusion"),
+        help="comma-separated pixel methods",
+    )
+    p.add_argument("--steps", type=_positive, default=20, help="deletion/insertion steps")
+    p.add_argument("--baseline", default="blur", choices=("blur", "zeros", "mean"), help="what deleted pixels become")
+    p.add_argument("--randomisation-n", type=_count, default=20, help="images for the randomisation test (0: skip it)")
+    p.add_argument(
+        "--weights", default="default", help="default (the shipped lab model) or a checkpoint PATH from `lab train`"
+    )
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_benchmark)
