@@ -180,6 +180,8 @@ def _check_explain_args(args: argparse.Namespace) -> None:
         raise ValueError("--stage and --module belong to --method gradcam-streams or knockout.")
     if args.steps is not None and args.method not in ("ig", "stream-shares"):
         raise ValueError("--steps belongs to --method ig or stream-shares.")
+    if not args.score and (args.score_steps is not None or args.score_baseline is not None):
+        raise ValueError("--score-steps and --score-baseline belong to --score.")
     if args.out:
         suffix = Path(args.out).suffix.lower()
         if suffix not in OUT_SUFFIXES:
@@ -288,6 +290,10 @@ def _cmd_explain(args: argparse.Namespace) -> None:
                 f"  {r.description:<40} Δlogit {r.logit_delta:+.4f}  Δp {r.prob_delta:+.2%}  "
                 f"top-1 after: {r.top_after[0].label}"
             )
+    if args.score:  # the knockout branch made a list of results: they share the target
+        faithfulness = _faithfulness(args, attr, loaded, x, results[0] if args.method == "knockout" else result, lines)
+    else:
+        faithfulness = None
     summary = {
         "model": loaded.name,
         "variant": loaded.variant.name,
@@ -299,6 +305,8 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         "method": args.method,
         "result": body,
     }
+    if faithfulness is not None:
+        summary["faithfulness"] = faithfulness
     if args.out:
         _save(args.out, summary, arrays, panels)
     if args.json:
@@ -308,6 +316,58 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     print("\n".join(lines))
     if args.out:
         print(f"wrote {args.out}")
+
+
+def _faithfulness(args: argparse.Namespace, attr, loaded, x, result, lines: list[str]) -> dict:
+    """``explain --score``: how far to trust the result (deletion/insertion and the randomisation test for pixel
+    maps; deletion/insertion per stream for Grad-CAM; shares vs knockouts for the per-stream methods)."""
+    steps, baseline = args.score_steps or 20, args.score_baseline or "blur"
+
+    def curves(heat, method: str) -> dict:
+        f = attr.deletion_insertion(loaded, x, heat, result.target, steps=steps, baseline=baseline, method=method)
+        return f.to_dict()
+
+    def num(value) -> str:
+        return "undefined" if value is None else f"{value:.3f}"
+
+    if args.method in ("stream-shares", "knockout"):
+        agreement = attr.stream_agreement(loaded, x, result.target)
+        lines.append(
+            f"faithfulness: stream shares vs knockouts, Spearman {num(agreement.spearman)}, "
+            f"same top stream: {'yes' if agreement.same_top else 'no'}"
+        )
+        return {"stream_agreement": agreement.to_dict(), "spearman": agreement.spearman}
+    reference = curves(attr.random_map(tuple(x.shape[-2:])), "random")
+    out: dict = {"baseline": baseline, "steps": steps}
+    if args.method == "gradcam-streams":
+        out["streams"] = [{"stream": k} | curves(m, f"gradcam stream {k}") for k, m in enumerate(result.maps)]
+        for s in out["streams"]:
+            lines.append(
+                f"faithfulness of stream {s['stream']}'s map: deletion AUC {num(s['deletion_auc'])}, "
+                f"insertion AUC {num(s['insertion_auc'])}"
+            )
+    else:
+        options = {"n_steps": args.steps} if args.steps and args.method == "ig" else {}
+        out |= curves(result, args.method)
+        test = attr.randomisation_test(loaded, x, args.method, result.target, original=result.heatmap, **options)
+        out["randomisation_similarity"] = test.final_similarity
+        out["randomisation"] = test.to_dict()
+        lines.append(
+            f"faithfulness ({baseline} baseline, {steps} steps; normalised): deletion AUC {num(out['deletion_auc'])} "
+            f"(lower is better), insertion AUC {num(out['insertion_auc'])} (higher is better)"
+        )
+        lines.append(
+            "randomisation test: Spearman similarity to the original map as layers are randomised "
+            + ", ".join(f"{layer} {num(v)}" for layer, v in zip(test.layers, test.similarity, strict=True))
+        )
+    out["random_map"] = {
+        k: reference[k] for k in ("deletion_auc", "insertion_auc", "deletion_auc_raw", "insertion_auc_raw")
+    }
+    lines.append(
+        f"random map for reference: deletion AUC {num(reference['deletion_auc'])}, "
+        f"insertion AUC {num(reference['insertion_auc'])}"
+    )
+    return out
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -375,6 +435,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--module", type=int, default=None, help="gradcam-streams/knockout: module index in the stage")
     p.add_argument("--stream", type=int, default=None, help="knockout: stream to remove (default: every stream)")
     p.add_argument("--edge", type=_edge_arg, default=None, help="knockout: one edge SOURCE,TARGET, e.g. 3,0")
+    p.add_argument(
+        "--score",
+        action="store_true",
+        help="also score the result: deletion/insertion AUCs and the randomisation test (pixel maps, Grad-CAM), "
+        'stream shares vs knockouts (stream-shares, knockout); adds "faithfulness" to --json',
+    )
+    p.add_argument("--score-steps", type=int, default=None, help="--score: deletion/insertion steps (default 20)")
+    p.add_argument(
+        "--score-baseline",
+        default=None,
+        choices=("blur", "zeros", "mean"),
+        help="--score: what deleted pixels become (default blur)",
+    )
     p.add_argument("--topk", "-k", type=int, default=5, help="how many classes to list")
     p.set_defaults(func=_cmd_explain)
     add_analyze_command(sub)
