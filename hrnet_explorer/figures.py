@@ -882,8 +882,8 @@ def faithfulness_figure(results: Sequence[Faithfulness | MethodScores]) -> go.Fi
         for col, curve in ((1, f.deletion), (2, f.insertion)):
             fig.add_trace(
                 go.Scatter(
-                    x=_np(curve.fractions),
-                    y=_np(curve.probabilities),
+                    x=[float(v) for v in curve.fractions],  # lists: readable JSON for API clients
+                    y=[float(v) for v in curve.probabilities],
                     mode="lines+markers",
                     marker=dict(size=4),
                     line=_method_line(f.method),

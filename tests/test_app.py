@@ -39,6 +39,7 @@ ENDPOINTS = {
     "/knockout",
     "/reliance",
     "/compare",
+    "/trust",
     "/variant_options",
 }
 
@@ -130,6 +131,30 @@ def test_attribution_endpoints(client):
     assert trace_types(cam).count("heatmap") == 4
     shares = plot(client.predict(handle_file(EXAMPLE), *MODEL, "top-1 prediction", 4, api_name="/stream_shares"))
     assert len(shares["data"][0]["x"]) == 4 and "completeness" in shares["layout"]["title"]["text"]
+
+
+def test_trust_view(client):
+    """Attribution tab, Trust view: a method × score table and the deletion/insertion curves, beside a random map;
+    on a lab example image with the lab model, the evidence mask is scored too."""
+    lab_example = str(ASSETS / "lab_0008_ring.png")
+    text, curves, randomised = client.predict(
+        handle_file(lab_example), "lab", "default", "default", "top-1 prediction", ["saliency"], 5, "blur", True,
+        api_name="/trust",
+    )  # fmt: skip
+    assert "**ring** (class 8)" in text and "mass in mask" in text and "evidence mask of this lab image" in text
+    rows = [line for line in text.splitlines() if line.startswith("| saliency") or line.startswith("| random map")]
+    assert len(rows) == 2 and all(line.count("|") == 8 for line in rows)
+    fig = plot(curves)
+    assert trace_types(fig) == ["scatter"] * 4 and len(fig["data"][0]["x"]) == 6  # 2 methods × 2 curves, 5 steps
+    assert [len(t["y"]) for t in plot(randomised)["data"]] == [6]  # the original and five layer groups
+    text, curves, randomised = client.predict(
+        handle_file(EXAMPLE), *MODEL, "top-1 prediction", ["saliency", "occlusion"], 4, "zeros", False,
+        api_name="/trust",
+    )  # fmt: skip
+    assert "mass in mask" not in text and "| occlusion |" in text and randomised is None
+    assert len(plot(curves)["data"]) == 6
+    with pytest.raises(Exception, match="Pick at least one method"):
+        client.predict(handle_file(EXAMPLE), *MODEL, "top-1 prediction", [], 4, "zeros", False, api_name="/trust")
 
 
 def test_knockout_endpoints(client):

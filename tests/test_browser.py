@@ -97,6 +97,18 @@ def test_main_flow_in_a_browser(url, browser):
             page.locator("#attribution-plot .js-plotly-plot .layer-above image, #attribution-plot image").count() >= 1
         )
         page.screenshot(path=str(ARTIFACTS / "app_attribution.png"), full_page=True)
+
+        # Trust view (Attribution tab): Saliency alone (Integrated Gradients unticked: six IGs take a while on a
+        # CPU), scored beside a random map: the table and the deletion/insertion curves.
+        page.locator("#trust-methods").get_by_text("Integrated Gradients").click()
+        page.locator("#trust-button").click()
+        page.locator("#trust-curves .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        page.locator("#trust-randomisation .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        table = page.locator("#trust-table table")
+        assert table.count() == 1 and "random map (reference)" in table.inner_text()
+        assert "integrated" not in table.inner_text().lower() and "saliency" in table.inner_text()
+        page.locator("#trust").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "app_trust.png"), full_page=True)
     finally:
         page.close()
     assert not errors, errors

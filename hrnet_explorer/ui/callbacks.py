@@ -15,6 +15,7 @@ import functools
 import hashlib
 import html
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -37,11 +38,13 @@ from ..figures import (
     attribution_figure,
     compare_figure,
     decomposition_figure,
+    faithfulness_figure,
     fusion_matrices_figure,
     gradcam_figure,
     knockout_figure,
     lanes_figure,
     module_maps_figure,
+    randomisation_figure,
     sankey_figure,
     stream_shares_figure,
     topk_figure,
@@ -276,6 +279,60 @@ def user_errors(fn: Callable) -> Callable:
 
 def _no_progress(*args, **kwargs) -> None:
     return None
+
+
+LAB_EXAMPLE = re.compile(r"lab_(\d{1,6})_[\w-]+\.png$")
+
+
+def lab_evidence(image: Any, a: Analysis) -> torch.Tensor | None:
+    """The evidence mask of a lab example image (``lab_NNNN_CLASS.png``, from ``assets/``) explained by a lab
+    model: only when the image is exactly ``lab.sample(NNNN)`` at the model's input (else None)."""
+    from ..lab import CLASSES, sample
+
+    match = LAB_EXAMPLE.search(os.path.basename(image)) if isinstance(image, str) else None
+    if match is None or list(a.loaded.class_names) != CLASSES:
+        return None
+    truth = sample(int(match.group(1)), "test")
+    x = preprocess(truth.image, a.loaded.data_config, a.key[3])
+    if x.shape != a.inputs.shape or not torch.equal(x, a.inputs.to(x.device)):
+        return None
+    return torch.from_numpy(truth.mask)
+
+
+def trust_table(rows: Sequence[Any], with_mask: bool) -> str:
+    """The Trust view's method × score table (Markdown)."""
+
+    def num(value: float | None, raw: float | None = None) -> str:
+        if value is None:
+            return "—" if raw is None else f"{raw:.3f} (raw)"
+        return f"{value:.3f}"
+
+    head = ["method", "deletion AUC ↓", "insertion AUC ↑", "similarity when randomised ↓"]
+    if with_mask:
+        head += ["mass in mask ↑", "rank accuracy ↑", "pointing game"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        f = r.faithfulness
+        cells = [
+            "random map (reference)" if r.method == "random" else r.method,
+            num(f.deletion.auc, f.deletion.auc_raw),
+            num(f.insertion.auc, f.insertion.auc_raw),
+            num(r.randomisation_similarity),
+        ]
+        if with_mask:
+            cells += [num(r.mass_in_mask), num(r.rank_accuracy), "✔" if r.pointing_game else "✘"]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = rows[0]
+    f = first.faithfulness
+    note = (
+        f"**{first.label}** (class {first.target}) · p = {f.probability:.3f}, after deleting every pixel "
+        f"({f.baseline}) {f.baseline_probability:.3f} · {f.steps} steps · AUCs normalised to the two ends, "
+        "(p − p(baseline)) / (p(input) − p(baseline)); raw where the baseline does not lower p by "
+        f"{f.min_drop:g} · randomised: Spearman of |map| to the original once every layer is re-initialised"
+    )
+    if with_mask:
+        note += f" · evidence mask of this lab image: {first.mask_fraction:.1%} of the pixels (a random map's mass)"
+    return note + "\n\n" + "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------- explorer
@@ -537,6 +594,59 @@ class Explorer:
         progress(0.4, desc="Grad-CAM per stream")
         cam = self.explain(a, "gradcam_streams", target=cls, stage=stage, module=index)
         return gradcam_figure(a.crop, cam)
+
+    @user_errors
+    def trust(
+        self,
+        image,
+        variant,
+        weights,
+        input_size,
+        target=TOP1,
+        methods=("saliency",),
+        steps=20,
+        baseline="blur",
+        randomisation=True,
+        progress=PROGRESS,
+    ):
+        """Attribution tab, Trust view: score pixel methods (deletion/insertion, the randomisation test, and the
+        evidence mask of a lab example image) beside a random map."""
+        attr = self._attribution()
+        methods = list(dict.fromkeys(methods or []))
+        if not methods:
+            raise ValueError("Pick at least one method to score.")
+        unknown = [m for m in methods if m not in attr.PIXEL_METHODS]
+        if unknown:
+            raise ValueError(
+                f"Unknown method(s) {', '.join(map(str, unknown))}; choose from {', '.join(attr.PIXEL_METHODS)}."
+            )
+        steps = int(steps)
+        if not 2 <= steps <= 100:
+            raise ValueError(f"Deletion/insertion steps must be 2..100, got {steps}.")
+        if baseline not in ("blur", "zeros", "mean"):
+            raise ValueError(f"Deleted pixels become 'blur', 'zeros' or 'mean', not {baseline!r}.")
+        a, _ = self.analysis(image, variant, weights, input_size, progress)
+        cls = parse_target(target, a.loaded.num_classes)
+        cls = a.target if cls is None else cls
+        mask = lab_evidence(image, a)
+        rows = []
+        for k, method in enumerate([*methods, attr.RANDOM_MAP]):
+            progress(0.15 + 0.8 * k / (len(methods) + 1), desc=f"Scoring {method} ({k + 1}/{len(methods) + 1})")
+            rows.append(
+                self.explain(
+                    a,
+                    "score_attribution",
+                    method=method,
+                    target=cls,
+                    mask=mask,
+                    steps=steps,
+                    baseline=baseline,
+                    randomisation=bool(randomisation) and method != attr.RANDOM_MAP,
+                )
+            )
+        curves = faithfulness_figure(rows)
+        tested = [r for r in rows if r.randomisation is not None]
+        return trust_table(rows, mask is not None), curves, randomisation_figure(tested) if tested else None
 
     @user_errors
     def stream_shares(self, image, variant, weights, input_size, target=TOP1, n_steps=16, progress=PROGRESS):

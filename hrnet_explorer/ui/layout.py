@@ -49,6 +49,12 @@ _METHOD_NAMES = {
     "gradshap": "GradientSHAP",
     "occlusion": "Occlusion",
 }
+TRUST_HELP = """The pixel methods often disagree. Score them on this image: **deletion** removes the pixels a map
+ranks highest first and watches the class's probability fall (a faithful map makes it fall fast: low area),
+**insertion** puts them back into a blurred image (high area is good); the **randomisation test** re-initialises
+the network from the head down and checks that the map changes (a map that stays similar ignores the model).
+A random map is scored beside them: a method no better than it tells you nothing. On a lab example image with
+the lab model, the known evidence region is scored too."""
 _MEASURE_NAMES = {"energy_share": "energy share", "agreement": "agreement", "relu_share": "ReLU share"}
 
 INTRO = """# HRNet Explorer
@@ -197,6 +203,30 @@ def build_demo(
                         n_steps = gr.Slider(4, 64, value=16, step=4, label="Integration steps (stream shares)")
                         shares_btn = gr.Button("Stream shares", scale=0)
                     shares_plot = gr.Plot(label="Stream shares of the logit", elem_id="shares-plot")
+                    with gr.Accordion("Trust: which map to believe?", open=True, elem_id="trust"):
+                        gr.Markdown(TRUST_HELP)
+                        with gr.Row():
+                            trust_methods = gr.CheckboxGroup(
+                                [(_METHOD_NAMES.get(m, m), m) for m in methods],
+                                value=["saliency", "ig"],
+                                label="Methods to score",
+                                info="on a CPU: seconds each, ×6 with the randomisation test",
+                                elem_id="trust-methods",
+                            )
+                            trust_baseline = gr.Radio(
+                                [("blurred", "blur"), ("dataset mean", "zeros"), ("image mean", "mean")],
+                                value="blur",
+                                label="Deleted pixels become",
+                            )
+                        with gr.Row():
+                            trust_steps = gr.Slider(2, 50, value=20, step=1, label="Deletion/insertion steps")
+                            trust_random = gr.Checkbox(
+                                value=True, label="Randomisation test (5 more attributions per method)"
+                            )
+                            trust_btn = gr.Button("Score the methods", scale=0, elem_id="trust-button")
+                        trust_md = gr.Markdown(elem_id="trust-table")
+                        trust_plot = gr.Plot(label="Deletion and insertion", elem_id="trust-curves")
+                        rand_plot = gr.Plot(label="Randomisation test", elem_id="trust-randomisation")
                 with gr.Tab("Knockout", id="knockout"):
                     with gr.Row():
                         ko_kind = gr.Radio(["stream", "edge"], value="stream", label="Knock out")
@@ -257,6 +287,13 @@ def build_demo(
 
         attr_btn.click(
             ex.attribute, inputs=common + [method, target], outputs=[attr_plot, attr_md], api_name="attribute", **model
+        )
+        trust_btn.click(
+            ex.trust,
+            inputs=common + [target, trust_methods, trust_steps, trust_baseline, trust_random],
+            outputs=[trust_md, trust_plot, rand_plot],
+            api_name="trust",
+            **model,
         )
         cam_btn.click(ex.gradcam, inputs=common + [cam_module, target], outputs=cam_plot, api_name="gradcam", **model)
         shares_btn.click(
