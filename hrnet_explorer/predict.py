@@ -24,6 +24,8 @@ def class_name(index: int) -> str:
 
 @dataclass(frozen=True)
 class ClassScore:
+    """One class of a top-k list: its index, its name in the model's class list, softmax probability, logit."""
+
     index: int
     label: str
     probability: float
@@ -32,6 +34,9 @@ class ClassScore:
 
 @dataclass(frozen=True)
 class Prediction:
+    """What :func:`predict` returns: the top-k classes of one image, all logits, and how they were computed
+    (variant, weights and their origin, device, precision, the input size the network saw)."""
+
     variant: str
     weights: WeightsSource
     device: str

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import threading
 import warnings
 from collections import OrderedDict
@@ -394,7 +395,12 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             # weights_only: a checkpoint is data, never code to run.
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any decoding failure means the file is not a usable checkpoint
-        raise WeightsError(f"Could not read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+        # One line: torch's message for a refused pickle runs to six lines of advice that does not apply here.
+        if isinstance(exc, pickle.UnpicklingError):
+            reason = "not a PyTorch checkpoint, or it holds pickled objects that weights_only=True refuses"
+        else:
+            reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:160]}"
+        raise WeightsError(f"Could not read checkpoint {path}: {reason}") from exc
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

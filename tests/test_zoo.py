@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import timm
@@ -126,6 +127,11 @@ def test_missing_corrupt_and_mismatched_checkpoints(tmp_path):
     bad_pth.write_bytes(b"not a zip file")
     with pytest.raises(WeightsError, match="Could not read checkpoint"):
         load_model("hrnet_w18_small", bad_pth, device="cpu")
+    image_pth = tmp_path / "photo.pth"
+    image_pth.write_bytes((Path(__file__).parents[1] / "assets" / "balloons.jpg").read_bytes())
+    with pytest.raises(WeightsError, match="not a PyTorch checkpoint") as refused:
+        load_model("hrnet_w18_small", image_pth, device="cpu")
+    assert "\n" not in str(refused.value)  # one line, not torch's six lines of advice
     other = tmp_path / "w18.safetensors"
     save_file({k: v.contiguous() for k, v in timm.create_model("hrnet_w18").state_dict().items()}, str(other))
     with pytest.raises(WeightsError, match="does not fit hrnet_w18_small"):
