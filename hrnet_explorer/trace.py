@@ -141,9 +141,10 @@ class Trace:
         return name in self.maps
 
     def module(self, stage: int, index: int) -> ModuleRef:
-        for ref in self.modules:
-            if (ref.stage, ref.index) == (stage, index):
-                return ref
+        """Module ``index`` of ``stage``; negative indices count from the stage's end (-1: its last module)."""
+        in_stage = [ref for ref in self.modules if ref.stage == stage]
+        if -len(in_stage) <= index < len(in_stage):
+            return in_stage[index]
         raise KeyError(f"No module {index} in stage {stage}. Modules: {', '.join(r.name for r in self.modules)}.")
 
     def stage_outputs(self, stage: int) -> list[torch.Tensor]:

@@ -98,12 +98,15 @@ def test_decompose_is_exact(traced, module):
         assert all(c.shape == dec.fused.shape for c in dec.contributions)
         assert torch.equal(dec.fused, traced[f"stage4.module0.fused{target}"])
         stats = traced.fusion(4, 0)
+        assert traced.fusion(4, -1) is stats  # -1: the stage's last module (w18_small has one per stage)
         assert torch.equal(dec.energy_share, stats.energy_share[:, target])
         assert torch.equal(dec.agreement, stats.agreement[:, target])
         assert torch.equal(dec.relu_share, stats.relu_share[:, target])
 
 
 def test_decompose_errors(traced, w18_small):
+    with pytest.raises(KeyError, match="No module -2 in stage 4"):
+        traced.fusion(4, -2)
     with pytest.raises(ValueError, match="streams 0..1"):
         decompose(traced, 2, 0, 2)
     with pytest.raises(ValueError, match="1 module"):
