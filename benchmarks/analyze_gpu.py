@@ -10,7 +10,7 @@ photo costs. `one` measures, on one GPU and in this order:
 
 - correctness of the CUDA-graph engine: the same batch through the graph and eagerly (fp32: equal up to cuDNN's
   algorithm choice), and bf16 against fp32;
-- compute ceilings on a batch already on the GPU: the plain forward (eager, as in ANCHORS.md), the plain forward
+- compute ceilings on a batch already on the GPU: the plain forward (eager, the usual anchor), the plain forward
   as a CUDA graph (+ normalisation and top-5), analyze's graph (+ every statistic), analyze with --reliance;
 - the input pipeline's ceiling: the DataLoader alone (decode, resize, crop to uint8; W workers);
 - the plain forward fed by that pipeline, and `hrnet-explorer analyze` itself (a subprocess, writing Parquet),

@@ -9,7 +9,7 @@ Names (see :func:`trace_names`) — stages 2..4, modules and streams counted fro
     stage{s}.module{m}.fused{i}          ReLU(presum i): the module's output for stream i
     head.incre{k} · head.down{k} · head.merge{k} · head.final · head.pooled · logits
 
-How the hooks avoid timm's pitfalls (../shared/HRNET_IN_TIMM.md):
+How the hooks avoid the pitfalls of timm's HRNet (where a naive forward hook silently goes wrong):
 - ``fuse_act`` is one ReLU reused for every target stream: its hook counts calls per module call
   (reset by a pre-hook on the module), and the pre-activation is read from its *input*.
 - Captured tensors are module outputs that nothing writes to afterwards (the stem is read after

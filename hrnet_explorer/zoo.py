@@ -62,7 +62,7 @@ CARD_FORMAT = "hrnet-explorer-card/1"
 
 @dataclass(frozen=True)
 class VariantCard:
-    """One row of the model card the product was founded on (see SEED_TABLE.md)."""
+    """One row of the model card the product was founded on: timm's HRNet card numbers for this variant."""
 
     name: str  # timm architecture name, e.g. "hrnet_w18"
     width: int  # C: channels of the high-resolution stream (streams are C, 2C, 4C, 8C)

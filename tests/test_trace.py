@@ -13,7 +13,7 @@ import torch
 from hrnet_explorer import trace, trace_names, zoo
 from hrnet_explorer.report import module_reconstruction_error, trace_summary
 
-EXPECTED_MODULES = {  # modules in stage 2/3/4 (../shared/HRNET_IN_TIMM.md)
+EXPECTED_MODULES = {  # modules in stage 2/3/4, from timm's HRNet configs
     "hrnet_w18_small": (1, 1, 1),
     "hrnet_w18_small_v2": (1, 3, 2),
     **{f"hrnet_w{w}": (1, 4, 3) for w in (18, 30, 32, 40, 44, 48, 64)},
