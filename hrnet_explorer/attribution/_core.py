@@ -68,7 +68,12 @@ def _fingerprint(net: nn.Module) -> tuple:
 
     Writes through ``.data`` bypass the version counter: call :func:`clear_attribution_cache` after those.
     """
-    return tuple((t.data_ptr(), _version(t), t.dtype, str(t.device)) for t in (*net.parameters(), *net.buffers()))
+    tensors = [*net.parameters(), *net.buffers()]
+    if not tensors:
+        return ()
+    # A move or a cast gives every tensor new storage (a new data_ptr); the first one's device and dtype guard
+    # against an address reused across devices.
+    return (str(tensors[0].device), tensors[0].dtype, *[(t.data_ptr(), _version(t)) for t in tensors])
 
 
 _HOOK_DICTS = (

@@ -149,7 +149,7 @@ def _check_heatmap(heatmap, hw: tuple[int, int]) -> torch.Tensor:
             f"The map is {heat.shape[0]}×{heat.shape[1]} but the model's input is {hw[0]}×{hw[1]}: "
             "attribute and score at the same input size."
         )
-    heat = heat.double().cpu()
+    heat = heat.cpu() if heat.is_floating_point() else heat.cpu().float()
     if not bool(torch.isfinite(heat).all()):
         raise ValueError("The map holds NaN or infinite values: there is no order to delete pixels in.")
     return heat
@@ -163,10 +163,12 @@ def _check_steps(steps: int, pixels: int) -> int:
     return steps
 
 
-def perturbation_order(heatmap, seed: int = 0) -> torch.Tensor:
-    """Flat pixel indices, most relevant first (descending signed value); ties in a seeded random order."""
-    flat = torch.as_tensor(heatmap).detach().double().cpu().flatten()
-    perm = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(seed))
+def perturbation_order(heatmap, seed: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
+    """Flat pixel indices, most relevant first (descending signed value); ties in a seeded random order (the
+    same on every device). Sorted on ``device`` (default: the map's)."""
+    flat = torch.as_tensor(heatmap).detach().flatten()
+    flat = flat.to(device) if device is not None else flat
+    perm = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(seed)).to(flat.device)
     return perm[torch.argsort(flat[perm], descending=True, stable=True)]
 
 
@@ -231,9 +233,9 @@ def deletion_insertion(
     start = time.perf_counter()
     base = _perturbation_baseline(baseline, x, loaded)
     # rank[p]: the position of pixel p in the order; image k perturbs the pixels of rank < n_k.
-    rank = torch.empty(pixels, dtype=torch.long)
-    rank[perturbation_order(heat, seed)] = torch.arange(pixels)
-    rank = rank.view(1, 1, *hw).to(x.device)
+    rank = torch.empty(pixels, dtype=torch.long, device=x.device)
+    rank[perturbation_order(heat, seed, x.device)] = torch.arange(pixels, device=x.device)
+    rank = rank.view(1, 1, *hw)
     counts = (torch.arange(steps + 1, dtype=torch.long) * pixels * 2 + steps) // (2 * steps)  # round(k·N/steps)
     inner = (rank < counts[1:-1].view(-1, 1, 1, 1).to(x.device)) if steps > 1 else rank.new_zeros((0, 1, *hw)).bool()
     deleted = torch.where(inner, base, x)
