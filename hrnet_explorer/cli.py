@@ -180,6 +180,8 @@ def _check_explain_args(args: argparse.Namespace) -> None:
         raise ValueError("--stage and --module belong to --method gradcam-streams or knockout.")
     if args.steps is not None and args.method not in ("ig", "stream-shares"):
         raise ValueError("--steps belongs to --method ig or stream-shares.")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be ≥ 1, got {args.steps}.")
     if not args.score and (args.score_steps is not None or args.score_baseline is not None):
         raise ValueError("--score-steps and --score-baseline belong to --score.")
     if args.out:
@@ -188,6 +190,11 @@ def _check_explain_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--out must end in {', '.join(OUT_SUFFIXES)}; got {args.out!r}.")
         if suffix == ".png" and args.method in ("stream-shares", "knockout"):
             raise ValueError(f"--method {args.method} has no map to draw: use --out FILE.json or FILE.npz.")
+        out = Path(args.out)
+        if out.is_dir():
+            raise ValueError(f"--out {args.out!r} is a folder: name a file in it, e.g. {out / ('explain' + suffix)}.")
+        if not out.parent.is_dir():
+            raise ValueError(f"--out {args.out!r}: the folder {str(out.parent)!r} does not exist.")
 
 
 def _save(path: str, summary: dict, arrays: dict, panels: list) -> None:
@@ -211,6 +218,8 @@ def _save(path: str, summary: dict, arrays: dict, panels: list) -> None:
 
 
 def _cmd_explain(args: argparse.Namespace) -> None:
+    import torch
+
     from . import attribution as attr
     from .images import display_crop, preprocess
 
@@ -281,6 +290,10 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         else:
             results = attr.resolution_reliance(loaded, x, target, topk=args.topk)
         body = {"results": [r.to_dict() for r in results]}
+        arrays = {
+            "logit_delta": torch.tensor([r.logit_delta for r in results]),
+            "prob_delta": torch.tensor([r.prob_delta for r in results]),
+        }
         first = results[0]
         lines.append(
             f"target {first.target} {first.label!r}: logit {first.logit_before:.4f}, p {first.prob_before:.2%}"

@@ -117,3 +117,29 @@ def test_mistakes_are_found_before_the_model_is_built(tmp_path, capsys, monkeypa
     ]:
         assert main([*argv, "--variant", "hrnet_w64"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_explain_out_and_steps_are_checked_before_work(tmp_path, capsys):
+    image = tmp_path / "img.png"
+    Image.new("RGB", (64, 64), "red").save(image)
+    common = [str(image), "--weights", "random", "--input-size", "64", "--device", "cpu"]
+    (tmp_path / "maps.png").mkdir()
+    for extra, message in [
+        (["--method", "ig", "--steps", "0"], "--steps must be ≥ 1"),
+        (["--method", "saliency", "--out", str(tmp_path / "maps.png")], "is a folder"),
+        (["--method", "saliency", "--out", str(tmp_path / "missing" / "x.png")], "does not exist"),
+    ]:
+        assert main(["explain", *common, *extra]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_explain_knockout_npz_holds_the_deltas(tmp_path):
+    import numpy as np
+
+    image = tmp_path / "img.png"
+    Image.new("RGB", (64, 64), "red").save(image)
+    out = tmp_path / "ko.npz"
+    argv = ["explain", str(image), "--weights", "random", "--input-size", "64", "--device", "cpu"]
+    assert main([*argv, "--method", "knockout", "--out", str(out)]) == 0
+    saved = np.load(out)
+    assert set(saved.files) == {"logit_delta", "prob_delta"} and saved["logit_delta"].shape == (4,)
