@@ -366,7 +366,7 @@ def _faithfulness(args: argparse.Namespace, attr, loaded, x, result, lines: list
         out["randomisation_similarity"] = test.final_similarity
         out["randomisation"] = test.to_dict()
         lines.append(
-            f"faithfulness ({baseline} baseline, {steps} steps; normalised): deletion AUC {num(out['deletion_auc'])} "
+            f"faithfulness ({baseline} baseline, {steps} steps; p / p(input)): deletion AUC {num(out['deletion_auc'])} "
             f"(lower is better), insertion AUC {num(out['insertion_auc'])} (higher is better)"
         )
         lines.append(

@@ -859,10 +859,6 @@ def _method_line(method: str) -> dict:
     return dict(color=color, width=2, dash="dash" if method == "random" else "solid")
 
 
-def _auc_text(normalised: float | None, raw: float) -> str:
-    return f"{normalised:.3f}" if normalised is not None else f"{raw:.3f} raw"
-
-
 def faithfulness_figure(results: Sequence[Faithfulness | MethodScores]) -> go.Figure:
     """Deletion and insertion curves of one image, one line per method: the target's probability as the most
     relevant pixels are removed (left; lower area is better) or put back into the baseline (right; higher is
@@ -887,8 +883,7 @@ def faithfulness_figure(results: Sequence[Faithfulness | MethodScores]) -> go.Fi
                     mode="lines+markers",
                     marker=dict(size=4),
                     line=_method_line(f.method),
-                    name=f"{name} · del {_auc_text(f.deletion.auc, f.deletion.auc_raw)} · "
-                    f"ins {_auc_text(f.insertion.auc, f.insertion.auc_raw)}",
+                    name=f"{name} · del {f.deletion.auc:.3f} · ins {f.insertion.auc:.3f}",
                     legendgroup=f.method,
                     showlegend=col == 1,
                     hovertemplate=f"<b>{name}</b><br>{curve.kind}: %{{x:.0%}} of the pixels<br>"
@@ -904,8 +899,7 @@ def faithfulness_figure(results: Sequence[Faithfulness | MethodScores]) -> go.Fi
     return _finish(
         fig,
         f"Deletion and insertion for {_target_text(first)} · baseline {first.baseline}, {first.steps} steps"
-        "<br><sup>legend: normalised AUC, (p − p(baseline)) / (p(input) − p(baseline)) · deletion: lower is "
-        "better · insertion: higher is better</sup>",
+        "<br><sup>legend: AUC of p / p(input) · deletion: lower is better · insertion: higher is better</sup>",
         height=440,
         legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
         margin=dict(l=60, r=30, t=90, b=130),

@@ -10,13 +10,14 @@ baseline are shared by the two curves), on the private BatchNorm-folded copy, ne
 
 - ``*_auc_raw``: the area under the probability curve over the fraction of pixels perturbed (0 … 1,
   trapezoids). Deletion: lower is better; insertion: higher is better.
-- ``*_auc`` — **normalised so that methods and images compare**: every curve of one image starts and ends
-  at the same two points whatever the map (the input, p(x), and the baseline image, p(b)), so each curve is
-  rescaled as ``(p − p(b)) / (p(x) − p(b))``: 1 at the input, 0 at the baseline. The normalised AUC then
-  says only how fast the map's order moves the probability (deletion: 0 = the class is gone after the first
-  pixel, 1 = only after the last; insertion the reverse). It can leave [0, 1] where the curve overshoots an
-  end. It is undefined (``None``) when the baseline image does not lower the target's probability by at least
-  ``min_drop`` (default 0.05): then the baseline removes nothing, and no order can show anything.
+- ``*_auc`` — **normalised so that methods and images compare**: the curve is divided by the target's
+  probability on the unperturbed input, p(x), so every deletion curve starts at 1 and every insertion curve
+  ends at 1 whatever the image and the model's confidence; the AUC is then the share of the model's
+  confidence left, on average over the fractions. On one image all methods share both ends (the input and the
+  baseline image, p(b)/p(x)), so their AUCs differ only by the order of the pixels. Curves can pass 1 where
+  a perturbed image scores higher than the input. (Rescaling to both ends, (p − p(b)) / (p(x) − p(b)), was
+  tried and dropped: where the baseline keeps much of the class, say p(b) = 0.7, it multiplies noise by 3
+  and more, and a lab benchmark's means moved by whole units.)
 
 A random map (:func:`random_map`) is the reference: a method whose AUCs are no better than a random map's
 orders pixels no better than chance.
@@ -63,7 +64,6 @@ __all__ = [
 
 PERTURBATION_BASELINES = ("blur", "zeros", "mean", "black", "white")
 DEFAULT_STEPS = 20
-MIN_DROP = 0.05  # the baseline image must lower p(target) by this much for normalised AUCs to be defined
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,9 @@ class PerturbationCurve:
     kind: str  # "deletion" or "insertion"
     fractions: torch.Tensor  # [steps + 1] float64: share of the pixels removed (deletion) or inserted, 0 … 1
     probabilities: torch.Tensor  # [steps + 1] float64: softmax probability of the target
-    normalised: torch.Tensor | None  # [steps + 1]: (p − p(baseline)) / (p(input) − p(baseline)); None: undefined
+    normalised: torch.Tensor  # [steps + 1]: probabilities / p(input)
     auc_raw: float  # ∫ probability d(fraction) over 0 … 1 (trapezoids)
-    auc: float | None  # ∫ normalised d(fraction); None where `normalised` is
+    auc: float  # ∫ normalised d(fraction) = auc_raw / p(input)
 
     def to_dict(self) -> dict:
         return {
@@ -99,7 +99,6 @@ class Faithfulness:
     insertion: PerturbationCurve
     probability: float  # p(target | input)
     baseline_probability: float  # p(target | baseline image): both curves' other end
-    min_drop: float
     seed: int  # of the random order among pixels the map ties
     seconds: float  # the batched forward and the curves (not the attribution)
     class_names: tuple[str, ...] = _names_field()
@@ -109,13 +108,13 @@ class Faithfulness:
         return _label(self.target, self.class_names)
 
     @property
-    def deletion_auc(self) -> float | None:
-        """Normalised deletion AUC (lower is better); None when the baseline keeps the class."""
+    def deletion_auc(self) -> float:
+        """Normalised deletion AUC (lower is better)."""
         return self.deletion.auc
 
     @property
-    def insertion_auc(self) -> float | None:
-        """Normalised insertion AUC (higher is better); None when the baseline keeps the class."""
+    def insertion_auc(self) -> float:
+        """Normalised insertion AUC (higher is better)."""
         return self.insertion.auc
 
     def to_dict(self) -> dict:
@@ -131,9 +130,8 @@ class Faithfulness:
             "baseline_probability": self.baseline_probability,
             "baseline": self.baseline,
             "steps": self.steps,
-            "min_drop": self.min_drop,
             "seed": self.seed,
-            "normalisation": "(p - p(baseline)) / (p(input) - p(baseline)); AUC over the fraction of pixels, 0..1",
+            "normalisation": "p / p(input); AUC over the fraction of pixels perturbed, 0..1",
             "deletion": self.deletion.to_dict(),
             "insertion": self.insertion.to_dict(),
             "seconds": self.seconds,
@@ -187,12 +185,10 @@ def _perturbation_baseline(baseline, x: torch.Tensor, loaded: LoadedModel) -> to
     return _baseline(baseline, x, loaded)
 
 
-def _curve(kind: str, fractions: torch.Tensor, p: torch.Tensor, p_x: float, p_b: float, min_drop: float):
+def _curve(kind: str, fractions: torch.Tensor, p: torch.Tensor, p_x: float) -> PerturbationCurve:
+    normalised = p / p_x
     auc_raw = float(torch.trapezoid(p, fractions))
-    if p_x - p_b >= min_drop:
-        normalised = (p - p_b) / (p_x - p_b)
-        return PerturbationCurve(kind, fractions, p, normalised, auc_raw, float(torch.trapezoid(normalised, fractions)))
-    return PerturbationCurve(kind, fractions, p, None, auc_raw, None)
+    return PerturbationCurve(kind, fractions, p, normalised, auc_raw, float(torch.trapezoid(normalised, fractions)))
 
 
 def deletion_insertion(
@@ -206,7 +202,6 @@ def deletion_insertion(
     method: str | None = None,
     batch_size: int | None = None,
     seed: int = 0,
-    min_drop: float = MIN_DROP,
     input_size: int | None = None,
 ) -> Faithfulness:
     """Deletion and insertion curves of ``heatmap`` (an [H, W] map at the model's input size, or a
@@ -228,8 +223,6 @@ def deletion_insertion(
     heat = _check_heatmap(heatmap, hw)
     pixels = hw[0] * hw[1]
     steps = _check_steps(steps, pixels)
-    if not 0 <= float(min_drop) < 1:
-        raise ValueError(f"min_drop must be in [0, 1), got {min_drop}.")
     start = time.perf_counter()
     base = _perturbation_baseline(baseline, x, loaded)
     # rank[p]: the position of pixel p in the order; image k perturbs the pixels of rank < n_k.
@@ -249,6 +242,11 @@ def deletion_insertion(
     target = int(logits[0].argmax()) if target is None else target
     p = logits.double().softmax(-1)[:, target].cpu()
     p_x, p_b = float(p[0]), float(p[1])
+    if not p_x > 0:
+        raise FloatingPointError(
+            f"p(target {target} | input) underflows to 0 (logit {float(logits[0, target]):.1f} against the top "
+            f"{float(logits[0].max()):.1f}): no curve can be normalised by it; explain a likelier class."
+        )
     fractions = counts.double() / pixels
     n = steps - 1
     deletion = torch.cat([p[:1], p[2 : 2 + n], p[1:2]])
@@ -258,11 +256,10 @@ def deletion_insertion(
         target=target,
         baseline=_baseline_name(baseline),
         steps=steps,
-        deletion=_curve("deletion", fractions, deletion, p_x, p_b, min_drop),
-        insertion=_curve("insertion", fractions, insertion, p_x, p_b, min_drop),
+        deletion=_curve("deletion", fractions, deletion, p_x),
+        insertion=_curve("insertion", fractions, insertion, p_x),
         probability=p_x,
         baseline_probability=p_b,
-        min_drop=float(min_drop),
         seed=seed,
         seconds=time.perf_counter() - start,
         class_names=loaded.class_names,

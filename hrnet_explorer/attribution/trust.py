@@ -51,11 +51,11 @@ class MethodScores:
         return _label(self.target, self.class_names)
 
     @property
-    def deletion_auc(self) -> float | None:
+    def deletion_auc(self) -> float:
         return self.faithfulness.deletion_auc
 
     @property
-    def insertion_auc(self) -> float | None:
+    def insertion_auc(self) -> float:
         return self.faithfulness.insertion_auc
 
     @property

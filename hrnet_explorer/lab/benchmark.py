@@ -5,9 +5,8 @@ Per method (each image explains its true class, at the model's input size):
 
 - ground truth (:mod:`hrnet_explorer.attribution.groundtruth`): ``mass_in_mask``, ``rank_accuracy``,
   ``pointing_game`` (the share of images whose most relevant pixel lies in the evidence);
-- faithfulness (:mod:`hrnet_explorer.attribution.faithfulness`): normalised ``deletion_auc`` and
-  ``insertion_auc`` (means over the images where they are defined, ``faithfulness_n`` of them) and their raw
-  means over all images;
+- faithfulness (:mod:`hrnet_explorer.attribution.faithfulness`): ``deletion_auc`` and ``insertion_auc``
+  (normalised by each image's p(input)) and their raw means (``*_raw``, probabilities);
 - ``randomisation_similarity``: the cascading randomisation test's Spearman similarity once every layer
   group is random, averaged over the first ``randomisation_n`` images (the cascade is run once per step for
   all of them), with the mean after each step.
@@ -43,8 +42,15 @@ from .task import CLASSES, FAMILY, render
 
 __all__ = ["LabBenchmark", "benchmark"]
 
-_SCORES = ("mass_in_mask", "rank_accuracy", "pointing_game", "deletion_auc_raw", "insertion_auc_raw")
-_ALL = (*_SCORES, "deletion_auc", "insertion_auc")
+_SCORES = (
+    "mass_in_mask",
+    "rank_accuracy",
+    "pointing_game",
+    "deletion_auc",
+    "insertion_auc",
+    "deletion_auc_raw",
+    "insertion_auc_raw",
+)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -56,7 +62,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 class _Rows:
     """Per-image scores of one method (or the random map)."""
 
-    values: dict[str, list] = field(default_factory=lambda: {k: [] for k in _ALL})
+    values: dict[str, list] = field(default_factory=lambda: {k: [] for k in _SCORES})
     families: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -69,9 +75,6 @@ class _Rows:
         pick = [family is None or f == family for f in self.families]
         col = {k: [v for v, p in zip(vs, pick, strict=True) if p] for k, vs in self.values.items()}
         out = {k: _mean([float(v) for v in col[k]]) for k in _SCORES}
-        out["deletion_auc"] = _mean(col["deletion_auc"])
-        out["insertion_auc"] = _mean(col["insertion_auc"])
-        out["faithfulness_n"] = sum(v is not None for v in col["deletion_auc"])
         out["n"] = sum(pick)
         return out
 

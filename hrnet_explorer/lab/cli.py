@@ -106,7 +106,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
         f"lab model ({loaded.weights.describe()}) · {result.n} test images · {result.device} · {result.seconds:.1f} s"
     )
     print(
-        f"deletion/insertion: {result.steps} steps, baseline {result.baseline}, normalised AUC · randomisation: "
+        f"deletion/insertion: {result.steps} steps, baseline {result.baseline}, AUC of p / p(input) · randomisation: "
         f"{result.randomisation_n} images, similarity once every layer group is random"
     )
     head = ("method", "mass in mask", "rank acc.", "pointing", "deletion ↓", "insertion ↑", "randomised ↓")

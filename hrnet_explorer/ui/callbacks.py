@@ -302,10 +302,8 @@ def lab_evidence(image: Any, a: Analysis) -> torch.Tensor | None:
 def trust_table(rows: Sequence[Any], with_mask: bool) -> str:
     """The Trust view's method × score table (Markdown)."""
 
-    def num(value: float | None, raw: float | None = None) -> str:
-        if value is None:
-            return "—" if raw is None else f"{raw:.3f} (raw)"
-        return f"{value:.3f}"
+    def num(value: float | None) -> str:
+        return "—" if value is None else f"{value:.3f}"
 
     head = ["method", "deletion AUC ↓", "insertion AUC ↑", "similarity when randomised ↓"]
     if with_mask:
@@ -315,8 +313,8 @@ def trust_table(rows: Sequence[Any], with_mask: bool) -> str:
         f = r.faithfulness
         cells = [
             "random map (reference)" if r.method == "random" else r.method,
-            num(f.deletion.auc, f.deletion.auc_raw),
-            num(f.insertion.auc, f.insertion.auc_raw),
+            num(f.deletion.auc),
+            num(f.insertion.auc),
             num(r.randomisation_similarity),
         ]
         if with_mask:
@@ -326,9 +324,8 @@ def trust_table(rows: Sequence[Any], with_mask: bool) -> str:
     f = first.faithfulness
     note = (
         f"**{first.label}** (class {first.target}) · p = {f.probability:.3f}, after deleting every pixel "
-        f"({f.baseline}) {f.baseline_probability:.3f} · {f.steps} steps · AUCs normalised to the two ends, "
-        "(p − p(baseline)) / (p(input) − p(baseline)); raw where the baseline does not lower p by "
-        f"{f.min_drop:g} · randomised: Spearman of |map| to the original once every layer is re-initialised"
+        f"({f.baseline}) {f.baseline_probability:.3f} · {f.steps} steps · AUCs of p / p(input) over the fraction "
+        "of pixels · randomised: Spearman of |map| to the original once every layer is re-initialised"
     )
     if with_mask:
         note += f" · evidence mask of this lab image: {first.mask_fraction:.1%} of the pixels (a random map's mass)"
