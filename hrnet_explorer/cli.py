@@ -144,12 +144,16 @@ def _grid(heatmap, cells: int = 7) -> list[list[float]]:
     return F.adaptive_avg_pool2d(heatmap[None, None], cells)[0, 0].tolist()
 
 
-def _colorize(heat, signed: bool):
-    """[H, W] map → HxWx3 uint8: blue-white-red around 0 when signed, black-red-yellow otherwise."""
+def _colorize(heat, signed: bool, scale: float | None = None):
+    """[H, W] map → HxWx3 uint8: blue-white-red around 0 when signed, black-red-yellow otherwise. ``scale``
+    (default: the 98th percentile of |map|, Captum's ``outlier_perc`` = 2) maps to full colour; beyond it saturates.
+    """
     import numpy as np
 
-    h = heat.numpy().astype(np.float64)
-    scale = float(np.abs(h).max()) or 1.0
+    from .images import display_scale
+
+    h = heat.numpy().astype(np.float64) if hasattr(heat, "numpy") else np.asarray(heat, np.float64)
+    scale = scale or display_scale(h)
     if signed:
         v = np.clip(h / scale, -1, 1)[..., None]
         pos, neg = np.array([215, 48, 39]), np.array([49, 54, 149])
@@ -160,11 +164,39 @@ def _colorize(heat, signed: bool):
     return rgb.clip(0, 255).astype(np.uint8)
 
 
-def _overlay(crop, heat, signed: bool):
-    from PIL import Image
+LABEL_PX = 16  # the text strip above each PNG panel
+BAR_PX = 30  # the colour bar strip below the sheet
 
-    colored = Image.fromarray(_colorize(heat, signed)).resize(crop.size, Image.BILINEAR)
-    return Image.blend(crop.convert("RGB"), colored, 0.6)
+
+def _overlay(crop, heat, signed: bool, label: str = "", scale: float | None = None):
+    """The map over the crop (60 %), under a strip that names the panel."""
+    from PIL import Image, ImageDraw
+
+    colored = Image.fromarray(_colorize(heat, signed, scale)).resize(crop.size, Image.BILINEAR)
+    blended = Image.blend(crop.convert("RGB"), colored, 0.6)
+    panel = Image.new("RGB", (crop.width, crop.height + LABEL_PX), "white")
+    panel.paste(blended, (0, LABEL_PX))
+    ImageDraw.Draw(panel).text((3, 2), label, fill="black")
+    return panel
+
+
+def _colorbar(width: int, signed: bool, scale: float, what: str):
+    """A horizontal colour bar with its end values, and what they mean (the clipping included)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from .images import OUTLIER_PERC
+
+    ramp = np.linspace(-scale if signed else 0.0, scale, max(width - 20, 2))[None].repeat(8, 0)
+    bar = Image.new("RGB", (width, BAR_PX), "white")
+    bar.paste(Image.fromarray(_colorize(ramp, signed, scale)), (10, 2))
+    draw = ImageDraw.Draw(bar)
+    draw.text((10, 12), f"{-scale if signed else 0.0:.3g}", fill="black")
+    right = f"{scale:.3g}"
+    draw.text((width - 10 - 6 * len(right), 12), right, fill="black")
+    note = f"{what}; top {OUTLIER_PERC:g} % of |map| saturate"
+    draw.text((max(60, width // 2 - 3 * len(note)), 12), note, fill="black")
+    return bar
 
 
 OUT_SUFFIXES = (".json", ".npz", ".png")
@@ -210,10 +242,12 @@ def _save(path: str, summary: dict, arrays: dict, panels: list) -> None:
     elif suffix == ".npz":
         np.savez_compressed(path, **{k: v.numpy() for k, v in arrays.items()})
     else:
+        panels, bar = panels[:-1], panels[-1]  # the last entry is the colour bar (see _cmd_explain)
         w, h = panels[0].size
-        sheet = Image.new("RGB", (w * len(panels), h), "white")
+        sheet = Image.new("RGB", (w * len(panels), h + BAR_PX), "white")
         for k, panel in enumerate(panels):
             sheet.paste(panel, (k * w, 0))
+        sheet.paste(bar(sheet.width), (0, h))
         sheet.save(path)
 
 
@@ -221,7 +255,7 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     import torch
 
     from . import attribution as attr
-    from .images import display_crop, preprocess
+    from .images import display_crop, display_scale, preprocess
 
     _check_explain_args(args)
     loaded = _load(args)
@@ -235,7 +269,13 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         body = result.to_dict() | {"heatmap_7x7": _grid(result.heatmap)}
         arrays = {"attributions": result.attributions, "heatmap": result.heatmap}
         if crop is not None:
-            panels = [_overlay(crop, result.heatmap, signed=result.settings["reduction"] in ("sum", "mean"))]
+            signed = result.settings["reduction"] in ("sum", "mean")
+            scale = display_scale(result.heatmap)
+            label = f"{result.method} · class {result.target} {result.label}"[:40]
+            panels = [
+                _overlay(crop, result.heatmap, signed, label, scale),
+                lambda width: _colorbar(width, signed, scale, "attribution" + (" (red > 0 > blue)" if signed else "")),
+            ]
         lines.append(f"{result.method} · target {result.target} {result.label!r} · {result.seconds:.2f} s")
         if result.delta is not None:
             lines.append(
@@ -255,7 +295,12 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         body = result.to_dict()
         arrays = {f"map{k}": m for k, m in enumerate(result.maps)} | {f"raw{k}": r for k, r in enumerate(result.raw)}
         if crop is not None:
-            panels = [_overlay(crop, m, signed=False) for m in result.maps]
+            scale = display_scale(list(result.maps))
+            panels = [
+                _overlay(crop, m, False, f"Grad-CAM stream {k} (1/{4 * 2**k})", scale)
+                for k, m in enumerate(result.maps)
+            ]
+            panels.append(lambda width: _colorbar(width, False, scale, "Grad-CAM, one scale for all streams"))
         lines.append(f"Grad-CAM per stream of {result.name} · target {result.target} {body['label']!r}")
         for s in body["streams"]:
             lines.append(

@@ -28,6 +28,7 @@ from plotly.subplots import make_subplots
 
 from .costs import CARD_FLOPS_EXPLANATION
 from .fusion import MEASURES, Decomposition, Flow, FusionStats, fusion_flows, spatial_summary
+from .images import OUTLIER_PERC, display_scale
 
 if TYPE_CHECKING:  # the attribution dataclasses are only read, by attribute
     from PIL import Image
@@ -701,13 +702,19 @@ def _overlay_traces(uri: str, heat: np.ndarray, coloraxis: str, hover: str) -> l
     ]
 
 
-def _heat_axis(maps: Sequence[np.ndarray], title: str) -> dict:
+def _heat_axis(maps: Sequence[np.ndarray], title: str, outlier_perc: float = OUTLIER_PERC) -> dict:
+    """One colour axis for attribution maps: diverging around 0 when any value is negative (the sign matters),
+    sequential otherwise; its end is the (100 − outlier_perc)th percentile of |map| (Captum's ``outlier_perc``),
+    so that a few extreme pixels saturate instead of leaving the rest blank. Hover keeps the exact values."""
     lo = min(float(m.min()) for m in maps)
+    top = display_scale(list(maps), outlier_perc)
+    peak = max(float(np.abs(m).max()) for m in maps)
+    if outlier_perc > 0 and top < peak:
+        title += f"<br><sub>clipped at the {100 - outlier_perc:g}th<br>percentile of |map|<br>(max {peak:.3g})</sub>"
+    bar = dict(title=dict(text=title))
     if lo < 0:
-        top = _symmetric(list(maps))
-        return dict(colorscale=_DIVERGING, cmin=-top, cmax=top, cmid=0.0, colorbar=dict(title=dict(text=title)))
-    hi = max(float(m.max()) for m in maps)
-    return dict(colorscale=_HEAT, cmin=0.0, cmax=hi if hi > 0 else 1.0, colorbar=dict(title=dict(text=title)))
+        return dict(colorscale=_DIVERGING, cmin=-top, cmax=top, cmid=0.0, colorbar=bar)
+    return dict(colorscale=_HEAT, cmin=0.0, cmax=top, colorbar=bar)
 
 
 def _target_text(result: PixelAttribution | StreamGradCAM | StreamShares | KnockoutResult) -> str:

@@ -28,6 +28,8 @@ __all__ = [
     "display_crop",
     "check_input_size",
     "check_input_tensor",
+    "OUTLIER_PERC",
+    "display_scale",
 ]
 
 MAX_PIXELS = 40_000_000  # decompression-bomb guard: 40 megapixels (a 7,300 × 5,500 photo fits)
@@ -234,3 +236,25 @@ def display_crop(image: ImageInput, data_config: dict[str, Any], input_size: int
     for step in transform.transforms[:-2]:  # all but MaybeToTensor and Normalize
         img = step(img)
     return img
+
+
+OUTLIER_PERC = 2.0  # Captum's ``outlier_perc`` default for visualisation: the top 2 % of |values| saturate
+
+
+def display_scale(maps: Any, outlier_perc: float = OUTLIER_PERC) -> float:
+    """The colour-scale end for showing attribution map(s): the (100 − ``outlier_perc``)th percentile of |map|
+    over all ``maps`` (one array or a sequence), so that a few outlier pixels saturate instead of scaling
+    everything else to black (Captum's ``outlier_perc`` convention). Falls back to the max, then to 1."""
+    arrays = [maps] if isinstance(maps, (np.ndarray, torch.Tensor)) else list(maps)
+    flat = [
+        np.abs(a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, np.float64)).ravel()
+        for a in arrays
+    ]
+    values = np.concatenate(flat) if flat else np.zeros(0)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 1.0
+    top = float(np.percentile(values, 100.0 - outlier_perc)) if outlier_perc > 0 else 0.0
+    if top <= 0:
+        top = float(values.max())
+    return top if top > 0 else 1.0

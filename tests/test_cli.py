@@ -143,3 +143,33 @@ def test_explain_knockout_npz_holds_the_deltas(tmp_path):
     assert main([*argv, "--method", "knockout", "--out", str(out)]) == 0
     saved = np.load(out)
     assert set(saved.files) == {"logit_delta", "prob_delta"} and saved["logit_delta"].shape == (4,)
+
+
+def test_colorize_clips_outliers():
+    import numpy as np
+    import torch
+
+    from hrnet_explorer.cli import _colorize
+
+    heat = torch.full((32, 32), 0.5)
+    heat[0, 0] = 1e6  # one outlier pixel must not turn the rest black
+    rgb = _colorize(heat, signed=False)
+    assert rgb[5:, 5:].mean() > 100 and np.array_equal(rgb[0, 0], [255, 255, 255])
+
+
+def test_explain_png_has_labelled_panels_and_a_colour_bar(tmp_path):
+    import numpy as np
+
+    from hrnet_explorer.cli import BAR_PX, LABEL_PX
+
+    image = tmp_path / "img.png"
+    Image.new("RGB", (64, 64), "red").save(image)
+    out = tmp_path / "cam.png"
+    argv = ["explain", str(image), "--weights", "random", "--input-size", "64", "--device", "cpu"]
+    assert main([*argv, "--method", "gradcam-streams", "--out", str(out)]) == 0
+    sheet = np.asarray(Image.open(out))
+    assert sheet.shape[:2] == (64 + LABEL_PX + BAR_PX, 4 * 64)
+    strip = sheet[:LABEL_PX, :64]
+    assert (strip < 128).any() and (strip == 255).mean() > 0.5  # dark text on a white strip
+    bar = sheet[64 + LABEL_PX + 2 : 64 + LABEL_PX + 10, 10:-10]
+    assert bar[:, 0].mean() < 40 and bar[:, -1].mean() > 200  # black → yellow/white ramp

@@ -175,12 +175,26 @@ def test_attribution(crop, signed):
     assert "Integrated Gradients" in title and "goldfish" in title and "1.23e-02" in title and "n_steps=32" in title
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_attribution_scale_ignores_an_outlier_pixel(crop, signed):
+    """One huge pixel must not scale the rest to blank: the colour scale ends at the 98th percentile of |map|."""
+    heat = torch.rand(224, 224) - (0.5 if signed else 0.0)
+    heat[10, 10] = 1e4
+    result = PixelAttribution("ig", 1, heat[None, None].expand(1, 3, 224, 224), heat, None, {})
+    axis = F.attribution_figure(crop, result).layout.coloraxis
+    clipped = float(np.percentile(heat.abs().numpy(), 98))
+    assert axis.cmax == pytest.approx(clipped, rel=1e-5) and axis.cmax < 1.0
+    assert (axis.cmin == pytest.approx(-clipped, rel=1e-5)) if signed else axis.cmin == 0.0
+    assert "98th" in axis.colorbar.title.text and "max 1e+04" in axis.colorbar.title.text
+
+
 def test_gradcam(crop):
     maps = [torch.rand(224, 224) * (k + 1) for k in range(4)]
     raw = [torch.rand(56 // 2**k, 56 // 2**k) for k in range(4)]
     data = check(F.gradcam_figure(crop, StreamGradCAM(207, 4, 0, maps, raw)))
     assert sum(t["type"] == "heatmap" for t in data["data"]) == 4
-    assert data["layout"]["coloraxis"]["cmax"] == pytest.approx(float(max(m.max() for m in maps)))  # one scale
+    every = np.concatenate([m.numpy().ravel() for m in maps])
+    assert data["layout"]["coloraxis"]["cmax"] == pytest.approx(float(np.percentile(every, 98)))  # one scale
     assert "stream 3 (1/32, 7×7)" in [a["text"] for a in data["layout"]["annotations"]]
 
 
