@@ -751,8 +751,11 @@ def attribution_figure(image: Image.Image | np.ndarray, attribution: PixelAttrib
     )
 
 
-def gradcam_figure(image: Image.Image | np.ndarray, cam: StreamGradCAM) -> go.Figure:
-    """Grad-CAM of every stream of one module, overlaid on the input, on one shared colour scale."""
+def gradcam_figure(image: Image.Image | np.ndarray, cam: StreamGradCAM, *, shared_scale: bool = False) -> go.Figure:
+    """Grad-CAM of every stream of one module, overlaid on the input. By default each stream on its own colour
+    scale (the coarse streams' maps are often 10-100× larger, which leaves the fine ones dark on a shared scale);
+    ``shared_scale=True`` puts all on one scale, to compare magnitudes. Each scale is clipped at the 98th
+    percentile of |map|; the subplot titles give each stream's scale end, hover the exact values."""
     maps = [_np(m) for m in cam.maps]
     if not maps:
         raise ValueError("StreamGradCAM has no maps.")
@@ -760,19 +763,30 @@ def gradcam_figure(image: Image.Image | np.ndarray, cam: StreamGradCAM) -> go.Fi
     uri = _image_uri(image, (h, w))
     raw = [tuple(r.shape[-2:]) for r in cam.raw] if getattr(cam, "raw", None) else [None] * len(maps)
     titles = [f"stream {k} (1/{4 * 2**k}" + (f", {r[0]}×{r[1]})" if r else ")") for k, r in enumerate(raw)]
+    if not shared_scale:
+        titles = [f"{t}<br><sub>scale 0 … {display_scale(m):.3g}</sub>" for t, m in zip(titles, maps, strict=True)]
     fig = make_subplots(rows=1, cols=len(maps), subplot_titles=titles, horizontal_spacing=0.02)
+    axes = {}
     for k, m in enumerate(maps, start=1):
         hover = f"stream {k - 1}<br>input px (%{{x}}, %{{y}})<br>Grad-CAM %{{z:.5g}}<extra></extra>"
-        for t in _overlay_traces(uri, m, "coloraxis", hover):
+        name = "coloraxis" if shared_scale or k == 1 else f"coloraxis{k}"
+        for t in _overlay_traces(uri, m, name, hover):
             fig.add_trace(t, 1, k)
+        if not shared_scale:
+            axis = _heat_axis([m], "Grad-CAM<br>(each stream<br>on its own scale)")
+            axis["colorbar"].update(tickvals=[axis["cmin"], axis["cmax"]], ticktext=["0", "its end"])
+            axes[name] = axis | dict(showscale=k == 1)
+    if shared_scale:
+        axes["coloraxis"] = _heat_axis(maps, "Grad-CAM<br>(one scale<br>for all streams)")
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    which = "one shared colour scale" if shared_scale else "each stream on its own colour scale"
     return _finish(
         fig,
-        f"Grad-CAM per stream · stage{cam.stage}.module{cam.module} · {_target_text(cam)}",
-        height=330,
-        coloraxis=_heat_axis(maps, "Grad-CAM<br>(one scale<br>for all streams)"),
-        margin=dict(l=20, r=30, t=100, b=20),
+        f"Grad-CAM per stream · stage{cam.stage}.module{cam.module} · {_target_text(cam)}<br><sup>{which}</sup>",
+        height=350,
+        margin=dict(l=20, r=30, t=120, b=20),
+        **axes,
     )
 
 

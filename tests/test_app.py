@@ -128,7 +128,14 @@ def test_attribution_endpoints(client):
     fig, _ = client.predict(handle_file(EXAMPLE), *MODEL, "ig", "top-1 prediction", api_name="/attribute")
     assert "convergence δ" in plot(fig)["layout"]["title"]["text"]
     cam = plot(client.predict(handle_file(EXAMPLE), *MODEL, "stage4.module0", "top-1 prediction", api_name="/gradcam"))
-    assert trace_types(cam).count("heatmap") == 4
+    assert (
+        trace_types(cam).count("heatmap") == 4
+        and "each stream on its own colour scale" in cam["layout"]["title"]["text"]
+    )
+    shared = plot(
+        client.predict(handle_file(EXAMPLE), *MODEL, "stage4.module0", "top-1 prediction", True, api_name="/gradcam")
+    )
+    assert "one shared colour scale" in shared["layout"]["title"]["text"] and "coloraxis2" not in shared["layout"]
     shares = plot(client.predict(handle_file(EXAMPLE), *MODEL, "top-1 prediction", 4, api_name="/stream_shares"))
     assert len(shares["data"][0]["x"]) == 4 and "completeness" in shares["layout"]["title"]["text"]
 

@@ -193,9 +193,22 @@ def test_gradcam(crop):
     raw = [torch.rand(56 // 2**k, 56 // 2**k) for k in range(4)]
     data = check(F.gradcam_figure(crop, StreamGradCAM(207, 4, 0, maps, raw)))
     assert sum(t["type"] == "heatmap" for t in data["data"]) == 4
+    assert "stream 3 (1/32, 7×7)" in data["layout"]["annotations"][3]["text"]
+    # default: each stream on its own scale, so a stream 100× weaker than the next is not left dark
+    ends = [data["layout"]["coloraxis" + ("" if k == 0 else str(k + 1))]["cmax"] for k in range(4)]
+    assert ends == pytest.approx([float(np.percentile(m.numpy(), 98)) for m in maps])
+    assert [t.get("coloraxis") for t in data["data"] if t["type"] == "heatmap"] == [
+        "coloraxis",
+        "coloraxis2",
+        "coloraxis3",
+        "coloraxis4",
+    ]
+    assert "own colour scale" in data["layout"]["title"]["text"]
+    shared = check(F.gradcam_figure(crop, StreamGradCAM(207, 4, 0, maps, raw), shared_scale=True))
     every = np.concatenate([m.numpy().ravel() for m in maps])
-    assert data["layout"]["coloraxis"]["cmax"] == pytest.approx(float(np.percentile(every, 98)))  # one scale
-    assert "stream 3 (1/32, 7×7)" in [a["text"] for a in data["layout"]["annotations"]]
+    assert shared["layout"]["coloraxis"]["cmax"] == pytest.approx(float(np.percentile(every, 98)))  # one scale
+    assert {t["coloraxis"] for t in shared["data"] if t["type"] == "heatmap"} == {"coloraxis"}
+    assert "one shared colour scale" in shared["layout"]["title"]["text"]
 
 
 def test_stream_shares():

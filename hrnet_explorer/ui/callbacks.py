@@ -582,15 +582,25 @@ class Explorer:
         return attribution_figure(a.crop, result), text
 
     @user_errors
-    def gradcam(self, image, variant, weights, input_size, module="stage4.module0", target=TOP1, progress=PROGRESS):
-        """Attribution tab: Grad-CAM of every stream of one module."""
+    def gradcam(
+        self,
+        image,
+        variant,
+        weights,
+        input_size,
+        module="stage4.module0",
+        target=TOP1,
+        shared_scale=False,
+        progress=PROGRESS,
+    ):
+        """Attribution tab: Grad-CAM of every stream of one module, each on its own colour scale or on one."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         stage, index = parse_module(module)
         cls = parse_target(target, a.loaded.num_classes)
         cls = a.target if cls is None else cls
         progress(0.4, desc="Grad-CAM per stream")
         cam = self.explain(a, "gradcam_streams", target=cls, stage=stage, module=index)
-        return gradcam_figure(a.crop, cam)
+        return gradcam_figure(a.crop, cam, shared_scale=bool(shared_scale))
 
     @user_errors
     def trust(

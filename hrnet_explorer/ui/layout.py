@@ -197,6 +197,11 @@ def build_demo(
                         cam_module = gr.Dropdown(
                             modules, value=last, label="Module for Grad-CAM", allow_custom_value=True
                         )
+                        cam_shared = gr.Checkbox(
+                            False,
+                            label="One colour scale for all streams",
+                            info="off: each stream on its own scale (the fine streams' maps are much smaller)",
+                        )
                         cam_btn = gr.Button("Grad-CAM per stream", scale=0)
                     cam_plot = gr.Plot(label="Grad-CAM per stream", elem_id="gradcam-plot")
                     with gr.Row():
@@ -295,7 +300,9 @@ def build_demo(
             api_name="trust",
             **model,
         )
-        cam_btn.click(ex.gradcam, inputs=common + [cam_module, target], outputs=cam_plot, api_name="gradcam", **model)
+        cam_btn.click(
+            ex.gradcam, inputs=common + [cam_module, target, cam_shared], outputs=cam_plot, api_name="gradcam", **model
+        )
         shares_btn.click(
             ex.stream_shares, inputs=common + [target, n_steps], outputs=shares_plot, api_name="stream_shares", **model
         )
