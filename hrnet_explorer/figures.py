@@ -723,8 +723,11 @@ def _target_text(result: PixelAttribution | StreamGradCAM | StreamShares | Knock
     return plain if result.label == plain else f"{plain} ({result.label})"
 
 
-def attribution_figure(image: Image.Image | np.ndarray, attribution: PixelAttribution) -> go.Figure:
-    """A pixel attribution beside the image the network saw (``display_crop``), and overlaid on it."""
+def attribution_figure(
+    image: Image.Image | np.ndarray, attribution: PixelAttribution, *, weights: Any = None
+) -> go.Figure:
+    """A pixel attribution beside the image the network saw (``display_crop``), and overlaid on it. ``weights``
+    (the model's WeightsSource) puts the random-weights warning in the title when they are random."""
     heat = _np(attribution.heatmap)
     if heat.ndim != 2:
         raise ValueError(f"PixelAttribution.heatmap must be [H, W]; got shape {heat.shape}.")
@@ -745,13 +748,15 @@ def attribution_figure(image: Image.Image | np.ndarray, attribution: PixelAttrib
     sign = "red > 0 > blue" if float(heat.min()) < 0 else "bright = more"
     return _finish(
         fig,
-        f"{method} for {_target_text(attribution)}{delta}<br><sup>{settings}</sup>",
+        f"{method} for {_target_text(attribution)}{delta}{_weights_note(weights)}<br><sup>{settings}</sup>",
         height=420,
         coloraxis=_heat_axis([heat], f"attribution<br>({sign})"),
     )
 
 
-def gradcam_figure(image: Image.Image | np.ndarray, cam: StreamGradCAM, *, shared_scale: bool = False) -> go.Figure:
+def gradcam_figure(
+    image: Image.Image | np.ndarray, cam: StreamGradCAM, *, shared_scale: bool = False, weights: Any = None
+) -> go.Figure:
     """Grad-CAM of every stream of one module, overlaid on the input. By default each stream on its own colour
     scale (the coarse streams' maps are often 10-100× larger, which leaves the fine ones dark on a shared scale);
     ``shared_scale=True`` puts all on one scale, to compare magnitudes. Each scale is clipped at the 98th
@@ -783,14 +788,15 @@ def gradcam_figure(image: Image.Image | np.ndarray, cam: StreamGradCAM, *, share
     which = "one shared colour scale" if shared_scale else "each stream on its own colour scale"
     return _finish(
         fig,
-        f"Grad-CAM per stream · stage{cam.stage}.module{cam.module} · {_target_text(cam)}<br><sup>{which}</sup>",
+        f"Grad-CAM per stream · stage{cam.stage}.module{cam.module} · {_target_text(cam)}{_weights_note(weights)}"
+        f"<br><sup>{which}</sup>",
         height=350,
         margin=dict(l=20, r=30, t=120, b=20),
         **axes,
     )
 
 
-def stream_shares_figure(shares: StreamShares) -> go.Figure:
+def stream_shares_figure(shares: StreamShares, *, weights: Any = None) -> go.Figure:
     """How much of the target logit each final stream accounts for (Integrated Gradients over streams)."""
     values = _np(shares.shares).reshape(-1)
     n = values.size
@@ -811,7 +817,8 @@ def stream_shares_figure(shares: StreamShares) -> go.Figure:
     delta = getattr(shares, "delta", None)
     return _finish(
         fig,
-        f"Stream shares of the logit of {_target_text(shares)}<br><sup>logit {shares.logit:.4f} · baseline "
+        f"Stream shares of the logit of {_target_text(shares)}{_weights_note(weights)}"
+        f"<br><sup>logit {shares.logit:.4f} · baseline "
         f"({getattr(shares, 'n_steps', '?')} steps) {shares.baseline_logit:.4f} · Σ shares {total:.4f}"
         + (f" · completeness δ {delta:.2e}" if delta is not None else "")
         + "</sup>",
@@ -819,7 +826,7 @@ def stream_shares_figure(shares: StreamShares) -> go.Figure:
     )
 
 
-def knockout_figure(results: Sequence[KnockoutResult]) -> go.Figure:
+def knockout_figure(results: Sequence[KnockoutResult], *, weights: Any = None) -> go.Figure:
     """The change in the target's logit and probability when a stream or an edge is silenced."""
     results = list(results)
     if not results:
@@ -869,8 +876,8 @@ def knockout_figure(results: Sequence[KnockoutResult]) -> go.Figure:
     fig.update_yaxes(title_text="knocked out", automargin=True, row=1, col=1)
     return _finish(
         fig,
-        f"Knockouts: the change in {_target_text(results[0])}<br><sup>vermilion = the class loses "
-        "evidence, blue = it gains</sup>",
+        f"Knockouts: the change in {_target_text(results[0])}{_weights_note(weights)}"
+        "<br><sup>vermilion = the class loses evidence, blue = it gains</sup>",
         height=160 + 40 * len(results),
     )
 

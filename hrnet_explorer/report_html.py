@@ -642,14 +642,30 @@ def image_report(
             (
                 f"Attribution: {method}",
                 "",
-                F.attribution_figure(crop, attr.attribute_pixels(loaded, x, method, **options)),
+                F.attribution_figure(crop, attr.attribute_pixels(loaded, x, method, **options), weights=loaded.weights),
             )
         )
     figs.append(
-        ("Grad-CAM per stream", "", F.gradcam_figure(crop, attr.gradcam_streams(loaded, x, stage=4, module=-1)))
+        (
+            "Grad-CAM per stream",
+            "",
+            F.gradcam_figure(crop, attr.gradcam_streams(loaded, x, stage=4, module=-1), weights=loaded.weights),
+        )
     )
-    figs.append(("Stream shares of the logit", "", F.stream_shares_figure(attr.stream_shares(loaded, x, n_steps=16))))
-    figs.append(("Knockouts: resolution reliance", "", F.knockout_figure(attr.resolution_reliance(loaded, x))))
+    figs.append(
+        (
+            "Stream shares of the logit",
+            "",
+            F.stream_shares_figure(attr.stream_shares(loaded, x, n_steps=16), weights=loaded.weights),
+        )
+    )
+    figs.append(
+        (
+            "Knockouts: resolution reliance",
+            "",
+            F.knockout_figure(attr.resolution_reliance(loaded, x), weights=loaded.weights),
+        )
+    )
 
     # The trace beside the page.
     kept = {

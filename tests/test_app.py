@@ -140,6 +140,23 @@ def test_attribution_endpoints(client):
     assert len(shares["data"][0]["x"]) == 4 and "completeness" in shares["layout"]["title"]["text"]
 
 
+def test_every_analysis_says_the_weights_are_random(client):
+    """Offline, "default" falls back to random weights: reached without Analyze (a class typed, Knock out pressed),
+    every attribution and knockout figure and text must still say so, not only the Predict tab's banner."""
+    cls = "1: goldfish, Carassius auratus"
+    fig, text = client.predict(handle_file(EXAMPLE), *MODEL, "stream", "3", "0", "0", "every module", cls,
+                               api_name="/knockout")  # fmt: skip
+    assert "RANDOM weights" in plot(fig)["layout"]["title"]["text"] and "RANDOM weights" in text
+    fig, text = client.predict(handle_file(EXAMPLE), *MODEL, cls, api_name="/reliance")
+    assert "RANDOM weights" in plot(fig)["layout"]["title"]["text"] and "RANDOM weights" in text
+    fig, text = client.predict(handle_file(EXAMPLE), *MODEL, "saliency", cls, api_name="/attribute")
+    assert "RANDOM weights" in plot(fig)["layout"]["title"]["text"] and "RANDOM weights" in text
+    cam = client.predict(handle_file(EXAMPLE), *MODEL, "stage4.module0", cls, api_name="/gradcam")
+    assert "RANDOM weights" in plot(cam)["layout"]["title"]["text"]
+    shares = client.predict(handle_file(EXAMPLE), *MODEL, cls, 4, api_name="/stream_shares")
+    assert "RANDOM weights" in plot(shares)["layout"]["title"]["text"]
+
+
 def test_trust_view(client):
     """Attribution tab, Trust view: a method × score table and the deletion/insertion curves, beside a random map;
     on a lab example image with the lab model, the evidence mask is scored too."""

@@ -241,3 +241,19 @@ def test_compare(prediction):
     assert [t["type"] for t in data["data"]] == ["bar", "bar"]
     titles = [a["text"] for a in data["layout"]["annotations"]]
     assert titles == ["w18_small · 80 ms · RANDOM", "w18"]
+
+
+def test_attribution_figures_warn_about_random_weights(crop):
+    heat = torch.rand(224, 224)
+    pixels = PixelAttribution("saliency", 1, heat[None, None].expand(1, 3, 224, 224), heat, None, {})
+    cam = StreamGradCAM(207, 4, 0, [heat] * 4, [heat[:7, :7]] * 4)
+    shares = StreamShares(207, torch.tensor([0.5, 0.25, -0.05, 0.3]), 3.2, 0.1, 1e-3, 32)
+    ko = [KnockoutResult(1, "stream 0", 4.0, 2.5, 0.8, 0.3, [])]
+    for weights, loud in ((RANDOM, True), (HUB, False), (None, False)):
+        figs = [
+            F.attribution_figure(crop, pixels, weights=weights),
+            F.gradcam_figure(crop, cam, weights=weights),
+            F.stream_shares_figure(shares, weights=weights),
+            F.knockout_figure(ko, weights=weights),
+        ]
+        assert all(("RANDOM weights" in f.layout.title.text) == loud for f in figs)

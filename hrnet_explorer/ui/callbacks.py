@@ -187,6 +187,17 @@ def parse_stream(value: Any, what: str = "stream") -> int:
 # -------------------------------------------------------------------------------------------- the cache
 
 
+def random_note(a: Any) -> str:
+    """A Markdown warning line above every analysis text while the model's weights are random; '' otherwise."""
+    w = a.loaded.weights
+    if not w.is_random:
+        return ""
+    return (
+        f"⚠️ **RANDOM weights** ({w.detail}): {a.loaded.name} is untrained, so this result is meaningless: it "
+        "shows the machinery, not a trained network.\n\n"
+    )
+
+
 @dataclass
 class Analysis:
     """One image through one model: everything the tabs show is read from here."""
@@ -579,7 +590,7 @@ class Explorer:
             f"**{method}** for class {cls} ({result.label}){delta} · {getattr(result, 'seconds', 0.0):.2f} s · "
             f"{settings}"
         )
-        return attribution_figure(a.crop, result), text
+        return attribution_figure(a.crop, result, weights=a.loaded.weights), random_note(a) + text
 
     @user_errors
     def gradcam(
@@ -600,7 +611,7 @@ class Explorer:
         cls = a.target if cls is None else cls
         progress(0.4, desc="Grad-CAM per stream")
         cam = self.explain(a, "gradcam_streams", target=cls, stage=stage, module=index)
-        return gradcam_figure(a.crop, cam, shared_scale=bool(shared_scale))
+        return gradcam_figure(a.crop, cam, shared_scale=bool(shared_scale), weights=a.loaded.weights)
 
     @user_errors
     def trust(
@@ -653,7 +664,11 @@ class Explorer:
             )
         curves = faithfulness_figure(rows)
         tested = [r for r in rows if r.randomisation is not None]
-        return trust_table(rows, mask is not None), curves, randomisation_figure(tested) if tested else None
+        return (
+            random_note(a) + trust_table(rows, mask is not None),
+            curves,
+            randomisation_figure(tested) if tested else None,
+        )
 
     @user_errors
     def stream_shares(self, image, variant, weights, input_size, target=TOP1, n_steps=16, progress=PROGRESS):
@@ -666,7 +681,7 @@ class Explorer:
             raise ValueError(f"Integration steps must be 2..256, got {steps}.")
         progress(0.4, desc=f"Integrating over the streams ({steps} steps)")
         shares = self.explain(a, "stream_shares", target=cls, n_steps=steps)
-        return stream_shares_figure(shares)
+        return stream_shares_figure(shares, weights=a.loaded.weights)
 
     @user_errors
     def knockout(
@@ -698,7 +713,7 @@ class Explorer:
             raise ValueError(f"Knock out a 'stream' or an 'edge', not {kind!r}.")
         progress(0.5, desc="Knocking out")
         result = self.explain(a, "knockout", target=cls, topk=self.topk, **where)
-        return knockout_figure([result]), self._knockout_text([result])
+        return knockout_figure([result], weights=a.loaded.weights), random_note(a) + self._knockout_text([result])
 
     @user_errors
     def reliance(self, image, variant, weights, input_size, target=TOP1, progress=PROGRESS):
@@ -708,7 +723,7 @@ class Explorer:
         cls = a.target if cls is None else cls
         progress(0.5, desc="Knocking out each stream in turn")
         results = self.explain(a, "resolution_reliance", target=cls)
-        return knockout_figure(results), self._knockout_text(results)
+        return knockout_figure(results, weights=a.loaded.weights), random_note(a) + self._knockout_text(results)
 
     @user_errors
     def report(self, image, variant, weights, input_size, progress=PROGRESS):
