@@ -369,7 +369,22 @@ def _map_grid(
     in_h, in_w = trace.input_size
     first = True
     for r, row in enumerate(grid, start=1):
-        fig.update_yaxes(title_text=row_titles[r - 1], title_font_size=11, row=r, col=1)
+        # A paper annotation, not the y-axis title: the axes of an empty first cell (a stream that does not exist
+        # yet) are not drawn, and their title with them.
+        fig.add_annotation(
+            text=row_titles[r - 1],
+            showarrow=False,
+            textangle=-90,
+            font=dict(size=11),
+            xref="paper",
+            yref="paper",
+            x=0,
+            xshift=-8,
+            xanchor="right",
+            y=sum(fig.get_subplot(r, 1).yaxis.domain) / 2,
+            yanchor="middle",
+            name="row title",
+        )
         for c, name in enumerate(row, start=1):
             cell = fig.get_subplot(r, c)
             cell.yaxis.scaleanchor = cell.yaxis.anchor  # square input pixels
@@ -433,9 +448,10 @@ def _map_grid(
     return _finish(fig, title, height=90 + cell_px * rows, margin=dict(l=70, r=110, t=110, b=20))
 
 
-def lanes_figure(trace: Trace, method: str = "l2", *, sample: int = 0, max_side: int = 32) -> go.Figure:
+def lanes_figure(trace: Trace, method: str = "l2", *, sample: int = 0, max_side: int = 64) -> go.Figure:
     """The network as parallel lanes: one row per stream (1/4 … 1/32 resolution), one column per
-    HighResolutionModule in forward order; each cell is that stream's fused output, reduced over channels."""
+    HighResolutionModule in forward order; each cell is that stream's fused output, reduced over channels.
+    Maps larger than ``max_side`` are averaged down for display (at 224 px every stream keeps its resolution)."""
     refs = trace.modules
     n = max(r.num_streams for r in refs)
     grid = [[f"{r.name}.fused{k}" if k < r.num_streams else None for r in refs] for k in range(n)]

@@ -103,8 +103,15 @@ def test_lanes(traced, method):
     assert len(kinds) == 2 + 3 + 4  # stage 2, 3, 4 modules have 2, 3, 4 streams
     assert set(kinds) == ({"image"} if method == "pca" else {"heatmap"})
     titles = [a["text"] for a in data["layout"]["annotations"]]
-    assert any(t.startswith("stream 3") for t in axis_titles(data)) and any("module 0" in t for t in titles)
+    assert any("module 0" in t for t in titles)
     assert sum("not yet" in t for t in titles) == 2 + 1  # streams that do not exist yet
+    # every row is labelled in paper coordinates: the axes of an empty first cell (streams 2, 3) are not drawn
+    rows = [a for a in data["layout"]["annotations"] if a.get("name") == "row title"]
+    assert [a["text"].split("<br>")[0] for a in rows] == [f"stream {k}" for k in range(4)]
+    assert all(a["xref"] == "paper" and a["x"] == 0 for a in rows)
+    # stream 0 (56×56 at 224 px) keeps its resolution: not averaged down to look as coarse as stream 1
+    first = {k: next(t for t in fig.data if f"fused{k} " in t.hovertemplate) for k in range(2)}
+    assert [np.asarray(first[k].z).shape[:2] for k in range(2)] == [(56, 56), (28, 28)]
     if method != "pca":
         hm = data["data"][0]
         assert "stage2.module0.fused0" in hm["hovertemplate"]
