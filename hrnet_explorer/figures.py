@@ -118,6 +118,25 @@ def _short(variant: str) -> str:
     return variant.removeprefix("hrnet_")
 
 
+def _clip_label(text: str, width: int) -> str:
+    """``text`` cut to at most ``width`` characters at a word boundary where one is near, with an ellipsis."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    space = cut.rfind(" ")
+    if space >= width // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def _padded_range(values: Sequence[float], pad: float = 0.3) -> list[float]:
+    """An axis range around 0 and ``values`` with room beyond each bar end for its text label, so that labels
+    drawn outside negative bars do not run into the tick labels (or get clipped)."""
+    lo, hi = min(0.0, *values), max(0.0, *values)
+    span = (hi - lo) or 1.0
+    return [lo - pad * span if lo < 0 else lo, hi + pad * span if hi > 0 or lo == 0 else hi]
+
+
 def _wrap(text: str, width: int = 110) -> str:
     return "<br>".join(textwrap.wrap(text, width))
 
@@ -209,7 +228,7 @@ def topk_figure(prediction: Prediction | Sequence[ClassScore], *, title: str | N
     fig = go.Figure(
         go.Bar(
             x=[s.probability for s in scores],
-            y=[f"{s.label[:40]} ({s.index})" for s in scores],
+            y=[f"{_clip_label(s.label, 40)} ({s.index})" for s in scores],
             orientation="h",
             marker_color=POSITIVE_COLOR,
             text=[f"{s.probability:.1%}" for s in scores],
@@ -823,13 +842,14 @@ def stream_shares_figure(shares: StreamShares, *, weights: Any = None) -> go.Fig
             y=values,
             marker_color=[_stream_color(k) for k in range(n)],
             text=[f"{v:.3g}" for v in values],
-            textposition="auto",
+            textposition="outside",
+            cliponaxis=False,
             hovertemplate="%{x}<br>share %{y:.5f}<extra></extra>",
         )
     )
     fig.add_hline(y=0, line_color="#444444", line_width=1)
     fig.update_xaxes(title_text="stream (resolution)")
-    fig.update_yaxes(title_text="share of the logit")
+    fig.update_yaxes(title_text="share of the logit", range=_padded_range([float(v) for v in values]))
     delta = getattr(shares, "delta", None)
     return _finish(
         fig,
@@ -881,11 +901,13 @@ def knockout_figure(results: Sequence[KnockoutResult], *, weights: Any = None) -
                 showlegend=False,
                 marker_color=[NEGATIVE_COLOR if v < 0 else POSITIVE_COLOR for v in values],
                 text=[f"{v:+.3g}" for v in values],
-                textposition="auto",
+                textposition="outside",
+                cliponaxis=False,
             ),
             1,
             col,
         )
+        fig.update_xaxes(range=_padded_range(values, 0.45), row=1, col=col)
         fig.add_vline(x=0, line_color="#444444", line_width=1, row=1, col=col)
     fig.update_xaxes(title_text="logit change", row=1, col=1)
     fig.update_xaxes(title_text="probability change (pp)", row=1, col=2)
@@ -1005,7 +1027,7 @@ def compare_figure(predictions: Sequence[Prediction], latencies_ms: Mapping[str,
         fig.add_trace(
             go.Bar(
                 x=[s.probability for s in top],
-                y=[f"{s.label[:24]} ({s.index})" for s in top],
+                y=[f"{_clip_label(s.label, 24)} ({s.index})" for s in top],
                 orientation="h",
                 marker_color=_stream_color(c - 1),
                 showlegend=False,

@@ -227,6 +227,8 @@ def test_bad_inputs_are_clear_errors_and_the_app_keeps_serving(client, tmp_path)
         client.predict(handle_file(EXAMPLE), VARIANT, "imagenet22k", "default", "energy_share", api_name="/analyze")
     with pytest.raises(Exception, match="at least two"):
         client.predict(handle_file(EXAMPLE), ["hrnet_w18_small"], "random", "default", api_name="/compare")
+    with pytest.raises(Exception, match="two different variants.*picked 2 times"):
+        client.predict(handle_file(EXAMPLE), [VARIANT, VARIANT], "random", "default", api_name="/compare")
     with pytest.raises(Exception, match="No edge 3→0 in stage2"):
         client.predict(
             handle_file(EXAMPLE), *MODEL, "edge", "0", "3", "0", "stage2.module0", "top-1 prediction",

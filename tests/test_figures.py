@@ -264,3 +264,26 @@ def test_attribution_figures_warn_about_random_weights(crop):
             F.knockout_figure(ko, weights=weights),
         ]
         assert all(("RANDOM weights" in f.layout.title.text) == loud for f in figs)
+
+
+def test_bar_labels_have_room_beyond_negative_bars():
+    """Labels sit outside the bars, and the value axis leaves room for them past both ends (a label left of a
+    negative bar used to run into the tick labels, or be clipped)."""
+    shares = F.stream_shares_figure(StreamShares(207, torch.tensor([0.5, 0.25, -0.4, 0.3]), 3.2, 0.1, 1e-3, 32))
+    lo, hi = shares.layout.yaxis.range
+    assert shares.data[0].textposition == "outside" and lo < -0.4 - 0.2 and hi > 0.5 + 0.2
+    top = [ClassScore(3, "tiger shark", 0.4, 2.0)]
+    ko = F.knockout_figure([KnockoutResult(1, "stream 0", 4.0, 5.0, 0.8, 0.9, top)])  # both deltas > 0
+    for axis, value in ((ko.layout.xaxis, -1.0), (ko.layout.xaxis2, -10.0)):
+        assert axis.range[0] == 0 and axis.range[1] > -value * 1.3  # "+1" has room right of its bar
+    ko = F.knockout_figure([KnockoutResult(1, "stream 0", 4.0, 2.5, 0.8, 0.3, top)])
+    assert ko.layout.xaxis.range[0] < -1.5 * 1.3 and all(t.cliponaxis is False for t in ko.data)
+
+
+def test_long_class_names_are_cut_at_a_word_with_an_ellipsis():
+    long = "a very long class name, with words, that goes on and on past forty characters"
+    fig = F.topk_figure([ClassScore(0, long, 0.9, 3.0)])
+    label = fig.data[0].y[0]
+    assert label.endswith("… (0)") and len(label) <= 40 + 4
+    kept = label.removesuffix("… (0)")
+    assert long.startswith(kept) and not long[len(kept)].isalnum()  # cut between words

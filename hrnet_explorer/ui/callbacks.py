@@ -762,9 +762,11 @@ class Explorer:
     @user_errors
     def compare(self, image, variants, weights="default", input_size=DEFAULT_SIZE, progress=PROGRESS):
         """Compare tab: two or more models (variants, carded checkpoints) side by side on one image."""
-        names = [self.model_name(v) for v in (variants or [])]
+        picked = [self.model_name(v) for v in (variants or [])]
+        names = list(dict.fromkeys(picked))  # a variant picked twice is compared once
         if len(names) < 2:
-            raise ValueError("Pick at least two variants to compare.")
+            twice = f" ({names[0]} was picked {len(picked)} times)" if len(picked) > 1 else ""
+            raise ValueError(f"Pick at least two different variants to compare{twice}.")
         analyses = []
         for k, name in enumerate(names):
             progress(k / (len(names) + 1), desc=f"{name} ({k + 1}/{len(names)})")
