@@ -14,12 +14,12 @@ import os
 import sys
 
 from hrnet_explorer.ui import (
-    ASSETS,
     CONCURRENCY_LIMIT,
     MAX_FILE_SIZE,
     QUEUE_MAX_SIZE,
     Explorer,
     build_demo,
+    launch_options,
 )
 from hrnet_explorer.zoo import WeightsError
 
@@ -84,6 +84,6 @@ if __name__ == "__main__":
         server_port=args.port,
         share=args.share,
         max_file_size=MAX_FILE_SIZE,
-        allowed_paths=[str(ASSETS)],
+        **launch_options(),
         footer_links=["api", "gradio"],
     )

@@ -6,7 +6,8 @@ import contextlib
 import socket
 from collections.abc import Iterator
 
-from hrnet_explorer.ui import ASSETS, CONCURRENCY_LIMIT, QUEUE_MAX_SIZE, Explorer, build_demo
+from hrnet_explorer.ui import CONCURRENCY_LIMIT, QUEUE_MAX_SIZE, Explorer, build_demo
+from hrnet_explorer.ui import launch_options as app_launch_options
 
 
 def free_port() -> int:
@@ -25,9 +26,8 @@ def launched_demo(explorer: Explorer | None = None, **launch_options) -> Iterato
         prevent_thread_lock=True,
         server_name="127.0.0.1",
         server_port=free_port(),
-        allowed_paths=[str(ASSETS)],
         quiet=True,
-        **launch_options,
+        **(app_launch_options() | launch_options),
     )
     try:
         yield demo, url

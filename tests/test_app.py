@@ -80,9 +80,17 @@ def test_examples_are_small_images():
 
 
 def test_every_endpoint_is_named(client):
-    named = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert named >= ENDPOINTS
-    assert not any(n.endswith(("_1", "_2")) for n in named)  # no duplicate names
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(api) >= ENDPOINTS
+    # every parameter and output has a name an API user can read (not "value_3")
+    unnamed = [
+        (name, p["label"])
+        for name in ENDPOINTS
+        for p in api[name]["parameters"] + api[name]["returns"]
+        if not p["label"] or re.fullmatch(r"value_\d+", p["label"])
+    ]
+    assert not unnamed
+    assert not any(n.endswith(("_1", "_2")) for n in api)  # no duplicate names
 
 
 def test_analyze(client, explorer):
@@ -278,3 +286,28 @@ def test_zero_gpu_shim_is_a_no_op_without_spaces(explorer):
     assert result.logits.device.type == "cpu" and ms > 0
     cam = pickle.loads(pickle.dumps(explorer._explain_impl("gradcam_streams", VARIANT, "random", x, {"target": 3})))
     assert len(cam.maps) == 4
+
+
+def test_only_the_example_images_are_served_and_refusals_say_why(app):
+    """allowed_paths lists the example images, not assets/ (its make_assets.py and README stay private); a server
+    path sent as an input is refused with a message, not with "error": null."""
+    import urllib.error
+    import urllib.request
+
+    url = app[1].src.rstrip("/") + "/"
+
+    def status(path) -> int:
+        try:
+            return urllib.request.urlopen(f"{url}gradio_api/file={path}").status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert status(ASSETS / "grace_hopper.jpg") == 200
+    assert status(ASSETS / "make_assets.py") == 403 and status(ASSETS / "README.md") == 403
+    body = json.dumps(
+        {"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, *MODEL, "energy_share"]}
+    ).encode()
+    request = urllib.request.Request(f"{url}gradio_api/call/analyze", body, {"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(request).read())["event_id"]
+    stream = urllib.request.urlopen(f"{url}gradio_api/call/analyze/{event}").read().decode()
+    assert "event: error" in stream and '"error": null' not in stream and "/etc/passwd" in stream

@@ -13,6 +13,7 @@ from .layout import (
     QUEUE_MAX_SIZE,
     build_demo,
     example_images,
+    launch_options,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "TraceCache",
     "build_demo",
     "example_images",
+    "launch_options",
 ]

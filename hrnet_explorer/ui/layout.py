@@ -28,6 +28,7 @@ __all__ = [
     "build_demo",
     "example_images",
     "ASSETS",
+    "launch_options",
     "QUEUE_MAX_SIZE",
     "CONCURRENCY_LIMIT",
     "MAX_FILE_SIZE",
@@ -70,6 +71,13 @@ def example_images(folder: Path = ASSETS) -> list[str]:
     return [str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
 
 
+def launch_options() -> dict[str, object]:
+    """What every launch of the app passes (``app.py``, the tests' server): serve the example images only (not
+    ``assets/`` as a folder, whose scripts and notes are no business of the web), and send the message of an error
+    raised outside our callbacks (a refused server path, say) instead of ``"error": null``."""
+    return dict(allowed_paths=example_images(), show_error=True)
+
+
 def _skip_without_image(fn: Callable, n_outputs: int) -> Callable:
     """For events fired by a control change: do nothing (no error pop-up) while there is no image yet."""
 
@@ -107,7 +115,7 @@ def build_demo(
             f"timm {timm.__version__}",
             elem_id="device",
         )
-        banner = gr.HTML(visible=False, elem_id="random-weights-banner", padding=False)
+        banner = gr.HTML(visible=False, elem_id="random-weights-banner", padding=False, label="Random-weights warning")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
                 image = image_input(
@@ -144,7 +152,7 @@ def build_demo(
                     gr.Examples([[p] for p in examples], inputs=[image], label="Example images")
             with gr.Column(scale=3), gr.Tabs():
                 with gr.Tab("Predict", id="predict"):
-                    summary = gr.Markdown(elem_id="summary")
+                    summary = gr.Markdown(elem_id="summary", label="Summary")
                     topk_plot = gr.Plot(label="Top-k classes", elem_id="topk-plot")
                     costs_plot = gr.Plot(label="Card vs measured", elem_id="costs-plot")
                     with gr.Row():
@@ -181,7 +189,7 @@ def build_demo(
                         dec_target = gr.Dropdown(["0", "1", "2", "3"], value="0", label="Target stream")
                         dec_btn = gr.Button("Decompose", scale=0)
                     dec_plot = gr.Plot(label="Decomposition of a fused map", elem_id="decomposition-plot")
-                    dec_md = gr.Markdown()
+                    dec_md = gr.Markdown(label="Decomposition table")
                 with gr.Tab("Attribution", id="attribution"):
                     with gr.Row():
                         method = gr.Dropdown(
@@ -192,7 +200,7 @@ def build_demo(
                         )
                         attr_btn = gr.Button("Attribute", scale=0, variant="primary")
                     attr_plot = gr.Plot(label="Pixel attribution", elem_id="attribution-plot")
-                    attr_md = gr.Markdown()
+                    attr_md = gr.Markdown(label="Attribution details")
                     with gr.Row():
                         cam_module = gr.Dropdown(
                             modules, value=last, label="Module for Grad-CAM", allow_custom_value=True
@@ -229,7 +237,7 @@ def build_demo(
                                 value=True, label="Randomisation test (5 more attributions per method)"
                             )
                             trust_btn = gr.Button("Score the methods", scale=0, elem_id="trust-button")
-                        trust_md = gr.Markdown(elem_id="trust-table")
+                        trust_md = gr.Markdown(elem_id="trust-table", label="Trust table")
                         trust_plot = gr.Plot(label="Deletion and insertion", elem_id="trust-curves")
                         rand_plot = gr.Plot(label="Randomisation test", elem_id="trust-randomisation")
                 with gr.Tab("Knockout", id="knockout"):
@@ -245,7 +253,7 @@ def build_demo(
                         ko_btn = gr.Button("Knock out", variant="primary")
                         reliance_btn = gr.Button("Each stream in turn")
                     ko_plot = gr.Plot(label="Knockout", elem_id="knockout-plot")
-                    ko_md = gr.Markdown()
+                    ko_md = gr.Markdown(label="Knockout table")
                 with gr.Tab("Compare", id="compare"):
                     with gr.Row():
                         cmp_variants = gr.CheckboxGroup(
@@ -255,7 +263,7 @@ def build_demo(
                         cmp_btn = gr.Button("Compare", scale=0, variant="primary")
                     cmp_plot = gr.Plot(label="Top-k per variant", elem_id="compare-plot")
                     cmp_costs = gr.Plot(label="Card vs measured", elem_id="compare-costs-plot")
-                    cmp_md = gr.Markdown()
+                    cmp_md = gr.Markdown(label="Comparison table")
 
         # ---- events. Model work shares one concurrency group, so at most CONCURRENCY_LIMIT run at once.
         common = [image, variant, weights, input_size]
