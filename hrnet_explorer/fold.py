@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["fold_batchnorm", "fast_copy", "cached_fast_copy", "clear_fast_copies", "FAST_RTOL", "fingerprint"]
+__all__ = [
+    "FAST_RTOL",
+    "cached_fast_copy",
+    "clear_fast_copies",
+    "clear_hooks",
+    "fast_copy",
+    "fingerprint",
+    "fold_batchnorm",
+]
 
 #: The numerical contract of a fast (folded) trace against the exact trace, per map:
 #: ``max|fast − exact| ≤ rtol · max|exact|``. "cpu": fp32 on a CPU. "cuda": fp32 with cuDNN's default
@@ -98,11 +106,7 @@ def fast_copy(net: nn.Module, channels_last: bool = True) -> nn.Module:
     """
     with torch.inference_mode(False), torch.no_grad():
         fast = copy.deepcopy(net)
-    for m in fast.modules():  # a deepcopy copies the caller's hooks too
-        for name in _HOOK_DICTS:
-            hooks = getattr(m, name, None)
-            if hooks:
-                hooks.clear()
+    clear_hooks(fast)
     fast = fold_batchnorm(fast.requires_grad_(False))
     return fast.to(memory_format=torch.channels_last) if channels_last else fast
 
@@ -117,9 +121,23 @@ def _version(t: torch.Tensor) -> int:
 def fingerprint(net: nn.Module) -> tuple:
     """Changes when a parameter or buffer is replaced, moved, or modified in place (load_state_dict).
 
-    Writes through ``.data`` bypass the version counter: call :func:`clear_fast_copies` after those.
+    Writes through ``.data`` bypass the version counter: drop the cached copies after those.
     """
-    return tuple((t.data_ptr(), _version(t), t.dtype, str(t.device)) for t in (*net.parameters(), *net.buffers()))
+    tensors = [*net.parameters(), *net.buffers()]
+    if not tensors:
+        return ()
+    # A move or a cast gives every tensor new storage (a new data_ptr); the first one's device and dtype guard
+    # against an address reused across devices.
+    return (str(tensors[0].device), tensors[0].dtype, *[(t.data_ptr(), _version(t)) for t in tensors])
+
+
+def clear_hooks(module: nn.Module) -> None:
+    """Remove every hook of ``module`` and its children (a deepcopy copies the caller's hooks too)."""
+    for m in module.modules():
+        for name in _HOOK_DICTS:
+            hooks = getattr(m, name, None)
+            if hooks:
+                hooks.clear()
 
 
 @dataclass

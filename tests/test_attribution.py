@@ -111,7 +111,7 @@ def test_fast_copy_matches_model(w18_small):
     x = _image(64)
     entry = A._copies(w18_small.model)
     fast = A._fast_model(entry)
-    assert fast is not entry.exact and entry.fast_error is None
+    assert fast is not entry.exact and not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     assert torch.equal(_logits(entry.exact, x), _logits(w18_small.model, x))  # exact: bitwise
     ref = _logits(w18_small.model, x)
     torch.testing.assert_close(

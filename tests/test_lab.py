@@ -2,7 +2,7 @@
 
 Thresholds on the shipped checkpoint come from its measured scores (assets/lab/eval.json, 2,000 test
 images on a GPU; reproduced here on CPU): clean 100 %; blurred: fine 0 %, coarse 100 %; blurred inside
-the mask: fine 0 %, coarse 100 %; evidence removed 9.75 % (chance 10 %); background replaced 100 %.
+the mask: fine 0 %, coarse 100 %; evidence removed 9.75 % (chance 10 %); background replaced 99.8 %.
 """
 
 from __future__ import annotations

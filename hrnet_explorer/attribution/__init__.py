@@ -28,7 +28,7 @@ One family a file: ``pixels`` (the five pixel methods), ``streams`` (per-stream 
 agreement), ``randomisation``, ``trust`` (the table); ``_core`` holds the private model copies, inputs,
 targets and baselines they share. Every public name is importable from here.
 
-How the HRNet pitfalls are handled (../shared/HRNET_IN_TIMM.md):
+How the pitfalls of timm's HRNet are handled:
 
 - **The caller's model is never touched.** Every method runs on a private copy, built once per model
   and cached (weakly keyed on the model, rebuilt when its parameters are replaced or changed):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 import threading
-import warnings
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from timm.models.hrnet import HighResolutionNet
 from torch import nn
 
+from ..fold import clear_hooks, fingerprint, fold_batchnorm
 from ..images import ImageInput, to_batch
 from ..trace import ModuleRef, _check_hrnet, module_refs
 from ..zoo import LoadedModel, imagenet_class_names
@@ -49,55 +49,14 @@ class _Copies:
     lock: threading.Lock = field(default_factory=threading.Lock)  # held while hooks are on `exact`
     fast: nn.Module | None = None  # BN folded, channels_last; built on first use
     graphed: dict = field(default_factory=dict)  # (shapes) → GraphedForward of `fast` (CUDA graphs for IG)
-    fast_error: str | None = None  # why `fast` could not be built (then `exact` is used)
 
 
 _COPIES: weakref.WeakKeyDictionary[nn.Module, _Copies] = weakref.WeakKeyDictionary()
 _COPIES_LOCK = threading.Lock()
 
 
-def _version(t: torch.Tensor) -> int:
-    try:
-        return t._version
-    except RuntimeError:  # inference tensors (a model built under inference_mode) have no version counter
-        return -1
-
-
-def _fingerprint(net: nn.Module) -> tuple:
-    """Changes when a parameter or buffer is replaced, moved, or modified in place (load_state_dict).
-
-    Writes through ``.data`` bypass the version counter: call :func:`clear_attribution_cache` after those.
-    """
-    tensors = [*net.parameters(), *net.buffers()]
-    if not tensors:
-        return ()
-    # A move or a cast gives every tensor new storage (a new data_ptr); the first one's device and dtype guard
-    # against an address reused across devices.
-    return (str(tensors[0].device), tensors[0].dtype, *[(t.data_ptr(), _version(t)) for t in tensors])
-
-
-_HOOK_DICTS = (
-    "_forward_hooks",
-    "_forward_hooks_with_kwargs",
-    "_forward_hooks_always_called",
-    "_forward_pre_hooks",
-    "_forward_pre_hooks_with_kwargs",
-    "_backward_hooks",
-    "_backward_pre_hooks",
-)
-
-
-def _clear_hooks(module: nn.Module) -> None:
-    """A deepcopy copies the caller's hooks too; the private copy must run without them."""
-    for m in module.modules():
-        for name in _HOOK_DICTS:
-            hooks = getattr(m, name, None)
-            if hooks:
-                hooks.clear()
-
-
 def _copies(net: HighResolutionNet) -> _Copies:
-    fp = _fingerprint(net)
+    fp = fingerprint(net)
     with _COPIES_LOCK:
         hit = _COPIES.get(net)
         if hit is not None and hit.fingerprint == fp:
@@ -105,7 +64,7 @@ def _copies(net: HighResolutionNet) -> _Copies:
         # Never build under the caller's inference_mode: inference-tensor weights cannot be saved for backward.
         with torch.inference_mode(False), torch.no_grad():
             exact = copy.deepcopy(net)
-        _clear_hooks(exact)
+        clear_hooks(exact)
         for m in exact.modules():
             if isinstance(m, nn.ReLU):
                 m.inplace = False
@@ -118,21 +77,11 @@ def _copies(net: HighResolutionNet) -> _Copies:
 def _fast_model(entry: _Copies) -> nn.Module:
     """The exact copy with BatchNorm folded into the convolutions, channels_last (built once)."""
     with _COPIES_LOCK:
-        if entry.fast is None and entry.fast_error is None:
-            try:
-                from torch.fx.experimental.optimization import fuse
-
-                with torch.inference_mode(False), torch.no_grad():
-                    fast = fuse(copy.deepcopy(entry.exact), inplace=True).to(memory_format=torch.channels_last)
-                entry.fast = fast.requires_grad_(False).eval()
-            except Exception as exc:  # torch.fx could not trace this model: fall back, and say so
-                entry.fast_error = f"{type(exc).__name__}: {exc}"
-                warnings.warn(
-                    f"Could not fold BatchNorm for fast attribution ({entry.fast_error}); using the exact copy.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-        return entry.fast if entry.fast is not None else entry.exact
+        if entry.fast is None:
+            # Folded in place of the BatchNorms (hrnet_explorer.fold): module names and hooks stay where they were.
+            with torch.inference_mode(False), torch.no_grad():
+                entry.fast = fold_batchnorm(copy.deepcopy(entry.exact)).to(memory_format=torch.channels_last)
+        return entry.fast
 
 
 def clear_attribution_cache() -> None:
