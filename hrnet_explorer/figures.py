@@ -781,11 +781,15 @@ def attribution_figure(
     delta = "" if attribution.delta is None else f" · convergence δ {attribution.delta:.2e}"
     settings = ", ".join(f"{k}={v}" for k, v in (attribution.settings or {}).items() if not isinstance(v, dict))
     sign = "red > 0 > blue" if float(heat.min()) < 0 else "bright = more"
+    # The settings wrapped (the subtitle does not wrap by itself and was cut off on the right).
+    lines = textwrap.wrap(settings, 90) or [""]
     return _finish(
         fig,
-        f"{method} for {_target_text(attribution)}{delta}{_weights_note(weights)}<br><sup>{settings}</sup>",
-        height=420,
+        f"{method} for {_target_text(attribution)}{delta}{_weights_note(weights)}"
+        + "".join(f"<br><sup>{line}</sup>" for line in lines),
+        height=420 + 14 * (len(lines) - 1),
         coloraxis=_heat_axis([heat], f"attribution<br>({sign})"),
+        margin=dict(l=60, r=30, t=90 + 14 * (len(lines) - 1), b=50),
     )
 
 

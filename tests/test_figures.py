@@ -287,3 +287,13 @@ def test_long_class_names_are_cut_at_a_word_with_an_ellipsis():
     assert label.endswith("… (0)") and len(label) <= 40 + 4
     kept = label.removesuffix("… (0)")
     assert long.startswith(kept) and not long[len(kept)].isalnum()  # cut between words
+
+
+def test_attribution_settings_subtitle_wraps(crop):
+    heat = torch.rand(224, 224)
+    settings = {f"setting_{k}": f"value_{k}" * 3 for k in range(12)}
+    result = PixelAttribution("ig", 1, heat[None, None].expand(1, 3, 224, 224), heat, None, settings)
+    fig = F.attribution_figure(crop, result)
+    subtitle = re.findall(r"<sup>(.*?)</sup>", fig.layout.title.text)
+    assert len(subtitle) > 2 and all(len(line) <= 90 for line in subtitle)
+    assert " ".join(subtitle).replace(", ", ",").count("=") == 12 and fig.layout.margin.t > 90
