@@ -35,7 +35,7 @@ How the pitfalls of timm's HRNet are handled:
   ``exact`` is a ``copy.deepcopy`` with every ReLU ``inplace=False``, parameters frozen
   (``requires_grad=False``), no hooks; its logits are bitwise those of the original. ``fast``
   (input-gradient methods and Occlusion, unless ``fast=False``) is the exact copy with every
-  BatchNorm folded into its convolution (``torch.fx`` fusion) in channels_last layout: the same
+  BatchNorm folded into its convolution (``hrnet_explorer.fold``) in channels_last layout: the same
   function up to fp32 rounding (~1e-6 relative), about 30% faster on CPU. Hooks (Grad-CAM,
   knockouts) go on the exact copy only, and every use of the exact copy holds its lock, so
   concurrent callers (the app) never see each other's hooks; a ``predict()`` or ``trace()`` on the
