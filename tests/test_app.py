@@ -104,9 +104,13 @@ def test_analyze(client, explorer):
     assert "card" in names and "measured" in names and "measured latency" in names
     assert trace_types(plot(matrices)) == ["heatmap"] * 3  # w18_small: one module in each of stages 2, 3, 4
     assert trace_types(plot(sankey)) == ["sankey"]
+    assert "traced forward" in summary and "reused from the cache" not in summary
     misses = explorer.cache.misses
-    client.predict(handle_file(EXAMPLE), *MODEL, "agreement", api_name="/analyze")
+    _, again, *_ = client.predict(handle_file(EXAMPLE), *MODEL, "agreement", api_name="/analyze")
     assert explorer.cache.misses == misses  # the same picture again: traced once, reused
+    # ...and the summary says the timing is the old one, and whether the fastest is a cold first run
+    assert "reused from the cache (no new forward; tracing it took" in again and "traced forward" not in again
+    assert "(cold: one run, warm-up included)" in again or "(warm: the fastest of" in again
 
 
 def test_streams(client):
@@ -209,6 +213,7 @@ def test_compare(client):
     assert trace_types(plot(fig)) == ["bar", "bar"]
     assert plot(costs)["data"][0]["x"] == ["w18_small", "w18_small_v2"]
     assert "hrnet_w18_small_v2" in text and "random" in text
+    assert re.search(r"\d+ ms \((cold: one run, warm-up included|warm: the fastest of \d+ runs)\)", text)
     # Module pickers accept any variant's modules through the API (w18_small_v2 has three in stage 3).
     fig, text = client.predict(
         handle_file(EXAMPLE), "hrnet_w18_small_v2", "random", "default", "stage3.module2", "1", api_name="/decompose"
