@@ -105,6 +105,10 @@ def test_analyze(client, explorer):
     assert trace_types(plot(matrices)) == ["heatmap"] * 3  # w18_small: one module in each of stages 2, 3, 4
     assert trace_types(plot(sankey)) == ["sankey"]
     assert "traced forward" in summary and "reused from the cache" not in summary
+    _, as_number, *_ = client.predict(
+        handle_file(EXAMPLE), VARIANT, "default", 224, "energy_share", api_name="/analyze"
+    )
+    assert "Input 224×224 px" in as_number  # the API takes the input size as a number too
     misses = explorer.cache.misses
     _, again, *_ = client.predict(handle_file(EXAMPLE), *MODEL, "agreement", api_name="/analyze")
     assert explorer.cache.misses == misses  # the same picture again: traced once, reused
@@ -234,8 +238,10 @@ def test_bad_inputs_are_clear_errors_and_the_app_keeps_serving(client, tmp_path)
         client.predict(handle_file(str(bad)), *MODEL, "energy_share", api_name="/analyze")
     with pytest.raises(Exception, match="Upload an image first"):
         client.predict(None, *MODEL, "energy_share", api_name="/analyze")
-    with pytest.raises(Exception, match="not in the list of choices"):
+    with pytest.raises(Exception, match="Input size must be one of 160, 192, 224"):
         client.predict(handle_file(EXAMPLE), VARIANT, "default", "100", "energy_share", api_name="/analyze")
+    with pytest.raises(Exception, match="Input size must be one of"):
+        client.predict(handle_file(EXAMPLE), VARIANT, "default", 4096, "energy_share", api_name="/analyze")
     with pytest.raises(Exception, match="Unknown weights"):
         client.predict(handle_file(EXAMPLE), VARIANT, "imagenet22k", "default", "energy_share", api_name="/analyze")
     with pytest.raises(Exception, match="at least two"):

@@ -167,14 +167,19 @@ def parse_module(value: str) -> tuple[int, int]:
 
 
 def parse_input_size(value: Any) -> int | None:
+    """The app's input size: 'default' (the weights' own) or one of INPUT_SIZES, as a number or a string
+    (API callers send either); anything else is a ValueError that lists the choices (no 4096 px forward)."""
     if value in (None, "", DEFAULT_SIZE, 0, "0"):
         return None
     try:
-        return int(value)
+        size = int(str(value).strip().removesuffix("px").strip())
     except (TypeError, ValueError):
+        size = None
+    if size not in INPUT_SIZES:
         raise ValueError(
-            f"Input size must be a multiple of 32 (e.g. 224) or '{DEFAULT_SIZE}'; got {value!r}."
-        ) from None
+            f"Input size must be one of {', '.join(map(str, INPUT_SIZES))} (px) or '{DEFAULT_SIZE}'; got {value!r}."
+        )
+    return size
 
 
 def parse_stream(value: Any, what: str = "stream") -> int:

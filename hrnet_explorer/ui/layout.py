@@ -139,6 +139,7 @@ def build_demo(
                     [("the weights' own (224)", DEFAULT_SIZE)] + [(f"{s} px", str(s)) for s in INPUT_SIZES],
                     value=DEFAULT_SIZE,
                     label="Input size",
+                    allow_custom_value=True,  # API callers may send 224 as a number; parse_input_size checks it
                 )
                 target = gr.Dropdown(
                     class_choices(ex.class_names(default_variant)),
