@@ -322,3 +322,16 @@ def test_only_the_example_images_are_served_and_refusals_say_why(app):
     event = json.loads(urllib.request.urlopen(request).read())["event_id"]
     stream = urllib.request.urlopen(f"{url}gradio_api/call/analyze/{event}").read().decode()
     assert "event: error" in stream and '"error": null' not in stream and "/etc/passwd" in stream
+
+
+def test_knockout_pickers_follow_the_module_and_the_kind():
+    from hrnet_explorer.ui import Explorer
+
+    stream, source, target = Explorer.knockout_controls("stream", "stage2.module0", "3", "1", "0")
+    assert stream["choices"] == ["0", "1"] and stream["value"] == "0" and stream["interactive"] is True
+    assert source["interactive"] is False and target["interactive"] is False  # the edge pickers rest
+    stream, source, target = Explorer.knockout_controls("edge", "stage3.module2", "0", "2", "1")
+    assert source["choices"] == ["0", "1", "2"] and (source["value"], target["value"]) == ("2", "1")
+    assert stream["interactive"] is False and source["interactive"] is True
+    stream, *_ = Explorer.knockout_controls("stream", "every module", "3", "1", "0")
+    assert stream["choices"] == ["0", "1", "2", "3"] and stream["value"] == "3"

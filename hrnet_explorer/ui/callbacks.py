@@ -811,6 +811,26 @@ class Explorer:
             text,
         )
 
+    @staticmethod
+    def knockout_controls(kind="stream", module=EVERY_MODULE, stream="0", source="1", target_stream="0"):
+        """Knockout tab: offer only the streams the chosen module has (stage s has s streams; every module: the
+        four of stage 4), and only the pickers of the chosen kind (stream, or edge source and target)."""
+        try:
+            n = 4 if not module or module == EVERY_MODULE else min(4, parse_module(module)[0])
+        except ValueError:
+            n = 4
+        streams = [str(k) for k in range(n)]
+
+        def picker(value, fallback, active):
+            value = str(value) if str(value) in streams else fallback
+            return gr.update(choices=streams, value=value, interactive=active)
+
+        return (
+            picker(stream, streams[0], kind == "stream"),
+            picker(source, streams[min(1, n - 1)], kind == "edge"),
+            picker(target_stream, streams[0], kind == "edge"),
+        )
+
     @user_errors
     def variant_options(self, variant):
         """When the model changes: its weights, its modules for the module pickers, its classes for the class

@@ -245,8 +245,8 @@ def build_demo(
                     with gr.Row():
                         ko_kind = gr.Radio(["stream", "edge"], value="stream", label="Knock out")
                         ko_stream = gr.Dropdown(["0", "1", "2", "3"], value="0", label="Stream")
-                        ko_source = gr.Dropdown(["0", "1", "2", "3"], value="1", label="Edge source")
-                        ko_target = gr.Dropdown(["0", "1", "2", "3"], value="0", label="Edge target")
+                        ko_source = gr.Dropdown(["0", "1", "2", "3"], value="1", label="Edge source", interactive=False)
+                        ko_target = gr.Dropdown(["0", "1", "2", "3"], value="0", label="Edge target", interactive=False)
                         ko_module = gr.Dropdown(
                             [EVERY_MODULE, *modules], value=EVERY_MODULE, label="Where", allow_custom_value=True
                         )
@@ -314,6 +314,15 @@ def build_demo(
         )
         shares_btn.click(
             ex.stream_shares, inputs=common + [target, n_steps], outputs=shares_plot, api_name="stream_shares", **model
+        )
+        gr.on(
+            [ko_kind.change, ko_module.change],
+            ex.knockout_controls,
+            inputs=[ko_kind, ko_module, ko_stream, ko_source, ko_target],
+            outputs=[ko_stream, ko_source, ko_target],
+            api_name="knockout_controls",
+            api_visibility="private",
+            queue=False,
         )
         ko_btn.click(
             ex.knockout,
