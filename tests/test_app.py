@@ -335,3 +335,13 @@ def test_knockout_pickers_follow_the_module_and_the_kind():
     assert stream["interactive"] is False and source["interactive"] is True
     stream, *_ = Explorer.knockout_controls("stream", "every module", "3", "1", "0")
     assert stream["choices"] == ["0", "1", "2", "3"] and stream["value"] == "3"
+
+
+def test_an_upload_that_is_not_an_image_is_removed_at_once(tmp_path):
+    from hrnet_explorer.ui import Explorer
+
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"this is not a picture")
+    with pytest.warns(UserWarning, match="not an image we can read"):
+        assert Explorer.check_upload(str(bad)) is None  # cleared: no broken thumbnail before Analyze
+    assert not isinstance(Explorer.check_upload(EXAMPLE), (str, type(None)))  # a good image stays (skip)

@@ -812,6 +812,19 @@ class Explorer:
         )
 
     @staticmethod
+    def check_upload(image):
+        """On upload: a file that is not an image we can read is removed at once, with the reason in a toast,
+        instead of sitting there as a broken thumbnail until Analyze."""
+        if image is None or image == "":
+            return gr.skip()
+        try:
+            read_image(image)
+        except (ImageError, OSError, ValueError) as exc:
+            gr.Warning(html.escape(str(exc), quote=False), title="Not an image")
+            return None
+        return gr.skip()
+
+    @staticmethod
     def knockout_controls(kind="stream", module=EVERY_MODULE, stream="0", source="1", target_stream="0"):
         """Knockout tab: offer only the streams the chosen module has (stage s has s streams; every module: the
         four of stage 4), and only the pickers of the chosen kind (stream, or edge source and target)."""

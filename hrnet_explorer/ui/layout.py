@@ -315,6 +315,7 @@ def build_demo(
         shares_btn.click(
             ex.stream_shares, inputs=common + [target, n_steps], outputs=shares_plot, api_name="stream_shares", **model
         )
+        image.upload(ex.check_upload, inputs=image, outputs=image, api_name="check_upload", api_visibility="private")
         gr.on(
             [ko_kind.change, ko_module.change],
             ex.knockout_controls,
