@@ -165,7 +165,7 @@ def _colorize(heat, signed: bool, scale: float | None = None):
 
 
 LABEL_PX = 16  # the text strip above each PNG panel
-BAR_PX = 30  # the colour bar strip below the sheet
+BAR_PX = 36  # the colour bar strip below the sheet (one line of notes; 12 px more for each further line)
 
 
 def _overlay(crop, heat, signed: bool, label: str = "", scale: float | None = None):
@@ -180,22 +180,27 @@ def _overlay(crop, heat, signed: bool, label: str = "", scale: float | None = No
     return panel
 
 
-def _colorbar(width: int, signed: bool, scale: float, what: str):
-    """A horizontal colour bar with its end values, and what they mean (the clipping included)."""
+def _colorbar(width: int, signed: bool, scale: float | None, what: str):
+    """A horizontal colour bar with its end values (``scale`` None: each panel on its own scale, its end in the
+    panel's label), and what they mean, the clipping included, wrapped below it."""
+    import textwrap
+
     import numpy as np
     from PIL import Image, ImageDraw
 
     from .images import OUTLIER_PERC
 
-    ramp = np.linspace(-scale if signed else 0.0, scale, max(width - 20, 2))[None].repeat(8, 0)
-    bar = Image.new("RGB", (width, BAR_PX), "white")
-    bar.paste(Image.fromarray(_colorize(ramp, signed, scale)), (10, 2))
+    end = 1.0 if scale is None else scale
+    note = textwrap.wrap(f"{what}; top {OUTLIER_PERC:g} % of |map| saturate", max(20, (width - 20) // 6))
+    ramp = np.linspace(-end if signed else 0.0, end, max(width - 20, 2))[None].repeat(8, 0)
+    bar = Image.new("RGB", (width, BAR_PX + 12 * (len(note) - 1)), "white")
+    bar.paste(Image.fromarray(_colorize(ramp, signed, end)), (10, 2))
     draw = ImageDraw.Draw(bar)
-    draw.text((10, 12), f"{-scale if signed else 0.0:.3g}", fill="black")
-    right = f"{scale:.3g}"
-    draw.text((width - 10 - 6 * len(right), 12), right, fill="black")
-    note = f"{what}; top {OUTLIER_PERC:g} % of |map| saturate"
-    draw.text((max(60, width // 2 - 3 * len(note)), 12), note, fill="black")
+    draw.text((10, 11), "0" if not signed else f"{-end:.3g}", fill="black")
+    right = "its end" if scale is None else f"{end:.3g}"
+    draw.text((width - 10 - 6 * len(right), 11), right, fill="black")
+    for k, line in enumerate(note):
+        draw.text((10, 22 + 12 * k), line, fill="black")
     return bar
 
 
@@ -244,10 +249,11 @@ def _save(path: str, summary: dict, arrays: dict, panels: list) -> None:
     else:
         panels, bar = panels[:-1], panels[-1]  # the last entry is the colour bar (see _cmd_explain)
         w, h = panels[0].size
-        sheet = Image.new("RGB", (w * len(panels), h + BAR_PX), "white")
+        strip = bar(w * len(panels))
+        sheet = Image.new("RGB", (w * len(panels), h + strip.height), "white")
         for k, panel in enumerate(panels):
             sheet.paste(panel, (k * w, 0))
-        sheet.paste(bar(sheet.width), (0, h))
+        sheet.paste(strip, (0, h))
         sheet.save(path)
 
 
@@ -295,12 +301,12 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         body = result.to_dict()
         arrays = {f"map{k}": m for k, m in enumerate(result.maps)} | {f"raw{k}": r for k, r in enumerate(result.raw)}
         if crop is not None:
-            scale = display_scale(list(result.maps))
+            # each stream on its own scale (the fine streams' maps are far smaller), its end in the label
             panels = [
-                _overlay(crop, m, False, f"Grad-CAM stream {k} (1/{4 * 2**k})", scale)
+                _overlay(crop, m, False, f"Grad-CAM stream {k} (1/{4 * 2**k}): 0 - {display_scale(m):.2g}")
                 for k, m in enumerate(result.maps)
             ]
-            panels.append(lambda width: _colorbar(width, False, scale, "Grad-CAM, one scale for all streams"))
+            panels.append(lambda width: _colorbar(width, False, None, "Grad-CAM, each stream on its own scale"))
         lines.append(f"Grad-CAM per stream of {result.name} · target {result.target} {body['label']!r}")
         for s in body["streams"]:
             lines.append(
