@@ -345,3 +345,17 @@ def test_an_upload_that_is_not_an_image_is_removed_at_once(tmp_path):
     with pytest.warns(UserWarning, match="not an image we can read"):
         assert Explorer.check_upload(str(bad)) is None  # cleared: no broken thumbnail before Analyze
     assert not isinstance(Explorer.check_upload(EXAMPLE), (str, type(None)))  # a good image stays (skip)
+
+
+def test_reliance_reports_one_progress_step_per_stream(explorer):
+    from hrnet_explorer import attribution as attr
+
+    steps = []
+    fig, text = explorer.reliance(EXAMPLE, *MODEL, "top-1 prediction", progress=lambda f, desc="": steps.append(desc))
+    assert [d for d in steps if "Knocking out stream" in d] == [
+        f"Knocking out stream {k} everywhere ({k + 1}/4)" for k in range(4)
+    ]
+    a, _ = explorer.analysis(EXAMPLE, *MODEL)
+    expected = attr.resolution_reliance(a.loaded, a.inputs, a.target)
+    shown = [d.x for d in fig.data[:1]][0][::-1]  # bars are drawn bottom-up
+    assert list(shown) == pytest.approx([r.logit_delta for r in expected], rel=1e-4, abs=1e-5)

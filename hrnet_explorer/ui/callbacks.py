@@ -743,8 +743,12 @@ class Explorer:
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         cls = parse_target(target, a.loaded.num_classes)
         cls = a.target if cls is None else cls
-        progress(0.5, desc="Knocking out each stream in turn")
-        results = self.explain(a, "resolution_reliance", target=cls)
+        # One knockout per stream (what resolution_reliance does), so that progress reports real steps.
+        n = a.trace.modules[-1].num_streams
+        results = []
+        for k in range(n):
+            progress((k + 1) / (n + 1), desc=f"Knocking out stream {k} everywhere ({k + 1}/{n})")
+            results.append(self.explain(a, "knockout", target=cls, stream=k, topk=self.topk))
         return knockout_figure(results, weights=a.loaded.weights), random_note(a) + self._knockout_text(results)
 
     @user_errors
