@@ -359,3 +359,12 @@ def test_reliance_reports_one_progress_step_per_stream(explorer):
     expected = attr.resolution_reliance(a.loaded, a.inputs, a.target)
     shown = [d.x for d in fig.data[:1]][0][::-1]  # bars are drawn bottom-up
     assert list(shown) == pytest.approx([r.logit_delta for r in expected], rel=1e-4, abs=1e-5)
+
+
+def test_progress_shows_on_the_figure_not_on_the_text_below_it(app):
+    demo = app[0]
+    ids = {getattr(c, "elem_id", None): c._id for c in demo.blocks.values()}
+    by_name = {d.get("api_name"): d for d in demo.config["dependencies"]}
+    for name, plot_id in (("attribute", "attribution-plot"), ("knockout", "knockout-plot"),
+                          ("reliance", "knockout-plot"), ("decompose", "decomposition-plot")):  # fmt: skip
+        assert by_name[name]["show_progress_on"] == [ids[plot_id]], name

@@ -273,7 +273,8 @@ def build_demo(
 
         streams_io = dict(inputs=common + [reduction, stream_module], outputs=[lanes_plot, module_plot])
         fusion_io = dict(inputs=common + [measure], outputs=[matrices_plot, sankey_plot])
-        dec_io = dict(inputs=common + [dec_module, dec_target], outputs=[dec_plot, dec_md])
+        # Progress shows on the figure only: an overlay on the text below it hid the previous result.
+        dec_io = dict(inputs=common + [dec_module, dec_target], outputs=[dec_plot, dec_md], show_progress_on=[dec_plot])
 
         # The named endpoints (buttons) are registered first, so they keep their api_name; the same work,
         # fired by control changes or after Analyze, runs as private events that skip while there is no image.
@@ -300,7 +301,12 @@ def build_demo(
         gr.on([dec_module.input, dec_target.input], auto_dec, **dec_io, api_name="decompose_on_input", **hidden)
 
         attr_btn.click(
-            ex.attribute, inputs=common + [method, target], outputs=[attr_plot, attr_md], api_name="attribute", **model
+            ex.attribute,
+            inputs=common + [method, target],
+            outputs=[attr_plot, attr_md],
+            show_progress_on=[attr_plot],
+            api_name="attribute",
+            **model,
         )
         trust_btn.click(
             ex.trust,
@@ -329,17 +335,24 @@ def build_demo(
             ex.knockout,
             inputs=common + [ko_kind, ko_stream, ko_source, ko_target, ko_module, target],
             outputs=[ko_plot, ko_md],
+            show_progress_on=[ko_plot],
             api_name="knockout",
             **model,
         )
         reliance_btn.click(
-            ex.reliance, inputs=common + [target], outputs=[ko_plot, ko_md], api_name="reliance", **model
+            ex.reliance,
+            inputs=common + [target],
+            outputs=[ko_plot, ko_md],
+            show_progress_on=[ko_plot],
+            api_name="reliance",
+            **model,
         )
         report_btn.click(ex.report, inputs=common, outputs=[report_html, report_trace], api_name="report", **model)
         cmp_btn.click(
             ex.compare,
             inputs=[image, cmp_variants, cmp_weights, input_size],
             outputs=[cmp_plot, cmp_costs, cmp_md],
+            show_progress_on=[cmp_plot, cmp_costs],
             api_name="compare",
             **model,
         )
