@@ -238,9 +238,9 @@ def test_bad_inputs_are_clear_errors_and_the_app_keeps_serving(client, tmp_path)
         client.predict(handle_file(str(bad)), *MODEL, "energy_share", api_name="/analyze")
     with pytest.raises(Exception, match="Upload an image first"):
         client.predict(None, *MODEL, "energy_share", api_name="/analyze")
-    with pytest.raises(Exception, match="Input size must be one of 160, 192, 224"):
+    with pytest.raises(Exception, match="Input size must be a multiple of 32 from 32 to 448 px"):
         client.predict(handle_file(EXAMPLE), VARIANT, "default", "100", "energy_share", api_name="/analyze")
-    with pytest.raises(Exception, match="Input size must be one of"):
+    with pytest.raises(Exception, match="Input size must be a multiple of 32"):
         client.predict(handle_file(EXAMPLE), VARIANT, "default", 4096, "energy_share", api_name="/analyze")
     with pytest.raises(Exception, match="Unknown weights"):
         client.predict(handle_file(EXAMPLE), VARIANT, "imagenet22k", "default", "energy_share", api_name="/analyze")

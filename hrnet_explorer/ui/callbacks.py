@@ -167,17 +167,18 @@ def parse_module(value: str) -> tuple[int, int]:
 
 
 def parse_input_size(value: Any) -> int | None:
-    """The app's input size: 'default' (the weights' own) or one of INPUT_SIZES, as a number or a string
-    (API callers send either); anything else is a ValueError that lists the choices (no 4096 px forward)."""
+    """The app's input size: 'default' (the weights' own) or a multiple of 32 up to the largest of INPUT_SIZES,
+    as a number or a string (API callers send either); anything else is a ValueError (no 4096 px forward)."""
     if value in (None, "", DEFAULT_SIZE, 0, "0"):
         return None
     try:
         size = int(str(value).strip().removesuffix("px").strip())
     except (TypeError, ValueError):
         size = None
-    if size not in INPUT_SIZES:
+    if size is None or size % 32 or not 32 <= size <= max(INPUT_SIZES):
         raise ValueError(
-            f"Input size must be one of {', '.join(map(str, INPUT_SIZES))} (px) or '{DEFAULT_SIZE}'; got {value!r}."
+            f"Input size must be a multiple of 32 from 32 to {max(INPUT_SIZES)} px (the menu offers "
+            f"{', '.join(map(str, INPUT_SIZES))}) or '{DEFAULT_SIZE}'; got {value!r}."
         )
     return size
 
