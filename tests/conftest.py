@@ -75,6 +75,36 @@ def hub_cache():
         shutil.rmtree(path, ignore_errors=True)
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright must never download a browser here
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (the browser tests and the offline HTML reports)."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser test needs Debian's Chromium. `.ci/run` installs it "
+            "(apt-get install -y chromium); Playwright must not download one."
+        )
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
 @pytest.fixture(scope="session")
 def w18_small():
     """hrnet_w18_small with random weights on CPU (shared: tests must not modify it)."""

@@ -3,7 +3,6 @@ the plots rendered. Saves a screenshot to artifacts/. Playwright never downloads
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,7 @@ from servers import launched_demo
 
 from hrnet_explorer.ui import ASSETS
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 120_000  # first trace on a busy 2-core CPU
 
 
@@ -28,24 +18,6 @@ TIMEOUT_MS = 120_000  # first trace on a busy 2-core CPU
 def url():
     with launched_demo() as (_, address):
         yield address
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser test needs Debian's Chromium. `.ci/run` installs it "
-            "(apt-get install -y chromium); Playwright must not download one."
-        )
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def rendered(page, elem_id: str) -> int:

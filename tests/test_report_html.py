@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -18,9 +17,7 @@ from hrnet_explorer.report_html import dataset_report, image_report
 from hrnet_explorer.ui import ASSETS
 from hrnet_explorer.zoo import RandomWeightsWarning
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 SIZE = 64
 
 
@@ -63,24 +60,6 @@ def run_dir(tmp_path_factory) -> Path:
         == 0
     )
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser test needs Debian's Chromium. `.ci/run` installs it "
-            "(apt-get install -y chromium); Playwright must not download one."
-        )
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _open_offline(browser, path: Path, screenshot: str) -> tuple[int, int]:
