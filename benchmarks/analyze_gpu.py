@@ -27,7 +27,6 @@ import io
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -83,22 +82,6 @@ def _loaded(device: str, precision: str = "bf16"):
         return load_model(VARIANT, "random", device, precision, cache=False)
 
 
-def cuda_ms(fn, repeats: int = 20, warmup: int = 3) -> float:
-    import torch
-
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
 def correctness(device: str) -> dict:
     """The graph engine against the eager engine on one batch (fp32), and bf16 against fp32 — with the trained
     lab model on lab images (random ImageNet weights saturate the softmax: their probabilities compare nothing)."""
@@ -133,6 +116,7 @@ def correctness(device: str) -> dict:
 def compute_ceilings(device: str, batch: int) -> dict:
     """images/s with the batch already on the GPU (no decode, no copies)."""
     import torch
+    from gpu import cuda_ms  # benchmarks/gpu.py, beside this script
 
     from hrnet_explorer.analyze import RowEngine
     from hrnet_explorer.graphs import fast_model

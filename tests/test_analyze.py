@@ -64,6 +64,12 @@ def folder(tmp_path_factory) -> Path:
     return root
 
 
+def _on_folder(folder, weights_file, out) -> list[str]:
+    """The common arguments: `analyze` the test folder with the test weights on CPU, images read in-process."""
+    source = ["analyze", str(folder), "--out", str(out), "-w", str(weights_file)]
+    return [*source, "--device", "cpu", "--input-size", str(SIZE), "--workers", "0"]
+
+
 def _run(*args: str) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
@@ -123,26 +129,7 @@ def test_row_engine_matches_trace_and_knockouts(w18_small):
 def test_folder_rows_schema_and_broken_files(folder, weights_file, tmp_path):
     """18 good images give 18 rows; the 3 broken files give 3 error rows, each with its message."""
     out = tmp_path / "run"
-    assert (
-        _run(
-            "analyze",
-            str(folder),
-            "--out",
-            str(out),
-            "-w",
-            str(weights_file),
-            "--device",
-            "cpu",
-            "--input-size",
-            str(SIZE),
-            "--workers",
-            "0",
-            "-b",
-            "8",
-            "-q",
-        )
-        == 0
-    )
+    assert _run(*_on_folder(folder, weights_file, out), "-b", "8", "-q") == 0
     rows = an.read_rows(out)
     assert rows.num_rows == 18
     assert rows.column_names[: len(FIXED)] == FIXED
@@ -181,26 +168,7 @@ def test_folder_rows_schema_and_broken_files(folder, weights_file, tmp_path):
 def test_resume_skips_finished_shards(folder, weights_file, tmp_path, monkeypatch):
     """A run that dies after its first shard leaves that shard; the rerun keeps it and does the rest."""
     out = tmp_path / "run"
-    args = [
-        "analyze",
-        str(folder),
-        "--out",
-        str(out),
-        "-w",
-        str(weights_file),
-        "--device",
-        "cpu",
-        "--input-size",
-        str(SIZE),
-        "--workers",
-        "0",
-        "-b",
-        "4",
-        "--shard-size",
-        "8",
-        "-q",
-        "--reliance",
-    ]
+    args = [*_on_folder(folder, weights_file, out), "-b", "4", "--shard-size", "8", "-q", "--reliance"]
     real_write = an._ShardWriter._write
     calls = []
 
@@ -281,7 +249,6 @@ def test_torchrun_two_ranks_give_the_rows_of_one_process(folder, weights_file, t
 
 def test_lab_64_rows_per_variant(tmp_path):
     """`analyze lab:64` with the lab model and a second variant: 64 readable rows each, with the schema."""
-    pytest.importorskip("hrnet_explorer.lab", reason="the resolution lab (hrnet_explorer.lab) is not in this build")
     out = tmp_path / "lab"
     assert (
         _run(
@@ -322,7 +289,6 @@ def test_lab_64_rows_per_variant(tmp_path):
 
 
 def test_lab_defaults_to_the_lab_model(tmp_path):
-    pytest.importorskip("hrnet_explorer.lab", reason="the resolution lab (hrnet_explorer.lab) is not in this build")
     out = tmp_path / "lab"
     assert (
         _run(
@@ -335,7 +301,8 @@ def test_lab_defaults_to_the_lab_model(tmp_path):
 
 def test_hf_dataset_saved_to_disk(weights_file, tmp_path):
     """hf:PATH reads a `datasets` dataset written by save_to_disk, offline, with its ClassLabel names."""
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     rng = np.random.default_rng(5)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["x", "y"])})
     data = datasets.Dataset.from_dict(
@@ -431,28 +398,7 @@ def test_memory_does_not_hold_the_dataset(folder, weights_file, tmp_path):
     out = tmp_path / "run"
     an._ShardWriter.add = spy
     try:
-        assert (
-            _run(
-                "analyze",
-                str(folder),
-                "--out",
-                str(out),
-                "-w",
-                str(weights_file),
-                "--device",
-                "cpu",
-                "--input-size",
-                str(SIZE),
-                "--workers",
-                "0",
-                "-b",
-                "2",
-                "--shard-size",
-                "4",
-                "-q",
-            )
-            == 0
-        )
+        assert _run(*_on_folder(folder, weights_file, out), "-b", "2", "--shard-size", "4", "-q") == 0
     finally:
         an._ShardWriter.add = real_add
     assert max(held) < 4 and held[-1] == 0

@@ -111,7 +111,6 @@ def test_dataset_report_opens_offline_with_every_figure(run_dir, browser, tmp_pa
 
 
 def test_dataset_report_of_the_lab_shows_accuracy_per_family(browser, tmp_path):
-    pytest.importorskip("hrnet_explorer.lab", reason="the resolution lab (hrnet_explorer.lab) is not in this build")
     run = tmp_path / "lab"
     assert (
         _run(
