@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 from .analyze import add_analyze_command
+from .app import add_app_command
 from .costs import CARD_FLOPS_EXPLANATION, variant_costs
 from .images import ImageError, check_input_size, read_image
 from .lab.cli import add_lab_commands
@@ -517,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_analyze_command(sub)
     add_report_command(sub)
     add_lab_commands(sub)
+    add_app_command(sub)
     return parser
 
 

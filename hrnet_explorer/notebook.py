@@ -20,9 +20,8 @@ from typing import Any
 import torch
 
 from .runtime import resolve_device
-from .zoo import VARIANTS, LoadedModel, RandomWeightsWarning, get_variant, load_model
+from .zoo import ASSETS, VARIANTS, LoadedModel, RandomWeightsWarning, get_variant, load_model
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"  # the repository's example images (not in the wheel)
 PREFIX = "HRNET_EXPLORER_"
 
 # 05: the variants loaded, timed and traced when HRNET_EXPLORER_VARIANTS is "auto". All nine at 224 px took

@@ -34,6 +34,7 @@ from .runtime import Precision, resolve_device
 
 __all__ = [
     "VARIANTS",
+    "ASSETS",
     "LAB",
     "LAB_DIR",
     "CARD_FORMAT",
@@ -56,7 +57,9 @@ __all__ = [
 ]
 
 LAB = "lab"  # load_model(LAB): the model trained on the lab task, shipped as a checkpoint and its card
-LAB_DIR = Path(__file__).resolve().parents[1] / "assets" / "lab"  # lab.safetensors + lab.json
+# Package data (in the wheel too): the example images, their sources and licences, and the lab model.
+ASSETS = Path(__file__).resolve().parent / "assets"
+LAB_DIR = ASSETS / "lab"  # lab.safetensors + its card lab.json
 CARD_FORMAT = "hrnet-explorer-card/1"
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -272,18 +273,24 @@ def test_server_settings(app):
 
 
 def test_app_py_binds_locally_by_default(monkeypatch):
-    spec = importlib.util.spec_from_file_location("app", ASSETS.parent / "app.py")
+    import gradio as gr
+
+    from hrnet_explorer import app as package_app
+
+    spec = importlib.util.spec_from_file_location("app", Path(__file__).resolve().parents[1] / "app.py")
     app_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app_module)  # builds the demo; launches nothing
+    # the repository's app.py is the thin entry point: a module-level demo for Spaces, the package's main
+    assert isinstance(app_module.demo, gr.Blocks) and app_module.main is package_app.main
 
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
-    args = app_module.parse_args([])
+    args = package_app.parse_args([])
     assert (args.host, args.port, args.share) == ("127.0.0.1", 7860, False)
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
     monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
-    assert (app_module.parse_args([]).host, app_module.parse_args([]).port) == ("0.0.0.0", 7999)
-    assert app_module.parse_args(["--host", "10.0.0.2", "--port", "8000"]).port == 8000
+    assert (package_app.parse_args([]).host, package_app.parse_args([]).port) == ("0.0.0.0", 7999)
+    assert package_app.parse_args(["--host", "10.0.0.2", "--port", "8000"]).port == 8000
 
 
 def test_zero_gpu_shim_is_a_no_op_without_spaces(explorer):

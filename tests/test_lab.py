@@ -1,6 +1,6 @@
 """The resolution lab: the task's construction, training on CPU, and the shipped model's claims checked.
 
-Thresholds on the shipped checkpoint come from its measured scores (assets/lab/eval.json, 2,000 test
+Thresholds on the shipped checkpoint come from its measured scores (hrnet_explorer/assets/lab/eval.json, 2,000 test
 images on a GPU; reproduced here on CPU): clean 100 %; blurred: fine 0 %, coarse 100 %; blurred inside
 the mask: fine 0 %, coarse 100 %; evidence removed 9.75 % (chance 10 %); background replaced 99.8 %.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +21,8 @@ from hrnet_explorer.lab import BLUR_SIGMA, CLASSES, FAMILY, LabDataset, gaussian
 from hrnet_explorer.lab import train as train_module
 from hrnet_explorer.lab.evaluate import CONDITIONS, condition_batch, evaluate
 from hrnet_explorer.lab.train import TrainConfig, train
-from hrnet_explorer.zoo import LAB_DIR
+from hrnet_explorer.zoo import ASSETS, LAB_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
 CHANCE = 1 / len(CLASSES)
 
 
@@ -125,7 +123,7 @@ def test_shipped_examples_are_lab_samples():
 
     Exact up to float rounding: transcendental functions round differently across thread counts and
     devices, which moves a rare value across an 8-bit level (1 of 150,528 seen)."""
-    examples = sorted(ROOT.glob("assets/lab_*.png"))
+    examples = sorted(ASSETS.glob("lab_*.png"))
     assert len(examples) >= 2
     for path in examples:
         index = int(path.name.split("_")[1])
@@ -247,7 +245,7 @@ def test_blur_removes_the_fine_classes_only(lab_scores):
 
 
 def test_predict_lab_offline_says_not_random(capsys):
-    image = str(ROOT / "assets" / "lab_0008_ring.png")
+    image = str(ASSETS / "lab_0008_ring.png")
     assert cli.main(["predict", image, "--variant", "lab", "--device", "cpu", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["random_weights"] is False and result["weights"]["kind"] == "file" and result["model"] == "lab"

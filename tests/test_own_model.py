@@ -408,3 +408,6 @@ def test_app_refuses_two_models_of_one_name(checkpoint, tmp_path):
     app_py = Path(__file__).resolve().parents[1] / "app.py"
     proc = subprocess.run([sys.executable, str(app_py), "--models", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 1 and "app.py: error: Two models are named 'my_lab'" in proc.stderr
+    command = [sys.executable, "-m", "hrnet_explorer", "app", "--models", str(tmp_path)]  # hrnet-explorer app
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("hrnet-explorer: error: Two models are named 'my_lab'")

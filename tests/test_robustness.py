@@ -33,7 +33,7 @@ from hrnet_explorer.cli import main
 from hrnet_explorer.images import ImageError, read_image
 from hrnet_explorer.predict import predict
 from hrnet_explorer.ui import DELETE_CACHE, example_images
-from hrnet_explorer.zoo import WeightsError, load_model
+from hrnet_explorer.zoo import ASSETS, WeightsError, load_model
 
 VARIANT = "hrnet_w18_small"
 APP_SIZE = "160"  # the app's smallest input size: the cheapest analysis
@@ -188,7 +188,7 @@ def test_corpus_through_the_app(server, client, files):
     assert not problems, f"{problems}\n--- server log ---\n{server.log()}"
     # ...and the app still answers.
     assert server.proc.poll() is None
-    assert _through_the_app(client, str(ROOT / "assets" / "grace_hopper.jpg")) == ("ok", "analyzed")
+    assert _through_the_app(client, str(ASSETS / "grace_hopper.jpg")) == ("ok", "analyzed")
 
 
 def _raw_call(server, api: str, data: list) -> tuple[str, str]:
@@ -261,11 +261,11 @@ def test_no_user_controlled_server_paths(server, client):
     # Weights are names, never checkpoint paths (the Weights box takes custom values).
     for weights in ("/etc/hostname", "../../model.safetensors", "weights.pth", str(ROOT / "pyproject.toml")):
         with pytest.raises(AppError, match=r"Unknown weights .* Choose one of: default, gluon_in1k, ms_in1k, random"):
-            analyze(client, handle_file(str(ROOT / "assets" / "grace_hopper.jpg")), weights=weights)
+            analyze(client, handle_file(str(ASSETS / "grace_hopper.jpg")), weights=weights)
 
 
 def test_user_text_in_error_messages_is_escaped(client):
-    image = handle_file(str(ROOT / "assets" / "grace_hopper.jpg"))
+    image = handle_file(str(ASSETS / "grace_hopper.jpg"))
     script = "<script>alert(1)</script>"
     with pytest.raises(AppError) as info:
         analyze(client, image, weights=script)
@@ -324,7 +324,7 @@ def test_uploads_are_deleted_when_the_app_stops(server, client):
     DELETE_CACHE's frequency, and all of them at shutdown; only the example images stay."""
     frequency, age = DELETE_CACHE
     assert 0 < frequency <= 3600 and 0 < age <= 24 * 3600
-    assert _through_the_app(client, str(ROOT / "assets" / "grace_hopper.jpg")) == ("ok", "analyzed")
+    assert _through_the_app(client, str(ASSETS / "grace_hopper.jpg")) == ("ok", "analyzed")
     uploads = lambda: sorted(p for p in server.temp_dir.rglob("*") if p.is_file())  # noqa: E731
     examples = {Path(p).name for p in example_images()}
     assert len([p for p in uploads() if p.name not in examples]) >= len(FILE_CASES) // 2  # the corpus went there

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import pytest
 import timm
@@ -14,7 +13,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from hrnet_explorer import costs, preprocess, zoo
-from hrnet_explorer.zoo import RandomWeightsWarning, WeightsError, load_model
+from hrnet_explorer.zoo import ASSETS, RandomWeightsWarning, WeightsError, load_model
 
 # Exact parameter counts (random init, 1000 classes) and timm's published GMACs (fvcore), per variant.
 EXPECTED = {
@@ -128,7 +127,7 @@ def test_missing_corrupt_and_mismatched_checkpoints(tmp_path):
     with pytest.raises(WeightsError, match="Could not read checkpoint"):
         load_model("hrnet_w18_small", bad_pth, device="cpu")
     image_pth = tmp_path / "photo.pth"
-    image_pth.write_bytes((Path(__file__).parents[1] / "assets" / "balloons.jpg").read_bytes())
+    image_pth.write_bytes((ASSETS / "balloons.jpg").read_bytes())
     with pytest.raises(WeightsError, match="not a PyTorch checkpoint") as refused:
         load_model("hrnet_w18_small", image_pth, device="cpu")
     assert "\n" not in str(refused.value)  # one line, not torch's six lines of advice

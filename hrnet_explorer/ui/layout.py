@@ -14,6 +14,7 @@ import torch
 from .. import __version__
 from ..attribution import PIXEL_METHODS
 from ..fusion import MEASURES
+from ..zoo import ASSETS
 from .callbacks import (
     DEFAULT_SIZE,
     EVERY_MODULE,
@@ -36,7 +37,6 @@ __all__ = [
     "DEFAULT_VARIANT",
 ]
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"  # the repository's example images (not in the wheel)
 DEFAULT_VARIANT = os.environ.get("HRNET_EXPLORER_VARIANT", "hrnet_w18_small")
 # One model job at a time: on CPU one forward already uses every core; on a GPU the trace dominates memory.
 CONCURRENCY_LIMIT = int(os.environ.get("HRNET_EXPLORER_CONCURRENCY", "1"))
@@ -65,16 +65,16 @@ pick a variant and press **Analyze**; every tab reads the same traced forward pa
 
 
 def example_images(folder: Path = ASSETS) -> list[str]:
-    """The example images shipped in ``assets/`` (sorted), as paths."""
+    """The example images shipped in ``hrnet_explorer/assets/`` (sorted), as paths."""
     if not folder.is_dir():
         return []
     return [str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
 
 
 def launch_options() -> dict[str, object]:
-    """What every launch of the app passes (``app.py``, the tests' server): serve the example images only (not
-    ``assets/`` as a folder, whose scripts and notes are no business of the web), and send the message of an error
-    raised outside our callbacks (a refused server path, say) instead of ``"error": null``."""
+    """What every launch of the app passes (``hrnet_explorer.app``, the tests' server): serve the example images
+    only (not ``assets/`` as a folder, whose scripts and notes are no business of the web), and send the message of
+    an error raised outside our callbacks (a refused server path, say) instead of ``"error": null``."""
     return dict(allowed_paths=example_images(), show_error=True)
 
 

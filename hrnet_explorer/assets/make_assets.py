@@ -1,4 +1,4 @@
-"""Regenerate the procedurally drawn example images of this folder (``python assets/make_assets.py``).
+"""Regenerate the procedurally drawn example images of this folder: ``python hrnet_explorer/assets/make_assets.py``.
 
 Deterministic: the same Pillow gives the same pixels. grace_hopper.jpg is copied from matplotlib's
 bundled sample data when matplotlib is installed (see README.md for sources and licences).
