@@ -6,6 +6,7 @@ User mistakes (unknown variant, bad image, missing checkpoint) print one line to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import sys
@@ -21,14 +22,39 @@ from .report_html import add_report_command
 from .zoo import LAB, VARIANTS, LoadedModel, RandomWeightsWarning, WeightsError, load_model
 
 USER_ERRORS = (ImageError, WeightsError, ValueError, KeyError, FileNotFoundError)
+QUIET_HELP = "no progress bar on stderr (there is none either when stderr is not a terminal)"
 
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2))
 
 
+@contextlib.contextmanager
+def progress_bar(desc: str, unit: str = "batch", *, quiet: bool = False):
+    """A tqdm bar on stderr for long work, as a ``progress(done, total)`` callback (what the attribution
+    functions take). None — no bar, and the work runs exactly as without one — when ``quiet`` (``--quiet``) or
+    when stderr is not a terminal (JSON consumers, logs, pipes)."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total  # may grow as the work learns its size (``report``)
+            bar.update(done - bar.n)
+
+        yield progress
+
+
 def _cmd_variants(args: argparse.Namespace) -> None:
-    reports = [variant_costs(name, measure=args.measure) for name in VARIANTS]
+    with progress_bar("counting params and MACs", "variant", quiet=args.quiet or not args.measure) as progress:
+        reports = []
+        for name in VARIANTS:
+            reports.append(variant_costs(name, measure=args.measure))
+            if progress is not None:
+                progress(len(reports), len(VARIANTS))
     if args.json:
         _print_json({"variants": [r.to_dict() for r in reports], "note": CARD_FLOPS_EXPLANATION})
         return
@@ -272,7 +298,8 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     crop = display_crop(args.image, loaded.data_config, args.input_size) if args.out else None
     if args.method in attr.PIXEL_METHODS:
         options = {"n_steps": args.steps} if args.steps and args.method == "ig" else {}
-        result = attr.attribute_pixels(loaded, x, args.method, target, **options)
+        with progress_bar(args.method, quiet=args.quiet) as progress:
+            result = attr.attribute_pixels(loaded, x, args.method, target, progress=progress, **options)
         body = result.to_dict() | {"heatmap_7x7": _grid(result.heatmap)}
         arrays = {"attributions": result.attributions, "heatmap": result.heatmap}
         if crop is not None:
@@ -315,7 +342,8 @@ def _cmd_explain(args: argparse.Namespace) -> None:
                 f"mean {s['mean']:.3e} peak at input {s['peak_at_input']}"
             )
     elif args.method == "stream-shares":
-        result = attr.stream_shares(loaded, x, target, n_steps=args.steps or 32)
+        with progress_bar("stream shares", quiet=args.quiet) as progress:
+            result = attr.stream_shares(loaded, x, target, n_steps=args.steps or 32, progress=progress)
         body = result.to_dict()
         arrays = {"shares": result.shares} | {f"attributions{k}": a for k, a in enumerate(result.attributions)}
         lines.append(
@@ -414,7 +442,10 @@ def _faithfulness(args: argparse.Namespace, attr, loaded, x, result, lines: list
     else:
         options = {"n_steps": args.steps} if args.steps and args.method == "ig" else {}
         out |= curves(result, args.method)
-        test = attr.randomisation_test(loaded, x, args.method, result.target, original=result.heatmap, **options)
+        with progress_bar(f"randomisation test ({args.method})", "map", quiet=args.quiet) as progress:
+            test = attr.randomisation_test(
+                loaded, x, args.method, result.target, original=result.heatmap, progress=progress, **options
+            )
         out["randomisation_similarity"] = test.final_similarity
         out["randomisation"] = test.to_dict()
         lines.append(
@@ -482,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("variants", help="the nine variants: card vs measured params and MACs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--measure", action="store_true", help="recount params and MACs now (fvcore; ~20 s)")
+    p.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=_cmd_variants)
     p = sub.add_parser("predict", help="top-k classes for an image")
     _add_model_args(p)
@@ -514,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="--score: what deleted pixels become (default blur)",
     )
     p.add_argument("--topk", "-k", type=int, default=5, help="how many classes to list")
+    p.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=_cmd_explain)
     add_analyze_command(sub)
     add_report_command(sub)

@@ -576,12 +576,15 @@ def image_report(
     keep: str = "outputs",
     ig_steps: int = 32,
     loaded=None,
+    progress=None,
 ) -> dict[str, Path]:
     """Every figure of the app for ``image``, in one HTML file; the trace beside it (safetensors + JSON).
 
     ``keep``: the maps saved — "outputs" (every stream's output and the head; default) or "all" (also every
     branch, fuse edge and pre-activation). ``loaded``: a :class:`~hrnet_explorer.zoo.LoadedModel` to use
-    instead of loading ``variant``. Returns the paths written: html, safetensors, json.
+    instead of loading ``variant``. ``progress(done, total)``, if given, is called as the work goes: one step
+    per phase (trace, figures, writing), one per batch of each attribution; the total grows as each attribution
+    starts and says how many batches it runs. Returns the paths written: html, safetensors, json.
     """
     from safetensors.torch import save_file
 
@@ -604,6 +607,7 @@ def image_report(
             warnings.simplefilter("ignore", RandomWeightsWarning)
             loaded = load_model(variant, weights, device)
     name = getattr(loaded, "name", loaded.variant.name)
+    steps = _Phases(progress, 8)  # trace, figures, saliency, ig, Grad-CAM, stream shares, knockouts, writing
     picture = read_image(image)
     x = preprocess(picture, loaded.data_config, input_size)
     crop = display_crop(picture, loaded.data_config, input_size)
@@ -612,6 +616,7 @@ def image_report(
     stage4 = [r for r in result.modules if r.stage == 4]
     last = stage4[-1]
     costs = variant_costs(loaded.variant.name)
+    steps.next()
 
     figs: list[tuple[str, str, go.Figure]] = [
         ("Prediction", "", F.topk_figure(prediction)),
@@ -636,15 +641,12 @@ def image_report(
         )
         for target in range(last.num_streams)
     ]
+    steps.next()
     for method in ("saliency", "ig"):
         options = {"n_steps": ig_steps} if method == "ig" else {}
-        figs.append(
-            (
-                f"Attribution: {method}",
-                "",
-                F.attribution_figure(crop, attr.attribute_pixels(loaded, x, method, **options), weights=loaded.weights),
-            )
-        )
+        pixels = attr.attribute_pixels(loaded, x, method, progress=steps.batches, **options)
+        figs.append((f"Attribution: {method}", "", F.attribution_figure(crop, pixels, weights=loaded.weights)))
+        steps.next()
     figs.append(
         (
             "Grad-CAM per stream",
@@ -652,13 +654,10 @@ def image_report(
             F.gradcam_figure(crop, attr.gradcam_streams(loaded, x, stage=4, module=-1), weights=loaded.weights),
         )
     )
-    figs.append(
-        (
-            "Stream shares of the logit",
-            "",
-            F.stream_shares_figure(attr.stream_shares(loaded, x, n_steps=16), weights=loaded.weights),
-        )
-    )
+    steps.next()
+    shares = attr.stream_shares(loaded, x, n_steps=16, progress=steps.batches)
+    figs.append(("Stream shares of the logit", "", F.stream_shares_figure(shares, weights=loaded.weights)))
+    steps.next()
     figs.append(
         (
             "Knockouts: resolution reliance",
@@ -666,6 +665,7 @@ def image_report(
             F.knockout_figure(attr.resolution_reliance(loaded, x), weights=loaded.weights),
         )
     )
+    steps.next()
 
     # The trace beside the page.
     kept = {
@@ -724,7 +724,37 @@ def image_report(
         else ""
     )
     _write(out, render_page(f"HRNet Explorer · {image_name} · {name}", meta, sections, warning))
+    steps.next()
     return {"html": out, "safetensors": tensors_path, "json": json_path}
+
+
+class _Phases:
+    """``progress(done, total)`` over the phases of a long job: a phase counts one step, or, when it runs an
+    attribution with :meth:`batches` as its progress callback, that attribution's batches (the total grows
+    when it starts and says how many). ``done`` only grows; the last call is ``(total, total)``."""
+
+    def __init__(self, progress, phases: int):
+        self.progress, self.sizes, self.phase, self.within = progress, [1] * phases, 0, 0
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(sum(self.sizes[: self.phase]) + self.within, sum(self.sizes))
+
+    def next(self) -> None:
+        """The current phase is done."""
+        self.phase, self.within = self.phase + 1, 0
+        self._report()
+
+    @property
+    def batches(self):
+        """The progress callback for an attribution in the current phase (None without ``progress``)."""
+        return self._batches if self.progress is not None else None
+
+    def _batches(self, done: int, total: int) -> None:
+        self.sizes[self.phase], self.within = total, done
+        if done < total:
+            self._report()  # its end is reported by next()
 
 
 # ============================================================================= CLI
@@ -736,15 +766,19 @@ def _cmd_report(args: argparse.Namespace) -> None:
         path = dataset_report(target, args.out)
         print(f"wrote {path}")
         return
-    paths = image_report(
-        args.target,
-        args.variant or "hrnet_w18_small",
-        args.out or "report.html",
-        weights=args.weights,
-        device=args.device,
-        input_size=args.input_size,
-        keep=args.keep,
-    )
+    from .cli import progress_bar
+
+    with progress_bar("report", "step", quiet=args.quiet) as progress:
+        paths = image_report(
+            args.target,
+            args.variant or "hrnet_w18_small",
+            args.out or "report.html",
+            weights=args.weights,
+            device=args.device,
+            input_size=args.input_size,
+            keep=args.keep,
+            progress=progress,
+        )
     for path in paths.values():
         print(f"wrote {path}")
 
@@ -762,5 +796,6 @@ def add_report_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="IMAGE: auto | cpu | cuda[:N]")
     p.add_argument("--input-size", type=int, default=None, help="IMAGE: square crop size, a multiple of 32")
     p.add_argument("--keep", default="outputs", choices=("outputs", "all"), help="IMAGE: the maps saved beside")
+    p.add_argument("--quiet", "-q", action="store_true", help="IMAGE: no progress bar (none either off a terminal)")
     p.set_defaults(func=_cmd_report)
     return p

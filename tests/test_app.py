@@ -375,3 +375,21 @@ def test_progress_shows_on_the_figure_not_on_the_text_below_it(app):
     for name, plot_id in (("attribute", "attribution-plot"), ("knockout", "knockout-plot"),
                           ("reliance", "knockout-plot"), ("decompose", "decomposition-plot")):  # fmt: skip
         assert by_name[name]["show_progress_on"] == [ids[plot_id]], name
+
+
+def test_long_attributions_report_real_progress(explorer):
+    """Attribute and Stream shares show each batch on the progress bar: the real fraction, "IG: batch 3/8"."""
+
+    def batches(run) -> list[tuple[float, str]]:
+        seen = []
+        run(lambda fraction, desc="": seen.append((fraction, desc)))
+        return [(f, d) for f, d in seen if ": batch " in d]
+
+    # 224 px on a CPU: occlusion's 49 windows 8 at a time after the unoccluded forward, 7 + 1 batches; stream
+    # shares' 16 steps 8 at a time after the body's forward, 2 + 1
+    occlusion = batches(lambda p: explorer.attribute(EXAMPLE, *MODEL, "occlusion", "top-1 prediction", progress=p))
+    shares = batches(lambda p: explorer.stream_shares(EXAMPLE, *MODEL, "top-1 prediction", 16, progress=p))
+    for seen, name, total in ((occlusion, "Occlusion", 8), (shares, "Stream shares", 3)):
+        assert [f for f, _ in seen] == [k / total for k in range(total + 1)], seen
+        assert [d.rsplit(" ", 1)[1] for _, d in seen] == [f"{k}/{total}" for k in range(total + 1)]
+        assert all(d.startswith(name) for _, d in seen), seen

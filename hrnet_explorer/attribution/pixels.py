@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 from torch import nn
@@ -16,6 +18,7 @@ from ..images import ImageInput
 from ..zoo import LoadedModel
 from ._core import (
     _COPIES_LOCK,
+    Progress,
     _baseline,
     _baseline_name,
     _check_target,
@@ -27,6 +30,7 @@ from ._core import (
     _names_field,
     _prepare,
     _require_grad,
+    _Steps,
     _top1_unless,
     default_internal_batch_size,
 )
@@ -114,6 +118,8 @@ def attribute_pixels(
     inputs: torch.Tensor | ImageInput,
     method: str = "ig",
     target: int | None = None,
+    *,
+    progress: Progress | None = None,
     **options,
 ) -> PixelAttribution:
     """Attribute the ``target`` logit (default: the top-1 class) to the input pixels with Captum.
@@ -145,6 +151,14 @@ def attribute_pixels(
     CUDA with ``fast=True``): replay IG's forwards and backward from CUDA graphs, captured once per
     shape — see :class:`~hrnet_explorer.graphs.GraphedForward`; with graphs, ``precision="bf16"``
     runs them under bf16 autocast (faster; a larger convergence delta, reported as always).
+
+    ``progress``: called as ``progress(done, total)`` with the batches (forwards of the model, each with its
+    backward for the gradient methods) done of the ``total`` this attribution runs — ``(0, total)`` first,
+    then each step to ``(total, total)``: IG runs 1 + ⌈n_steps / internal_batch_size⌉, Saliency 1,
+    SmoothGrad ⌈nt_samples / nt_samples_batch_size⌉, GradientShap 1 + ⌈n_samples / internal_batch_size⌉
+    chunks, Occlusion 1 + ⌈windows / perturbations_per_eval⌉; each adds one forward for the top-1 class
+    when ``target`` is None (IG and GradientShap find it in their first forward). The result does not
+    depend on it.
     """
     if method not in PIXEL_METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
@@ -179,7 +193,9 @@ def attribute_pixels(
     # The exact copy is shared with the hook-based methods, and graphs with their static buffers:
     # hold the lock. The fast copy never has hooks.
     with entry.lock if model is entry.exact or graphs else contextlib.nullcontext():
-        attr, target, delta, logit, base_logit, used = _PIXEL_IMPL[method](model, x, target, loaded, **opts)
+        attr, target, delta, logit, base_logit, used = _PIXEL_IMPL[method](
+            model, x, target, loaded, progress=progress, **opts
+        )
     attr = attr.detach().float().cpu().contiguous()
     settings = {
         **used,
@@ -223,20 +239,23 @@ def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dic
         return entry.graphed[key]
 
 
-def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, integration):
+def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, integration, progress=None):
     if n_steps < 1:
         raise ValueError(f"n_steps must be ≥ 1, got {n_steps}.")
     b = _baseline(baseline, x, loaded).contiguous(memory_format=_layout(x))
     if b.shape[0] != 1:
         raise ValueError("Integrated Gradients takes one baseline image.")
+    ibs = internal_batch_size or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
+    steps = _Steps(progress, 1 + math.ceil(n_steps / ibs))  # Captum: one forward-backward per chunk
+    forward = steps.counted(model)
     # One batched forward gives the top-1 target and both ends of the path: Captum's convergence
     # delta (Σ attributions − (f(x) − f(baseline))) without its two extra forwards.
-    logits = _logits(model, torch.cat([x, b]))
+    logits = _logits(forward, torch.cat([x, b]))
     target = int(logits[0].argmax()) if target is None else target
-    ibs = internal_batch_size or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
-    attr = IntegratedGradients(model).attribute(
+    attr = IntegratedGradients(forward).attribute(
         x, baselines=b, target=target, n_steps=n_steps, method=integration, internal_batch_size=ibs
     )
+    steps.finish()
     fx, fb = float(logits[0, target]), float(logits[1, target])
     delta = float(attr.double().sum()) - (fx - fb)
     used = {
@@ -248,19 +267,25 @@ def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, int
     return attr, target, delta, fx, fb, used
 
 
-def _saliency(model, x, target, loaded, *, abs):
-    target = _top1_unless(target, model, x)
-    attr = Saliency(model).attribute(x.clone().requires_grad_(), target=target, abs=abs)
+def _saliency(model, x, target, loaded, *, abs, progress=None):
+    steps = _Steps(progress, 1 + (target is None))
+    forward = steps.counted(model)
+    target = _top1_unless(target, forward, x)
+    attr = Saliency(forward).attribute(x.clone().requires_grad_(), target=target, abs=abs)
+    steps.finish()
     return attr, target, None, None, None, {"abs": abs}
 
 
-def _smoothgrad(model, x, target, loaded, *, nt_samples, nt_samples_batch_size, noise_level, abs, seed):
-    target = _top1_unless(target, model, x)
-    sigma = float(noise_level) * float(x.max() - x.min())
+def _smoothgrad(model, x, target, loaded, *, nt_samples, nt_samples_batch_size, noise_level, abs, seed, progress=None):
     nbs = nt_samples_batch_size or default_internal_batch_size(x.device, nt_samples, x.shape[-2:])
+    # NoiseTunnel: one forward-backward per batch of nt_samples_batch_size noisy copies
+    steps = _Steps(progress, (target is None) + math.ceil(nt_samples / min(nt_samples, nbs)))
+    forward = steps.counted(model)
+    target = _top1_unless(target, forward, x)
+    sigma = float(noise_level) * float(x.max() - x.min())
     with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
         torch.manual_seed(seed)
-        attr = NoiseTunnel(Saliency(model)).attribute(
+        attr = NoiseTunnel(Saliency(forward)).attribute(
             x,
             nt_type="smoothgrad",
             nt_samples=nt_samples,
@@ -269,6 +294,7 @@ def _smoothgrad(model, x, target, loaded, *, nt_samples, nt_samples_batch_size, 
             target=target,
             abs=abs,
         )
+    steps.finish()
     used = {
         "nt_samples": nt_samples,
         "nt_samples_batch_size": nbs,
@@ -280,27 +306,37 @@ def _smoothgrad(model, x, target, loaded, *, nt_samples, nt_samples_batch_size, 
     return attr, target, None, None, None, used
 
 
-def _gradshap(model, x, target, loaded, *, n_samples, internal_batch_size, baseline, stdevs, seed):
+def _gradshap(model, x, target, loaded, *, n_samples, internal_batch_size, baseline, stdevs, seed, progress=None):
     if n_samples < 1:
         raise ValueError(f"n_samples must be ≥ 1, got {n_samples}.")
     kinds = list(baseline) if isinstance(baseline, (list, tuple)) else [baseline]
     dist = torch.cat([_baseline(k, x, loaded) for k in kinds]).contiguous(memory_format=_layout(x))
-    logits = _logits(model, x)  # f(x), reported with the attribution
-    target = int(logits[0].argmax()) if target is None else target
     # Captum's GradientShap runs all samples in one batch; the estimate is their mean, so running it
     # in chunks (one call per chunk, one RNG stream) and weighting each chunk by its size is the same.
     ibs = internal_batch_size or default_internal_batch_size(x.device, n_samples, x.shape[-2:])
+    steps = _Steps(progress, 1 + math.ceil(n_samples / ibs))  # f(x), then the chunks (counted here)
+    logits = _logits(model, x)  # f(x), reported with the attribution
+    target = int(logits[0].argmax()) if target is None else target
+    steps.advance()
     total, deltas, done = None, [], 0
-    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        while done < n_samples:
-            k = min(ibs, n_samples - done)
-            attr, delta = GradientShap(model).attribute(
-                x, baselines=dist, n_samples=k, stdevs=stdevs, target=target, return_convergence_delta=True
-            )
-            total = attr * k if total is None else total + attr * k
-            deltas.append(delta)
-            done += k
+    # Captum draws GradientShap's baselines and path points from numpy's global RNG: seed it too (and
+    # restore it after), or `seed` would not make the result reproducible.
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            while done < n_samples:
+                k = min(ibs, n_samples - done)
+                attr, delta = GradientShap(model).attribute(
+                    x, baselines=dist, n_samples=k, stdevs=stdevs, target=target, return_convergence_delta=True
+                )
+                total = attr * k if total is None else total + attr * k
+                deltas.append(delta)
+                done += k
+                steps.advance()
+    finally:
+        np.random.set_state(numpy_state)
     used = {
         "n_samples": n_samples,
         "internal_batch_size": ibs,
@@ -329,14 +365,17 @@ def _occlusion_geometry(h: int, w: int, window, stride) -> tuple[tuple[int, int]
     return window, stride
 
 
-def _occlusion(model, x, target, loaded, *, window, stride, baseline, perturbations_per_eval):
+def _occlusion(model, x, target, loaded, *, window, stride, baseline, perturbations_per_eval, progress=None):
     window, stride = _occlusion_geometry(x.shape[-2], x.shape[-1], window, stride)
-    target = _top1_unless(target, model, x)
     b = _baseline(baseline, x, loaded)
     n = ((x.shape[-2] - window[0]) // stride[0] + 1) * ((x.shape[-1] - window[1]) // stride[1] + 1)
     ppe = perturbations_per_eval or default_internal_batch_size(x.device, n, x.shape[-2:])
+    # Captum: one forward of the unoccluded input, then one per perturbations_per_eval windows
+    steps = _Steps(progress, (target is None) + 1 + math.ceil(n / ppe))
+    forward = steps.counted(model)
+    target = _top1_unless(target, forward, x)
     with torch.no_grad():
-        attr = Occlusion(model).attribute(
+        attr = Occlusion(forward).attribute(
             x,
             sliding_window_shapes=(3, *window),
             strides=(3, *stride),
@@ -344,6 +383,7 @@ def _occlusion(model, x, target, loaded, *, window, stride, baseline, perturbati
             target=target,
             perturbations_per_eval=ppe,
         )
+    steps.finish()
     used = {
         "window": list(window),
         "stride": list(stride),

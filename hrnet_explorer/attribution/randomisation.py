@@ -29,7 +29,7 @@ from torch import nn
 from ..images import ImageInput
 from ..trace import _check_hrnet
 from ..zoo import LoadedModel
-from ._core import _check_target, _copies, _label, _names_field, _prepare
+from ._core import Progress, _check_target, _copies, _label, _names_field, _prepare, _Steps
 from .faithfulness import spearman
 from .pixels import PIXEL_METHODS, attribute_pixels
 
@@ -152,21 +152,25 @@ def randomisation_test(
     seed: int = 0,
     original: torch.Tensor | None = None,
     input_size: int | None = None,
+    progress: Progress | None = None,
     **options,
 ) -> RandomisationTest:
     """The cascading randomisation test of one pixel ``method`` (with its ``options``, as for
     :func:`attribute_pixels`) on one image, for ``target`` (default: the original model's top-1; it stays fixed
     while the model changes). ``original``: the original model's heatmap, if already computed with the same
-    options (saves one attribution)."""
+    options (saves one attribution). ``progress(done, total)``, if given, is called as each attribution
+    completes: one per layer group, and the original's first when it is computed here."""
     if method not in PIXEL_METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
     layers = _check_layers(layers)
     net, _, x = _prepare(loaded, inputs, input_size)
     target = _check_target(target, net.num_classes)
     start = time.perf_counter()
+    steps = _Steps(progress, len(layers) + (original is None or target is None))
     if original is None or target is None:
         first = attribute_pixels(loaded, x, method, target, **options)
         target, original = first.target, first.heatmap if original is None else original
+        steps.advance()
     if tuple(original.shape) != tuple(x.shape[-2:]):
         raise ValueError(f"original is {tuple(original.shape)}, the input {tuple(x.shape[-2:])}: one input size.")
     similarity = []
@@ -175,6 +179,7 @@ def randomisation_test(
         if not bool(torch.isfinite(heat).all()):
             raise FloatingPointError(f"{method} on the randomised model gave non-finite values.")
         similarity.append(spearman(original.abs(), heat.abs()))
+        steps.advance()
     return RandomisationTest(
         method=method,
         target=target,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +12,7 @@ from timm.models.hrnet import HighResolutionNet
 from ..images import ImageInput
 from ..zoo import LoadedModel
 from ._core import (
+    Progress,
     _baseline,
     _baseline_name,
     _check_target,
@@ -19,6 +21,7 @@ from ._core import (
     _prepare,
     _require_grad,
     _resolve_module,
+    _Steps,
     _top1_unless,
     default_internal_batch_size,
 )
@@ -169,13 +172,15 @@ def stream_shares(
     internal_batch_size: int | None = None,
     integration: str = "gausslegendre",
     input_size: int | None = None,
+    progress: Progress | None = None,
 ) -> StreamShares:
     """Layer Integrated Gradients of the ``target`` logit over the final streams (stage 4, last module).
 
     The body runs once on the input and once on the baseline image (``baseline``: one of
     :data:`BASELINES`); Captum's IntegratedGradients then integrates the head's gradient along the
     straight path between the two sets of stage-4 outputs. Completeness: Σ shares = f(x) −
-    f(baseline) up to ``delta``.
+    f(baseline) up to ``delta``. ``progress(done, total)``, if given, is called as each batch completes: the
+    body's forward, then the head's ⌈n_steps / internal_batch_size⌉ forward-backward chunks.
     """
     _require_grad("stream_shares()")
     if n_steps < 1:
@@ -185,7 +190,9 @@ def stream_shares(
     exact = entry.exact
     b = _baseline(baseline, x, loaded)
     ibs = internal_batch_size or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
+    steps = _Steps(progress, 1 + math.ceil(n_steps / ibs))
 
+    @steps.counted
     def head(*s: torch.Tensor) -> torch.Tensor:
         return _head(exact, *s)
 
@@ -193,12 +200,14 @@ def stream_shares(
         with torch.no_grad():
             streams = _body(exact, torch.cat([x, b]))
             logits = _head(exact, *streams).float()
+        steps.advance()
         target = int(logits[0].argmax()) if target is None else target
         s_x = tuple(s[:1].contiguous() for s in streams)
         s_b = tuple(s[1:].contiguous() for s in streams)
         attrs = IntegratedGradients(head).attribute(
             s_x, baselines=s_b, target=target, n_steps=n_steps, method=integration, internal_batch_size=ibs
         )
+    steps.finish()
     sums = torch.stack([a.double().sum() for a in attrs])
     fx, fb = float(logits[0, target]), float(logits[1, target])
     return StreamShares(

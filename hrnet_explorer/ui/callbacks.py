@@ -298,6 +298,20 @@ def _no_progress(*args, **kwargs) -> None:
     return None
 
 
+_SHORT_NAMES = {"ig": "IG", "saliency": "Saliency", "smoothgrad": "SmoothGrad", "gradshap": "GradientSHAP"}
+
+
+def batch_progress(progress, what: str):
+    """An attribution's ``progress(done, total)`` (batches) shown on the app's progress bar: the real fraction,
+    described as "IG: batch 3/8". None under ZeroGPU, where the attribution runs in a process of its own (and
+    on a GPU, in a moment)."""
+    from .gpu import ZERO_GPU
+
+    if ZERO_GPU:
+        return None
+    return lambda done, total: progress(done / total, desc=f"{what}: batch {done}/{total}")
+
+
 LAB_EXAMPLE = re.compile(r"lab_(\d{1,6})_[\w-]+\.png$")
 
 
@@ -605,8 +619,10 @@ class Explorer:
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         cls = parse_target(target, a.loaded.num_classes)
         cls = a.target if cls is None else cls
-        progress(0.4, desc=f"{method}: attributing class {cls} to pixels")
-        result = self.explain(a, "attribute_pixels", method=method, target=cls)
+        steps = batch_progress(progress, f"{_SHORT_NAMES.get(method, method.title())}, class {cls}")
+        if steps is None:
+            progress(0.4, desc=f"{method}: attributing class {cls} to pixels")
+        result = self.explain(a, "attribute_pixels", method=method, target=cls, progress=steps)
         delta = "" if result.delta is None else f" · convergence δ = {result.delta:.3e}"
         settings = ", ".join(f"{k}={v}" for k, v in result.settings.items())
         text = (
@@ -702,8 +718,10 @@ class Explorer:
         steps = int(n_steps)
         if not 2 <= steps <= 256:
             raise ValueError(f"Integration steps must be 2..256, got {steps}.")
-        progress(0.4, desc=f"Integrating over the streams ({steps} steps)")
-        shares = self.explain(a, "stream_shares", target=cls, n_steps=steps)
+        batches = batch_progress(progress, f"Stream shares, {steps} steps")
+        if batches is None:
+            progress(0.4, desc=f"Integrating over the streams ({steps} steps)")
+        shares = self.explain(a, "stream_shares", target=cls, n_steps=steps, progress=batches)
         return stream_shares_figure(shares, weights=a.loaded.weights)
 
     @user_errors
@@ -760,14 +778,19 @@ class Explorer:
         from ..report_html import image_report
 
         a, _ = self.analysis(image, variant, weights, input_size, progress)
-        progress(0.3, desc="Drawing every figure (the attributions take a few seconds on a CPU)")
         folder = tempfile.mkdtemp(prefix="hrnet-explorer-report-")
         with self._reports_lock:
             self.reports.append(folder)
             while len(self.reports) > REPORTS_KEPT:
                 shutil.rmtree(self.reports.pop(0), ignore_errors=True)
         out = os.path.join(folder, f"hrnet-explorer-{a.loaded.name}.html")
-        paths = image_report(image, out=out, loaded=a.loaded, input_size=a.key[3])
+        paths = image_report(
+            image,
+            out=out,
+            loaded=a.loaded,
+            input_size=a.key[3],
+            progress=lambda done, total: progress(done / total, desc=f"Report: step {done}/{total}"),
+        )
         bundle = os.path.join(folder, f"hrnet-explorer-{a.loaded.name}-trace.zip")
         with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as zf:  # float32 maps hardly compress
             for key in ("safetensors", "json"):
