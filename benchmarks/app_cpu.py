@@ -1,4 +1,4 @@
-"""Warm request time of the app's main endpoint, /analyze (predict + trace + fusion figures), on this CPU.
+"""Warm request time of the app's main endpoint, /analyze (predict + trace + fusion figures), on a CPU or GPU.
 
 Everything is warm (model loaded, fvcore costs counted, two warm-up rounds discarded). Four numbers,
 measured round by round (one of each per round) so that load from other processes hits them alike:
@@ -13,15 +13,18 @@ Each new picture is the example with one pixel changed (a different file, a cach
 line per measurement (median / p90 / min ms); ``--markdown`` also prints rows for benchmarks/README.md.
 
     python benchmarks/app_cpu.py --repeats 20 --markdown
+    python benchmarks/app_cpu.py --device cuda --variant hrnet_w18 --markdown   # on a GPU: graph-replayed trace
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import json
 import os
 import platform
+import pstats
 import statistics
 import tempfile
 import time
@@ -123,16 +126,26 @@ def main() -> None:
     parser.add_argument("--variant", default="hrnet_w18_small")
     parser.add_argument("--weights", default="random", help="warm timings do not depend on the weights")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda[:N] | auto")
     parser.add_argument("--no-http", action="store_true", help="in-process only")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="first, cProfile 5 new-image requests")
     args = parser.parse_args()
 
-    explorer = Explorer("cpu")
+    explorer = Explorer(args.device)
     explorer.analyze(str(EXAMPLE), args.variant, args.weights, "default")  # load, count MACs, first forward
     load_before = os.getloadavg()[0]
+    if args.profile:  # where a new image's request spends its time (cProfile, our functions and the heaviest)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for picture in variants_of(5, start=5000):
+            to_json(explorer.analyze(picture, args.variant, args.weights, "default"))
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
     results = bench(explorer, args.variant, args.weights, args.repeats, http=not args.no_http)
     context = {
         "variant": args.variant,
+        "device": explorer.device_text,
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

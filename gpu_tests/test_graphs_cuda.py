@@ -63,9 +63,65 @@ def test_graphed_integrated_gradients_equal_eager(loaded):
 
     x = torch.randn(1, 3, 224, 224, device="cuda")
     eager = attribute_pixels(loaded, x, "ig", n_steps=16, graphs=False)
-    for _ in range(2):  # the second call replays the captured graphs
+    for _ in range(2):  # the second call replays the captured graph
         graphed = attribute_pixels(loaded, x, "ig", n_steps=16)
         assert "CUDA graphs" in graphed.settings["model"] and graphed.target == eager.target
         scale = eager.attributions.abs().max()
         assert (graphed.attributions - eager.attributions).abs().max() / scale < 1e-2
         assert abs(graphed.delta - eager.delta) <= 1e-2 * abs(graphed.logit - graphed.baseline_logit) + 1e-3
+        assert graphed.logit == pytest.approx(eager.logit, rel=1e-2, abs=1e-3)
+
+
+def test_graphed_integrated_gradients_replay_targets_inputs_and_chunks(loaded):
+    """One graph per (shape, steps, chunk): a given target, a new input and a chunked run each give the
+    eager answer, and a result kept from an earlier call is not overwritten by the next replay."""
+    from hrnet_explorer.attribution import attribute_pixels
+
+    x1, x2 = torch.randn(1, 3, 224, 224, device="cuda"), torch.randn(1, 3, 224, 224, device="cuda")
+    first = attribute_pixels(loaded, x1, "ig", n_steps=12, target=7)
+    kept = first.attributions.clone()
+    for x, target, ibs in ((x2, 7, None), (x2, None, None), (x1, 3, 5)):  # ibs=5: chunks of 5, 5 and 2
+        graphed = attribute_pixels(loaded, x, "ig", n_steps=12, target=target, internal_batch_size=ibs)
+        eager = attribute_pixels(loaded, x, "ig", n_steps=12, target=target, internal_batch_size=ibs, graphs=False)
+        assert graphed.target == eager.target == (eager.target if target is None else target)
+        scale = eager.attributions.abs().max()
+        assert (graphed.attributions - eager.attributions).abs().max() / scale < 1e-2
+    assert torch.equal(first.attributions, kept)
+
+
+def test_graphed_integrated_gradients_memory_is_flat(loaded):
+    from hrnet_explorer.attribution import attribute_pixels
+
+    x = torch.randn(1, 3, 224, 224, device="cuda")
+    for _ in range(3):
+        attribute_pixels(loaded, x, "ig", n_steps=8)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    for _ in range(100):
+        attribute_pixels(loaded, x, "ig", n_steps=8)
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() - before <= 1 << 20
+
+
+def test_graph_trace_is_a_cached_fast_trace(loaded):
+    """What the app runs per request on a GPU: within the fast-trace contract of the exact trace, one
+    tracer per shape (replayed, not recaptured), maps owned by the caller, rebuilt when weights change."""
+    from hrnet_explorer.fold import FAST_RTOL
+    from hrnet_explorer.graphs import _TRACERS, graph_trace
+
+    x = torch.randn(1, 3, 224, 224, device="cuda")
+    exact = trace(loaded, x, exact=True, store="cpu")
+    first = graph_trace(loaded, x)
+    assert not first.exact and first.logits.device.type == "cpu" and set(first.maps) == set(exact.maps)
+    assert set(first.fusion_cache) == {ref.name for ref in first.modules}  # computed on the GPU, copied
+    ref_stats = exact.fusion(4, -1)
+    assert torch.allclose(first.fusion(4, -1).energy_share, ref_stats.energy_share, atol=1e-2)
+    for name, ref in exact.maps.items():
+        assert (first[name].float() - ref.float()).abs().max() <= FAST_RTOL["cuda"] * ref.float().abs().max()
+    tracers = _TRACERS[loaded.model][1]
+    tracer = next(iter(tracers.values()))[0]
+    second = graph_trace(loaded, torch.randn(1, 3, 224, 224, device="cuda"))
+    assert next(iter(tracers.values()))[0] is tracer and not torch.equal(second.logits, first.logits)
+    assert torch.equal(graph_trace(loaded, x).logits, first.logits)  # kept maps were not overwritten
+    graph_trace(loaded, torch.randn(1, 3, 160, 192, device="cuda"))  # another shape: another tracer
+    assert len(_TRACERS[loaded.model][1]) == 2

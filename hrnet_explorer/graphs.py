@@ -14,19 +14,21 @@ forward itself. The hooks are removed as soon as capture ends.
 from __future__ import annotations
 
 import copy
-import functools
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .fold import fast_copy
+from .fold import fast_copy, fingerprint
 from .images import check_input_tensor
 from .runtime import Precision, autocast
 from .trace import Keep, Trace, _check_hrnet, _hooks_for, _Recorder, _trace_of, hooks_installed
 from .zoo import LoadedModel
 
-__all__ = ["GraphTracer", "GraphedForward", "fast_model", "warm_up"]
+__all__ = ["GraphTracer", "GraphedIG", "fast_model", "graph_trace", "warm_up"]
 
 
 def fast_model(model: nn.Module, channels_last: bool = True) -> nn.Module:
@@ -60,7 +62,7 @@ class GraphTracer:
         self,
         loaded: LoadedModel,
         batch_size: int = 1,
-        input_size: int | None = None,
+        input_size: int | tuple[int, int] | None = None,
         *,
         keep: Keep = "all",
         precision: Precision | None = None,
@@ -73,14 +75,15 @@ class GraphTracer:
         if keep not in ("all", "outputs", "summaries"):
             raise ValueError(f"keep must be 'all', 'outputs' or 'summaries', not {keep!r}.")
         size = input_size or loaded.data_config["input_size"][-1]
+        h, w = (size, size) if isinstance(size, int) else size
         self.loaded = loaded
-        self.input_shape = (batch_size, 3, size, size)
+        self.input_shape = (batch_size, 3, h, w)
         self.precision = precision or loaded.precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = fast_copy(loaded.model, channels_last) if fold else fast_model(loaded.model, channels_last)
         self.fold = fold
         self.static_input = check_input_tensor(
-            torch.zeros(batch_size, 3, size, size, device=loaded.device).contiguous(memory_format=self.memory_format)
+            torch.zeros(self.input_shape, device=loaded.device).contiguous(memory_format=self.memory_format)
         )
         self._recorder = _Recorder(keep, None, None)
         self.graph = torch.cuda.CUDAGraph()
@@ -116,56 +119,112 @@ class GraphTracer:
         return _trace_of(self._recorder, self.net, tuple(x.shape), self.loaded, exact=not self.fold)
 
 
-class GraphedForward:
-    """``net``'s forward replayed from CUDA graphs for fixed input shapes; other calls run eagerly.
+_TRACERS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, OrderedDict]] = weakref.WeakKeyDictionary()
+_TRACERS_LOCK = threading.Lock()
 
-    ``grad_shapes``: shapes whose forward *and backward* (with respect to the input) are graphed
-    with ``torch.cuda.make_graphed_callables`` — for gradient methods like Captum's Integrated
-    Gradients, whose scaled-input batches have one shape. ``no_grad_shapes``: shapes whose forward
-    under ``torch.no_grad()`` is graphed — e.g. the two single-image forwards of IG's convergence
-    delta. Every graphed output is a fresh tensor (cloned out of the static buffer), so callers may
-    keep it. ``net`` must be in eval mode with frozen parameters (a private copy).
+
+def graph_trace(loaded: LoadedModel, x: torch.Tensor, store: str | torch.device = "cpu", max_shapes: int = 4) -> Trace:
+    """A full fast trace of ``x`` (``keep="all"``, BatchNorm folded: within ``FAST_RTOL["cuda"]`` of the exact
+    trace) replayed from a :class:`GraphTracer` kept per (model, input shape): what an app on a GPU runs per
+    request. The first call for a shape captures (~1 s); later ones replay. Every module's fusion statistics are
+    computed on the GPU, then the maps and statistics are copied to ``store`` (a Trace that owns them) while the
+    tracer is held, so concurrent callers never see each other's buffers.
+    Up to ``max_shapes`` tracers per model (least recently used dropped); rebuilt when the weights change."""
+    x = check_input_tensor(x)
+    shape, fp = tuple(x.shape), fingerprint(loaded.model)
+    with _TRACERS_LOCK:
+        hit = _TRACERS.get(loaded.model)
+        if hit is None or hit[0] != fp:
+            hit = _TRACERS[loaded.model] = (fp, OrderedDict())
+        tracers = hit[1]
+        key = (shape, loaded.precision)
+        if key not in tracers:
+            tracers[key] = (GraphTracer(loaded, shape[0], shape[-2:], fold=True), threading.Lock())
+            if len(tracers) > max_shapes:
+                tracers.popitem(last=False)
+        tracers.move_to_end(key)
+        tracer, lock = tracers[key]
+    with lock:
+        result = tracer(x.to(loaded.device))
+        for ref in result.modules:  # every module's fusion statistics, computed where the maps are
+            result.fusion(ref.stage, ref.index)
+        return result.head(shape[0], store)
+
+
+class GraphedIG:
+    """Integrated Gradients of ``net`` for one input shape, the whole method replayed as one CUDA graph.
+
+    One capture holds the batch-2 forward of [x, baseline] (f(x), f(b) and, for ``target=None``, the top-1
+    class, chosen on the GPU), every chunk's forward and backward over the scaled inputs
+    b + α·(x − b), the weighted sum of the gradients, the attribution (x − b)·Σ wᵢ·∇f(xᵢ) and its sum for
+    the convergence delta. Nothing is read back between phases: a call copies x, b and the target in,
+    replays, and reads the results once. ``alphas`` and ``weights`` are the integration's points and
+    weights on [0, 1] (Captum's ``approximation_parameters``, computed by the caller: this module runs
+    without Captum). ``net`` must be in eval mode with frozen parameters (a private copy).
     """
 
     def __init__(
         self,
         net: nn.Module,
-        grad_shapes: tuple[tuple[int, ...], ...] = (),
-        no_grad_shapes: tuple[tuple[int, ...], ...] = (),
+        shape: tuple[int, ...],
+        alphas: list[float],
+        weights: list[float],
+        chunk: int,
         precision: Precision = "fp32",
+        memory_format: torch.memory_format = torch.channels_last,
     ):
         param = next(net.parameters())
         if param.device.type != "cuda":
             raise ValueError(f"CUDA graphs need a CUDA device; this model is on {param.device}.")
         if net.training or any(p.requires_grad for p in net.parameters()):
-            raise ValueError("GraphedForward needs an eval-mode model with frozen parameters (a private copy).")
-        self.net, self.precision, self.device = net, precision, param.device
-        self._grad: dict[tuple[int, ...], object] = {}
-        self._no_grad: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+            raise ValueError("GraphedIG needs an eval-mode model with frozen parameters (a private copy).")
+        if len(shape) != 4 or shape[0] != 1:
+            raise ValueError(f"GraphedIG explains one image: shape (1, 3, H, W), not {shape}.")
+        if len(alphas) != len(weights) or not alphas or chunk < 1:
+            raise ValueError("GraphedIG needs as many weights as alphas (at least one) and a chunk ≥ 1.")
+        device = param.device
+        self.net, self.precision, self.device, self.shape = net, precision, device, tuple(shape)
+        self.alphas = torch.tensor(alphas, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
+        self.weights = torch.tensor(weights, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
+        self.chunk = chunk
+        self.x = torch.zeros(shape, device=device).contiguous(memory_format=memory_format)
+        self.b = torch.zeros_like(self.x)
+        self.target = torch.full((), -1, dtype=torch.long, device=device)  # −1: the top-1 class of f(x)
+        warm_up(self._run, device)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.outputs = self._run()
 
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            with autocast(self.device, precision, cache=False):
-                return net(x)
+    def _run(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, b = self.x, self.b
+        with torch.no_grad(), autocast(self.device, self.precision, cache=False):
+            ends = self.net(torch.cat([x, b])).float()
+        target = torch.where(self.target >= 0, self.target, ends[0].argmax())
+        diff = x - b
+        total = torch.zeros_like(x)
+        for start in range(0, self.alphas.shape[0], self.chunk):
+            alphas = self.alphas[start : start + self.chunk]
+            scaled = (b + alphas * diff).requires_grad_()  # Captum's scaled features
+            with torch.enable_grad(), autocast(self.device, self.precision, cache=False):
+                out = self.net(scaled).float()
+            picked = out.gather(1, target.view(1, 1).expand(out.shape[0], 1)).sum()
+            (grad,) = torch.autograd.grad(picked, scaled)
+            total += (grad * self.weights[start : start + self.chunk]).sum(0, keepdim=True)
+        attr = total * diff
+        ends = ends.index_select(1, target.view(1)).double()  # a tensor index: no read-back (ends[0, t] reads t)
+        scalars = torch.stack([target.double(), ends[0, 0], ends[1, 0], attr.double().sum()])
+        return attr, scalars
 
-        self._forward = forward
-        for shape in grad_shapes:
-            sample = torch.zeros(shape, device=self.device, requires_grad=True)
-            self._grad[tuple(shape)] = torch.cuda.make_graphed_callables(forward, (sample,))
-        for shape in no_grad_shapes:
-            static_in = torch.zeros(shape, device=self.device)
-            warm_up(torch.no_grad()(functools.partial(forward, static_in)), self.device)
-            graph = torch.cuda.CUDAGraph()
-            with torch.no_grad(), torch.cuda.graph(graph):
-                static_out = forward(static_in)
-            self._no_grad[tuple(shape)] = (graph, static_in, static_out)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        shape = tuple(x.shape)
-        if torch.is_grad_enabled() and x.requires_grad and shape in self._grad:
-            return self._grad[shape](x)
-        if not torch.is_grad_enabled() and shape in self._no_grad:
-            graph, static_in, static_out = self._no_grad[shape]
-            static_in.copy_(x)
-            graph.replay()
-            return static_out.clone()
-        return self._forward(x)
+    def __call__(
+        self, x: torch.Tensor, baseline: torch.Tensor, target: int | None = None
+    ) -> tuple[torch.Tensor, int, float, float, float]:
+        """→ (attributions on the GPU — a fresh tensor —, target, f(x), f(baseline), Σ attributions)."""
+        if tuple(x.shape) != self.shape or tuple(baseline.shape) != self.shape:
+            raise ValueError(f"This GraphedIG was captured for shape {self.shape}; got {tuple(x.shape)}.")
+        self.x.copy_(x)
+        self.b.copy_(baseline)
+        self.target.fill_(-1 if target is None else target)
+        self.graph.replay()
+        attr, scalars = self.outputs
+        t, fx, fb, total = scalars.tolist()
+        return attr.clone(), int(t), fx, fb, total

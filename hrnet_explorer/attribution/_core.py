@@ -87,7 +87,7 @@ class _Copies:
     exact: HighResolutionNet  # deepcopy, ReLUs not in-place, frozen parameters, bitwise-equal logits
     lock: threading.Lock = field(default_factory=threading.Lock)  # held while hooks are on `exact`
     fast: nn.Module | None = None  # BN folded, channels_last; built on first use
-    graphed: dict = field(default_factory=dict)  # (shapes) → GraphedForward of `fast` (CUDA graphs for IG)
+    graphed: dict = field(default_factory=dict)  # (shape, steps, ...) → GraphedIG of `fast` (IG as one CUDA graph)
 
 
 _COPIES: weakref.WeakKeyDictionary[nn.Module, _Copies] = weakref.WeakKeyDictionary()

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
+from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 
-from ..graphs import GraphedForward
+from ..graphs import GraphedIG
 from ..images import ImageInput
 from ..zoo import LoadedModel
 from ._core import (
@@ -149,16 +150,16 @@ def attribute_pixels(
     it is occluded), "max_abs" for saliency/smoothgrad (Simonyan et al.); or "abs_sum" —
     ``input_size`` (crop size when ``inputs`` is an image), and ``graphs`` (IG only; default: on
     CUDA with ``fast=True``): replay IG's forwards and backward from CUDA graphs, captured once per
-    shape — see :class:`~hrnet_explorer.graphs.GraphedForward`; with graphs, ``precision="bf16"``
+    shape — see :class:`~hrnet_explorer.graphs.GraphedIG`; with graphs, ``precision="bf16"``
     runs them under bf16 autocast (faster; a larger convergence delta, reported as always).
 
     ``progress``: called as ``progress(done, total)`` with the batches (forwards of the model, each with its
     backward for the gradient methods) done of the ``total`` this attribution runs — ``(0, total)`` first,
-    then each step to ``(total, total)``: IG runs 1 + ⌈n_steps / internal_batch_size⌉, Saliency 1,
-    SmoothGrad ⌈nt_samples / nt_samples_batch_size⌉, GradientShap 1 + ⌈n_samples / internal_batch_size⌉
-    chunks, Occlusion 1 + ⌈windows / perturbations_per_eval⌉; each adds one forward for the top-1 class
-    when ``target`` is None (IG and GradientShap find it in their first forward). The result does not
-    depend on it.
+    then each step to ``(total, total)``: IG runs 1 + ⌈n_steps / internal_batch_size⌉ (one when replayed from
+    CUDA graphs), Saliency 1, SmoothGrad ⌈nt_samples / nt_samples_batch_size⌉, GradientShap 1 + ⌈n_samples /
+    internal_batch_size⌉ chunks, Occlusion 1 + ⌈windows / perturbations_per_eval⌉; each adds one forward
+    for the top-1 class when ``target`` is None (IG and GradientShap find it in their first forward). The
+    result does not depend on it.
     """
     if method not in PIXEL_METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
@@ -220,21 +221,26 @@ def attribute_pixels(
     )
 
 
-def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dict, precision: str) -> GraphedForward:
-    """IG's two graphable calls as CUDA graphs: the batch-2 forward of [x, baseline] (no grad), and
-    forward + backward of a chunk of ``internal_batch_size`` scaled inputs. Without graphs, both are
-    launch-bound on a GPU (HRNet runs hundreds of small kernels). Captured once per shape (~1 s)."""
+def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dict, precision: str) -> GraphedIG:
+    """The whole of IG as one CUDA graph (:class:`~hrnet_explorer.graphs.GraphedIG`): the batch-2 forward of
+    [x, baseline], every chunk's forward and backward and the weighted sum, with nothing read back between
+    them. Without graphs IG is launch-bound on a GPU (HRNet runs hundreds of small kernels), and each read-back
+    (the top-1 target, f(x), f(b)) leaves the GPU idle while Python catches up. Captured once per shape (~1 s)."""
     if not x.is_cuda:
         raise ValueError("graphs=True needs a CUDA device (CUDA graphs); leave it unset on CPU.")
     if model is entry.exact:
         raise ValueError("graphs=True runs on the fast copy; it cannot be combined with fast=False.")
-    ibs = opts["internal_batch_size"] or default_internal_batch_size(x.device, opts["n_steps"], x.shape[-2:])
+    n_steps, integration = opts["n_steps"], opts["integration"]
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be ≥ 1, got {n_steps}.")
+    ibs = opts["internal_batch_size"] or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
     opts["internal_batch_size"] = ibs
-    key = (tuple(x.shape), ibs, precision)
+    key = (tuple(x.shape), n_steps, integration, ibs, precision)
     with _COPIES_LOCK:
         if key not in entry.graphed:
-            entry.graphed[key] = GraphedForward(
-                model, grad_shapes=((ibs, *x.shape[1:]),), no_grad_shapes=((2, *x.shape[1:]),), precision=precision
+            weights, alphas = approximation_parameters(integration)
+            entry.graphed[key] = GraphedIG(
+                model, tuple(x.shape), alphas(n_steps), weights(n_steps), ibs, precision, _layout(x)
             )
         return entry.graphed[key]
 
@@ -246,18 +252,22 @@ def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, int
     if b.shape[0] != 1:
         raise ValueError("Integrated Gradients takes one baseline image.")
     ibs = internal_batch_size or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
-    steps = _Steps(progress, 1 + math.ceil(n_steps / ibs))  # Captum: one forward-backward per chunk
-    forward = steps.counted(model)
-    # One batched forward gives the top-1 target and both ends of the path: Captum's convergence
-    # delta (Σ attributions − (f(x) − f(baseline))) without its two extra forwards.
-    logits = _logits(forward, torch.cat([x, b]))
-    target = int(logits[0].argmax()) if target is None else target
-    attr = IntegratedGradients(forward).attribute(
-        x, baselines=b, target=target, n_steps=n_steps, method=integration, internal_batch_size=ibs
-    )
+    if isinstance(model, GraphedIG):
+        steps = _Steps(progress, 1)  # one replay
+        attr, target, fx, fb, total = model(x, b, target)
+    else:
+        steps = _Steps(progress, 1 + math.ceil(n_steps / ibs))  # Captum: one forward-backward per chunk
+        forward = steps.counted(model)
+        # One batched forward gives the top-1 target and both ends of the path: Captum's convergence
+        # delta (Σ attributions − (f(x) − f(baseline))) without its two extra forwards.
+        logits = _logits(forward, torch.cat([x, b]))
+        target = int(logits[0].argmax()) if target is None else target
+        attr = IntegratedGradients(forward).attribute(
+            x, baselines=b, target=target, n_steps=n_steps, method=integration, internal_batch_size=ibs
+        )
+        fx, fb, total = float(logits[0, target]), float(logits[1, target]), float(attr.double().sum())
     steps.finish()
-    fx, fb = float(logits[0, target]), float(logits[1, target])
-    delta = float(attr.double().sum()) - (fx - fb)
+    delta = total - (fx - fb)
     used = {
         "n_steps": n_steps,
         "internal_batch_size": ibs,
