@@ -3,6 +3,7 @@ runs the app (its example images and the lab model are package data)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -111,3 +112,25 @@ def test_app_and_lab_model_run_from_the_unpacked_wheel(wheel, tmp_path):
     for cmd in (["-m", "hrnet_explorer", "app", "--help"], ["-m", "hrnet_explorer.app", "--help"]):
         helped = subprocess.run([sys.executable, *cmd], cwd=elsewhere, env=env, capture_output=True, text=True)
         assert helped.returncode == 0 and "--models DIR" in helped.stdout, helped.stderr
+
+
+# ------------------------------------------------------------------------------ the declared minimums are tested
+
+
+def test_every_declared_minimum_is_pinned_exactly_by_the_ci_step():
+    """.ci/minimums.sh installs .ci/minimums.py's pins and smoke-tests them; the pins are pyproject's minimums,
+    every dependency (core and app) has one, and CI runs the step."""
+    spec = importlib.util.spec_from_file_location("minimums", ROOT / ".ci" / "minimums.py")
+    minimums = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(minimums)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(line) for line in project["dependencies"] + project["optional-dependencies"]["app"]]
+    pinned = {r.name: str(r.specifier) for r in map(Requirement, minimums.pins(["app"]))}
+    lowest = {r.name: next(f"=={s.version}" for s in r.specifier if s.operator == ">=") for r in declared}
+    assert pinned == lowest and {"torch", "torchvision", "gradio"} <= set(pinned)
+    kept = {r.name: str(r.specifier) for r in map(Requirement, minimums.pins(["app"], keep=["huggingface_hub"]))}
+    hub = next(r for r in declared if r.name == "huggingface_hub")
+    assert kept["huggingface_hub"] == str(hub.specifier) and kept["torch"] == pinned["torch"]  # its declared range
+    assert ".ci/minimums.sh" in (ROOT / ".ci" / "run").read_text()
+    script = (ROOT / ".ci" / "minimums.sh").read_text()
+    assert ".ci/smoke.py" in script and ".ci/smoke.py --app" in script
