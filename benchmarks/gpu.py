@@ -11,7 +11,8 @@ deviation. Prints one JSON line per variant; ``--out`` also writes them to a fil
 ``--speed2`` measures, per variant and in one process: the plain forward eager, as a CUDA graph and
 compiled (``torch.compile(mode="reduce-overhead")``, both layouts at batch 1), against the full trace as
 GraphTracer (exact, and with BatchNorm folded before capture) and as CompiledTracer (the trace as one
-compiled forward with outputs, BN folded); batch 1 fp32 and batch N bf16 channels_last; compile times;
+compiled forward with outputs, BN folded); batch 1 fp32 and batch N bf16 channels_last; at batch N also both
+fast traces with channel widths padded to multiples of 8 (``pad=True``, hrnet_explorer.pad); compile times;
 the fast traces' worst per-map deviation from the exact trace; GPU memory over 500 fast traces.
 """
 
@@ -27,6 +28,7 @@ import torch
 
 from hrnet_explorer import load_model, trace
 from hrnet_explorer.graphs import GraphTracer, fast_model, warm_up
+from hrnet_explorer.pad import padded_width
 from hrnet_explorer.runtime import autocast
 from hrnet_explorer.zoo import VARIANTS, RandomWeightsWarning
 
@@ -149,6 +151,10 @@ def bench_speed2(variant: str, batch: int, repeats: int, skip_batch: bool = Fals
     loaded = load_model(variant, "random", device="cuda", cache=False)
     row: dict = {"variant": variant, "device": torch.cuda.get_device_name(), "torch": torch.__version__}
     cl = torch.channels_last
+    # Widths 18/30/44 (and their multiples) are padded; w18_small and w32/w40/w48/w64 have nothing to pad.
+    pads = any(
+        padded_width(m.out_channels) != m.out_channels for m in loaded.model.modules() if isinstance(m, torch.nn.Conv2d)
+    )
     for b, precision in ((1, "fp32"), (batch, "bf16")):
         if b == batch and skip_batch:
             continue
@@ -183,10 +189,14 @@ def bench_speed2(variant: str, batch: int, repeats: int, skip_batch: bool = Fals
             row[f"{p}plain_compiled_{fmt}"] = per_call(cuda_ms(lambda f=run_compiled, xi=xi: f(xi), reps))
             del compiled, net
             torch.cuda.empty_cache()
-        for name, fold in (("trace_graph_exact", False), ("trace_graph_folded", True)):
-            tracer = GraphTracer(loaded, b, 224, keep="all", precision=precision, channels_last=True, fold=fold)
+        graphed = [("trace_graph_exact", False, False), ("trace_graph_folded", True, False)]
+        graphed += [("trace_graph_padded", True, True)] if b > 1 and pads else []  # channels padded to multiples of 8
+        for name, fold, pad in graphed:
+            tracer = GraphTracer(
+                loaded, b, 224, keep="all", precision=precision, channels_last=True, fold=fold, pad=pad
+            )
             row[f"{p}{name}"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
-            if b == 1 and fold:
+            if b == 1 and fold and not pad:
                 exact = GraphTracer(loaded, 1, 224, keep="all", precision=precision, channels_last=False)(x).clone()
                 row[f"{p}{name}_worst_rel"] = worst_rel(tracer(xl), exact)
             del tracer
@@ -213,11 +223,25 @@ def bench_speed2(variant: str, batch: int, repeats: int, skip_batch: bool = Fals
                 row[f"mem500_{label}_growth_bytes"] = torch.cuda.memory_allocated() - before
         del tracer
         torch.cuda.empty_cache()
+        if b > 1 and pads:  # the compiled trace of the channel-padded copy
+            tracer = CompiledTracer(loaded, precision=precision, fold=True, pad=True, channels_last=True)
+            tracer(xl)
+            row[f"{p}trace_compiled_padded_compile_s"] = tracer.compile_seconds[tuple(x.shape)]
+            row[f"{p}trace_compiled_padded"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
+            del tracer
+            torch.cuda.empty_cache()
         compiled_rows = [v for k, v in row.items() if k.startswith(f"{p}plain_compiled_") and not k.endswith("_s")]
         plain = min(compiled_rows) if b == 1 else max(compiled_rows)  # the fastest: least ms, most images/s
-        for name in ("trace_graph_exact", "trace_graph_folded", "trace_compiled"):
+        for name in (
+            "trace_graph_exact",
+            "trace_graph_folded",
+            "trace_graph_padded",
+            "trace_compiled",
+            "trace_compiled_padded",
+        ):
             # batch 1: time over the compiled plain forward's (target ≤ 1.10); batch N: throughput over its (≥ 0.95)
-            row[f"{p}{name}_over_compiled"] = row[f"{p}{name}"] / plain
+            if f"{p}{name}" in row:
+                row[f"{p}{name}_over_compiled"] = row[f"{p}{name}"] / plain
     row["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
     return {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}
 

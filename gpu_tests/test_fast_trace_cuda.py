@@ -1,8 +1,9 @@
 """Run on a CUDA machine (python -m pytest gpu_tests): fast traces keep the contract against the exact trace.
 
 Contract (hrnet_explorer.fold.FAST_RTOL["cuda"]): every map of a fast trace (BatchNorm folded,
-channels_last: eager, GraphTracer(fold=True), CompiledTracer) is within 1e-2 of the exact trace's
-largest magnitude of that map, fp32 with cuDNN's defaults (TF32 convolutions in both).
+channels_last: eager, GraphTracer(fold=True), CompiledTracer; GraphTracer(fold=True, pad=True) with channel widths
+padded to multiples of 8) is within 1e-2 of the exact trace's largest magnitude of that map, fp32 with cuDNN's
+defaults (TF32 convolutions in both), or bf16 autocast in both (the padded test).
 """
 
 from __future__ import annotations
@@ -85,3 +86,30 @@ def test_strict_fp32_fast_trace_is_close_to_exact():
         torch.backends.cudnn.allow_tf32 = tf32
     print(f"strict fp32 w18_small: {dev:.2e}")
     assert dev <= FAST_RTOL["cpu"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("variant", ["hrnet_w18", "hrnet_w30"])
+def test_padded_graph_tracer_keeps_the_contract(variant, precision):
+    """GraphTracer(fold=True, pad=True) at batch 8: channel widths padded to multiples of 8 inside, the maps sliced
+    back; same names and shapes as the exact trace, within FAST_RTOL["cuda"] of it (bf16: both traces in bf16)."""
+    loaded = random_loaded(variant)
+    x = torch.randn(8, 3, 224, 224, device="cuda")
+    exact = trace(loaded, x, precision=precision)
+    assert exact.exact
+    padded_tracer = GraphTracer(loaded, 8, 224, precision=precision, fold=True, pad=True)
+    assert padded_tracer.net.hrnet_explorer_widths  # w18: 18/36 → 24/40; w30: 30/60 → 32/64
+    padded = padded_tracer(x)
+    assert not padded.exact and padded.names() == exact.names() and padded.shapes == exact.shapes
+    dev = worst_rel(padded, exact)
+    folded = GraphTracer(loaded, 8, 224, precision=precision, fold=True)(x)  # the same copy unpadded
+    report = (
+        f"{variant} {precision} batch 8: padded vs exact {dev:.2e}, folded vs exact {worst_rel(folded, exact):.2e}, "
+        f"padded vs folded {worst_rel(padded, folded):.2e}"
+    )
+    print(report)
+    assert dev <= FAST_RTOL["cuda"], report
+    for ref in padded.modules:
+        assert module_reconstruction_error(padded, ref.stage, ref.index) <= 1e-5 * float(
+            padded[f"{ref.name}.fused0"].float().abs().max()
+        )

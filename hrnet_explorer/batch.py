@@ -48,10 +48,14 @@ def trace_many(
     num_workers: int = 0,
     use_graphs: bool | None = None,
     channels_last: bool = True,
+    fold: bool = False,
+    pad: bool = False,
 ) -> Iterator[Trace]:
     """Trace ``images`` in batches; yields one CPU :class:`Trace` per batch, in order.
 
     ``use_graphs`` (default: on CUDA) replays a CUDA graph per batch; precision is the LoadedModel's.
+    ``fold`` / ``pad`` (CUDA graphs only): the GraphTracer's BatchNorm-folded / channel-padded private copy
+    (fast traces: within ``FAST_RTOL["cuda"]`` of the exact trace; see :class:`~hrnet_explorer.graphs.GraphTracer`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
@@ -59,6 +63,8 @@ def trace_many(
     use_graphs = cuda if use_graphs is None else use_graphs
     if use_graphs and not cuda:
         raise ValueError("CUDA graphs need a CUDA device; pass use_graphs=False on CPU.")
+    if (fold or pad) and not use_graphs:
+        raise ValueError("fold and pad apply to the CUDA-graph tracer (use_graphs=True) only.")
     loader = DataLoader(
         ImageDataset(images, loaded.data_config, input_size),
         batch_size=batch_size,
@@ -73,7 +79,7 @@ def trace_many(
             continue
         if tracer is None:
             size = batch.shape[-1]
-            tracer = GraphTracer(loaded, batch_size, size, keep=keep, channels_last=channels_last)
+            tracer = GraphTracer(loaded, batch_size, size, keep=keep, channels_last=channels_last, fold=fold, pad=pad)
         if n < batch_size:  # the last batch: pad to the captured shape
             batch = torch.cat([batch, batch.new_zeros(batch_size - n, *batch.shape[1:])])
         yield tracer(batch.to(loaded.device, non_blocking=True)).head(n)  # copies: safe from the next replay

@@ -12,6 +12,8 @@ in channels_last. Compilation is paid once per (model, input shape, precision) o
 (tens of seconds on a GPU); ``CompiledTracer.compile_seconds`` reports it. Under ``reduce-overhead``
 the returned maps live in the CUDA graph's memory and are overwritten by the next call: ``.clone()``
 a Trace you keep. Numerically a compiled trace is a fast trace: within ``FAST_RTOL`` of the exact one.
+``pad=True`` also pads that copy's channel widths to multiples of 8 (:mod:`hrnet_explorer.pad`); trace_forward
+slices every padded map back to its width (``widths``), so the maps, names and shapes are the unpadded ones.
 
 No captum, plotly or gradio here: this module runs where only torch and timm are installed.
 """
@@ -27,6 +29,7 @@ from torch import nn
 
 from .fold import fast_copy
 from .images import check_input_tensor
+from .pad import pad_channels
 from .runtime import Precision, autocast
 from .trace import Trace, _check_hrnet, module_refs
 from .zoo import LoadedModel
@@ -52,8 +55,13 @@ def _module_forward(mod: nn.Module, xs: list[torch.Tensor], p: str, out: dict[st
     return fused
 
 
-def trace_forward(net: HighResolutionNet, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every map of a full trace of ``net`` on ``x``, as a dict (insertion order = forward order)."""
+def trace_forward(
+    net: HighResolutionNet, x: torch.Tensor, widths: dict[str, int] | None = None
+) -> dict[str, torch.Tensor]:
+    """Every map of a full trace of ``net`` on ``x``, as a dict (insertion order = forward order).
+
+    ``widths``: for a channel-padded ``net``, ``{name: channels}`` (its ``hrnet_explorer_widths``): those maps are
+    returned as ``t[:, :channels]``, the unpadded width (a view; the forward itself runs padded)."""
     out: dict[str, torch.Tensor] = {}
     y = net.act2(net.bn2(net.conv2(net.act1(net.bn1(net.conv1(x))))))
     out["stem"] = y
@@ -92,27 +100,32 @@ def trace_forward(net: HighResolutionNet, x: torch.Tensor) -> dict[str, torch.Te
     y = net.global_pool(y)
     out["head.pooled"] = y
     out["logits"] = net.classifier(net.head_drop(y))
+    for name, channels in (widths or {}).items():
+        out[name] = out[name][:, :channels]
     return out
 
 
 class TraceModule(nn.Module):
-    """``net`` wrapped so that ``forward(x)`` returns :func:`trace_forward`'s dict (what gets compiled)."""
+    """``net`` wrapped so that ``forward(x)`` returns :func:`trace_forward`'s dict (what gets compiled); a padded
+    ``net``'s maps are sliced to their unpadded widths."""
 
     def __init__(self, net: HighResolutionNet):
         super().__init__()
         self.net = _check_hrnet(net)
+        self.widths = dict(getattr(net, "hrnet_explorer_widths", {}))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return trace_forward(self.net, x)
+        return trace_forward(self.net, x, self.widths)
 
 
 class CompiledTracer:
     """A full trace (``keep="all"``) of ``model`` through ``torch.compile``; compiled on the first call.
 
     ``fold``: trace a BatchNorm-folded private copy (default; False: an unfolded private copy, which is
-    bit-exact in eager mode only). ``channels_last``: that copy's memory format. ``mode``/``backend``:
-    passed to ``torch.compile`` (``fullgraph=True``, ``dynamic=False``). ``precision``: "fp32" or
-    "bf16" autocast (default: the LoadedModel's). Any input shape works; each new one compiles again.
+    bit-exact in eager mode only). ``pad``: that copy's channel widths padded to multiples of 8
+    (:func:`hrnet_explorer.pad.pad_channels`), maps sliced back. ``channels_last``: that copy's memory format.
+    ``mode``/``backend``: passed to ``torch.compile`` (``fullgraph=True``, ``dynamic=False``). ``precision``:
+    "fp32" or "bf16" autocast (default: the LoadedModel's). Any input shape works; each new one compiles again.
     """
 
     def __init__(
@@ -121,6 +134,7 @@ class CompiledTracer:
         *,
         precision: Precision | None = None,
         fold: bool = True,
+        pad: bool = False,
         channels_last: bool = True,
         mode: str | None = "reduce-overhead",
         backend: str = "inductor",
@@ -135,7 +149,9 @@ class CompiledTracer:
             with torch.inference_mode(False), torch.no_grad():
                 net = copy.deepcopy(source).eval().requires_grad_(False)
             net = net.to(memory_format=torch.channels_last) if channels_last else net
-        self.net, self.fold = net, fold
+        if pad:
+            pad_channels(net)
+        self.net, self.fold, self.pad = net, fold, pad
         self.source = source
         self.precision = precision or (self.loaded.precision if self.loaded else "fp32")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -167,5 +183,5 @@ class CompiledTracer:
             shapes={k: tuple(v.shape) for k, v in maps.items()},
             maps=dict(maps),
             weights=self.loaded.weights if self.loaded else None,
-            exact=not self.fold and self.memory_format == torch.contiguous_format,
+            exact=not (self.fold or self.pad) and self.memory_format == torch.contiguous_format,
         )

@@ -211,10 +211,22 @@ def hooks_installed(hooks: list[tuple[nn.Module, str, Hook]]) -> Iterator[None]:
 
 
 class _Recorder:
-    """Hook callbacks that file every captured tensor under its trace name."""
+    """Hook callbacks that file every captured tensor under its trace name.
 
-    def __init__(self, keep: Keep, store: torch.device | None, dtype: torch.dtype | None):
+    ``narrow``: ``{name: channels}`` for a channel-padded copy (:func:`hrnet_explorer.pad.pad_channels`): those
+    captures are sliced to ``t[:, :channels]`` (a view) before anything else sees them — the maps, the shapes, the
+    summaries and the fusion statistics are those of the unpadded network. None: nothing is sliced.
+    """
+
+    def __init__(
+        self,
+        keep: Keep,
+        store: torch.device | None,
+        dtype: torch.dtype | None,
+        narrow: dict[str, int] | None = None,
+    ):
         self.keep, self.store, self.dtype = keep, store, dtype
+        self.narrow = narrow or None
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.maps: dict[str, torch.Tensor] = {}
         self.summaries: dict[str, dict[str, torch.Tensor]] = {}
@@ -223,7 +235,10 @@ class _Recorder:
         self._edges: dict[str, list[torch.Tensor | None]] = {}  # module name → this target's edges
         self._calls: dict[str, int] = {}  # module name → fuse_act calls so far in this module call
 
-    def put(self, name: str, tensor: torch.Tensor) -> None:
+    def put(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """File ``tensor`` under ``name``; returns it (sliced to its unpadded width if ``narrow`` names it)."""
+        if self.narrow is not None and name in self.narrow:
+            tensor = tensor[:, : self.narrow[name]]
         self.shapes[name] = tuple(tensor.shape)
         if name == "logits" or self.keep == "all" or (self.keep == "outputs" and not _is_intermediate(name)):
             t = tensor.detach()
@@ -234,6 +249,7 @@ class _Recorder:
             self.maps[name] = t
         elif self.keep == "summaries" and tensor.ndim == 4:
             self.summaries[name] = {k: v.to(self.store or v.device) for k, v in summarize_map(tensor).items()}
+        return tensor
 
     def output(self, name: str) -> Hook:
         def hook(module, args, output):
@@ -251,7 +267,7 @@ class _Recorder:
         name = f"{ref.name}.edge{source}to{target}"
 
         def hook(module, args, output):
-            self.put(name, output)
+            output = self.put(name, output)
             if self.keep != "all":
                 self._edges[ref.name][source] = output
 
@@ -269,10 +285,10 @@ class _Recorder:
         def hook(module, args, output):
             i = self._calls[ref.name]  # the shared ReLU fires once per target stream, i = 0..N-1
             self._calls[ref.name] = i + 1
-            self.put(f"{ref.name}.presum{i}", args[0])
+            presum = self.put(f"{ref.name}.presum{i}", args[0])
             self.put(f"{ref.name}.fused{i}", output)
             if self.keep != "all":
-                self._rows[ref.name].append(fusion_row(self._edges[ref.name], args[0]))
+                self._rows[ref.name].append(fusion_row(self._edges[ref.name], presum))
                 self._edges[ref.name] = [None] * ref.num_streams
                 if i == ref.num_streams - 1:
                     self.fusion[ref.name] = stack_fusion_stats(self._rows.pop(ref.name))
