@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -141,16 +142,149 @@ def _wrap(text: str, width: int = 110) -> str:
     return "<br>".join(textwrap.wrap(text, width))
 
 
-def _finish(fig: go.Figure, title: str, height: int | None = None, **layout: Any) -> go.Figure:
+_TAG = re.compile(r"(<[^>]+>)")
+_SMALL_TAGS = ("sup", "sub")
+
+
+def _wrap_html(text: str, width: int, small_width: int | None = None) -> list[str]:
+    """Plotly's pseudo-HTML ``text`` in lines of at most ``width`` visible characters (``small_width`` inside
+    <sup>/<sub>, whose font is smaller), broken at spaces and at its own <br>. Tags don't count; a tag open at a
+    break is closed at the end of the line and opened again on the next, so every line stands on its own."""
+    small_width = small_width or width
+    lines: list[str] = []
+    stack: list[tuple[str, str]] = []  # open tags: (name, the opening tag as written)
+    line, length, space = "", 0, False
+
+    def brk() -> None:
+        nonlocal line, length, space
+        lines.append(line + "".join(f"</{name}>" for name, _ in reversed(stack)))
+        line, length, space = "".join(tag for _, tag in stack), 0, False
+
+    for token in _TAG.split(text):
+        if not token:
+            continue
+        if token.startswith("<"):
+            name = token.strip("</>").split()[0].lower() if token.strip("</>") else ""
+            if name == "br":
+                brk()
+            elif token.startswith("</"):
+                if stack and stack[-1][0] == name:
+                    stack.pop()
+                line += token
+            else:
+                stack.append((name, token))
+                line += token
+            continue
+        if token[:1].isspace():
+            space = True
+        words = token.split()
+        for k, word in enumerate(words):
+            limit = small_width if any(name in _SMALL_TAGS for name, _ in stack) else width
+            need = len(word) + (1 if space and length else 0)
+            if length and length + need > limit:
+                brk()
+                need = len(word)
+            elif space and length:
+                line += " "
+            line += word
+            length += need
+            space = k < len(words) - 1 or token[-1:].isspace()
+    if line or not lines:
+        lines.append(line)
+    return lines
+
+
+# Compact figures (``compact=True``, for narrow screens: the app asks for them below COMPACT_WIDTH px) are laid out
+# for about COMPACT_DESIGN_WIDTH px: grids wrap to fewer columns or stack, titles wrap, colour bars lie below.
+COMPACT_WIDTH = 820  # below it, the wide layouts' subplot titles and notes run into each other
+COMPACT_DESIGN_WIDTH = 360
+_COMPACT_TITLE = (40, 58)  # characters per line of a compact title, and of its <sup> lines
+_COMPACT_TOP = 34  # px above a compact title
+_COLORBAR_BELOW = 60  # px under the plot for a horizontal colour bar (+ 13 px per line of its title)
+
+
+def _bar_title(bar: Any) -> str:
+    title = getattr(getattr(bar, "title", None), "text", None)
+    return title or ""
+
+
+def _colour_bars(fig: go.Figure) -> list:
+    """The colour bars ``fig`` shows: its colour axes' and its traces' own."""
+    axes = {t.coloraxis for t in fig.data if getattr(t, "coloraxis", None)}
+    bars = [fig.layout[k].colorbar for k in sorted(axes) if fig.layout[k].showscale is not False]
+    return bars + [
+        t.colorbar
+        for t in fig.data
+        if "colorbar" in t and not getattr(t, "coloraxis", None) and t.showscale is not False
+    ]
+
+
+def _bars_below(fig: go.Figure) -> int:
+    """Every colour bar of ``fig`` turned horizontal, thin, under the plot; its title under its tick labels.
+    Returns the pixels the tallest one needs below the plot."""
+    need = 0
+    for bar in _colour_bars(fig):
+        lines = _wrap_html(re.sub(r"<br\s*/?>", " ", _bar_title(bar), flags=re.I), 58)
+        bar.update(
+            orientation="h",
+            thickness=12,
+            len=1.0,
+            x=0.5,
+            xanchor="center",
+            xref="paper",
+            y=0.0,
+            yanchor="bottom",
+            yref="container",
+            ypad=6,
+            title=dict(text="<br>".join(lines), side="bottom", font=dict(size=11)),
+        )
+        need = max(need, _COLORBAR_BELOW + 13 * len(lines))
+    return need
+
+
+def _title_px(title: str) -> int:
+    """About how tall a figure title is: 20 px a line (plotly.js spaces <sup> lines as its 15 px font), the last
+    one 13 px when it is a <sup> or <sub> line."""
+    lines = title.split("<br>")
+    return 20 * (len(lines) - 1) + (13 if re.match(r"\s*<su[bp]>", lines[-1]) else 20)
+
+
+def _finish(
+    fig: go.Figure, title: str, height: int | None = None, *, compact: bool = False, **layout: Any
+) -> go.Figure:
     layout.setdefault("margin", dict(l=60, r=30, t=90, b=50))
+    heading = dict(text=title, x=0.01, xanchor="left", font=dict(size=15))
+    if compact:  # the title wrapped, at the top; the top margin keeps the room the figure left under its title
+        margin = dict(layout["margin"])
+        top = margin.get("t", 90)
+        under = max(30, top // 2 + 14 - _title_px(title))  # a wide title starts 14 px above the top margin's middle
+        heading["text"] = "<br>".join(_wrap_html(title, *_COMPACT_TITLE))
+        # The top 34 px stay free for the mode bar (and the app's plot label, drawn over the figure's corner);
+        # plotly.js lifts a title of several lines 10 px above its pad.
+        heading.update(
+            y=1, yref="container", yanchor="top", pad=dict(t=_COMPACT_TOP + 10 * ("<br>" in heading["text"]))
+        )
+        margin["t"] = _COMPACT_TOP + _title_px(heading["text"]) + under
+        margin["r"] = min(margin.get("r", 30), 16)
+        layout["margin"] = margin
+        height = height + margin["t"] - top if height else height
     if height:
         layout["height"] = height
     fig.update_layout(
-        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
+        title=heading,
         template="plotly_white",
         hoverlabel=dict(namelength=-1),
         **layout,
     )
+    if compact:
+        below = _bars_below(fig)
+        if below:
+            fig.update_layout(margin_b=fig.layout.margin.b + below)
+            if fig.layout.height:
+                fig.update_layout(height=fig.layout.height + below)
+    else:  # the top tick label under its tick: above it, it ran into the last line of the bar's title
+        for bar in _colour_bars(fig):
+            bar.update(ticklabelposition="outside bottom")
     return fig
 
 
@@ -219,8 +353,11 @@ def _symmetric(values: Sequence[np.ndarray] | np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------- prediction
 
 
-def topk_figure(prediction: Prediction | Sequence[ClassScore], *, title: str | None = None) -> go.Figure:
-    """Horizontal bars of the top-k classes (best on top): softmax probability, with logit and index on hover."""
+def topk_figure(
+    prediction: Prediction | Sequence[ClassScore], *, title: str | None = None, compact: bool = False
+) -> go.Figure:
+    """Horizontal bars of the top-k classes (best on top): softmax probability, with logit and index on hover.
+    ``compact``: for a narrow screen (shorter class names, a wrapped title)."""
     scores = list(getattr(prediction, "top", prediction))
     if not scores:
         raise ValueError("topk_figure needs at least one ClassScore.")
@@ -228,7 +365,7 @@ def topk_figure(prediction: Prediction | Sequence[ClassScore], *, title: str | N
     fig = go.Figure(
         go.Bar(
             x=[s.probability for s in scores],
-            y=[f"{_clip_label(s.label, 40)} ({s.index})" for s in scores],
+            y=[f"{_clip_label(s.label, 24 if compact else 40)} ({s.index})" for s in scores],
             orientation="h",
             marker_color=POSITIVE_COLOR,
             text=[f"{s.probability:.1%}" for s in scores],
@@ -244,16 +381,21 @@ def topk_figure(prediction: Prediction | Sequence[ClassScore], *, title: str | N
             h, w = prediction.input_size
             title += f" · {_short(prediction.model_name)} · {h}×{w} px{_weights_note(prediction.weights)}"
     fig.update_xaxes(title_text="softmax probability", tickformat=".0%", rangemode="tozero")
-    fig.update_yaxes(title_text="class (index)", automargin=True)
-    return _finish(fig, title, height=120 + 36 * len(scores))
+    fig.update_yaxes(title_text=None if compact else "class (index)", automargin=True)
+    return _finish(fig, title, height=120 + 36 * len(scores), compact=compact)
 
 
 def variants_figure(
-    reports: Sequence[CostReport], latencies_ms: Mapping[str, float] | None = None, *, device: str | None = None
+    reports: Sequence[CostReport],
+    latencies_ms: Mapping[str, float] | None = None,
+    *,
+    device: str | None = None,
+    compact: bool = False,
 ) -> go.Figure:
     """The variants compared, card beside measurement: parameters, MACs vs the card's "FLOPs", latency.
 
     ``latencies_ms`` maps variant name → measured milliseconds of one forward (optional; ``device`` says where).
+    ``compact``: the panels stacked, for a narrow screen.
     """
     if not reports:
         raise ValueError("variants_figure needs at least one CostReport.")
@@ -263,7 +405,15 @@ def variants_figure(
     titles = ["Parameters (millions)", "Compute per 224 px image (billions)", "Latency of one traced forward (ms)"][
         :cols
     ]
-    fig = make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.08)
+    if compact:
+        fig = make_subplots(rows=cols, cols=1, subplot_titles=titles, vertical_spacing=0.32 / cols)
+        fig.update_annotations(font_size=13)
+    else:
+        fig = make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.08)
+
+    def at(c: int) -> tuple[int, int]:
+        return (c, 1) if compact else (1, c)
+
     fig.add_trace(
         go.Bar(
             name="card",
@@ -273,8 +423,7 @@ def variants_figure(
             legendgroup="card",
             hovertemplate="%{x}<br>card: %{y:.2f} M parameters<extra></extra>",
         ),
-        1,
-        1,
+        *at(1),
     )
     fig.add_trace(
         go.Bar(
@@ -286,8 +435,7 @@ def variants_figure(
             customdata=[r.params for r in reports],
             hovertemplate="%{x}<br>measured: %{customdata:,} parameters<extra></extra>",
         ),
-        1,
-        1,
+        *at(1),
     )
     fig.add_trace(
         go.Bar(
@@ -301,8 +449,7 @@ def variants_figure(
             hovertemplate="%{x}<br>card 'FLOPs': %{customdata[0]:,}<br>= %{customdata[1]:.3f} × measured MACs"
             "<extra></extra>",
         ),
-        1,
-        2,
+        *at(2),
     )
     fig.add_trace(
         go.Bar(
@@ -315,8 +462,7 @@ def variants_figure(
             customdata=[r.macs for r in reports],
             hovertemplate="%{x}<br>measured (fvcore): %{customdata:,} MACs<extra></extra>",
         ),
-        1,
-        2,
+        *at(2),
     )
     if cols == 3:
         fig.add_trace(
@@ -331,35 +477,49 @@ def variants_figure(
                 textposition="auto",
                 hovertemplate="%{x}<br>%{y:.1f} ms" + (f" on {device}" if device else "") + "<extra></extra>",
             ),
-            1,
-            3,
+            *at(3),
         )
-        fig.update_yaxes(title_text="ms" + (f" ({device})" if device else ""), row=1, col=3)
+        fig.update_yaxes(title_text="ms" + (f" ({device})" if device else ""), row=at(3)[0], col=at(3)[1])
     fig.update_yaxes(title_text="M parameters", row=1, col=1)
-    fig.update_yaxes(title_text="G (card: 'FLOPs'; measured: MACs)", row=1, col=2)
-    fig.update_xaxes(title_text="variant")
+    fig.update_yaxes(
+        title_text="G (card 'FLOPs', MACs)" if compact else "G (card: 'FLOPs'; measured: MACs)",
+        row=at(2)[0],
+        col=at(2)[1],
+    )
+    if not compact:
+        fig.update_xaxes(title_text="variant")
+    note = len(_wrap(CARD_FLOPS_EXPLANATION, 56).split("<br>"))  # the compact note's lines
+    height = 150 + 250 * cols + 15 * note if compact else 520
     fig.add_annotation(
-        text=_wrap(CARD_FLOPS_EXPLANATION, 150),
+        text=_wrap(CARD_FLOPS_EXPLANATION, 56 if compact else 125),
         xref="paper",
         yref="paper",
         x=0,
-        y=-0.45,
+        y=0 if compact else -0.45,
+        yshift=-102 if compact else 0,  # compact: at the foot, under the tick labels and the legend
         showarrow=False,
         align="left",
         xanchor="left",
         yanchor="top",
         font=dict(size=11, color="#555555"),
+        name="note",
     )
+    if compact:
+        fig.update_xaxes(tickangle=-30)
     top1 = ", ".join(f"{_short(r.variant)} {r.card_top1:.2f}%" for r in reports)
     return _finish(
         fig,
         "The variants: card vs measured<br><sup>"
         + _wrap(f"card top-1 ({reports[0].card_tag}): {top1}", 120)
         + "</sup>",
-        height=520,
+        height=height,
         barmode="group",
-        margin=dict(l=60, r=30, t=130, b=190),
-        legend=dict(orientation="h", y=1.12, yanchor="bottom", x=1, xanchor="right"),
+        margin=dict(l=60, r=16, t=110, b=110 + 15 * note) if compact else dict(l=60, r=30, t=130, b=190),
+        # compact: the legend under the last panel's tick labels, above the note
+        legend=dict(orientation="h", y=(15 * note + 12) / height, yanchor="bottom", x=0, yref="container")
+        if compact
+        else dict(orientation="h", y=1.12, yanchor="bottom", x=1, xanchor="right"),
+        compact=compact,
     )
 
 
@@ -377,11 +537,16 @@ def _map_grid(
     max_side: int,
     title: str,
     cell_px: int = 150,
+    compact: bool = False,
 ) -> go.Figure:
-    """Small multiples: grid[r][c] is a trace name (or None for an empty cell), each map on its own scale."""
+    """Small multiples: grid[r][c] is a trace name (or None for an empty cell), each map on its own scale.
+    ``compact``: cells sized to fill a narrow screen's width, the colour bar below."""
     if method not in REDUCTION_LABELS:
         raise ValueError(f"Unknown reduction {method!r}; choose one of {', '.join(REDUCTION_LABELS)}.")
     rows, cols = len(grid), max(len(r) for r in grid)
+    margin = dict(l=50, r=16, t=110, b=20) if compact else dict(l=70, r=110, t=110, b=20)
+    if compact:  # square cells across the design width
+        cell_px = round((COMPACT_DESIGN_WIDTH - margin["l"] - margin["r"]) / cols)
     fig = make_subplots(
         rows=rows, cols=cols, column_titles=list(col_titles), horizontal_spacing=0.012, vertical_spacing=0.03
     )
@@ -463,14 +628,17 @@ def _map_grid(
                 first = False
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[0, in_w])
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=[in_h, 0])
-    fig.update_annotations(font_size=11)
-    return _finish(fig, title, height=90 + cell_px * rows, margin=dict(l=70, r=110, t=110, b=20))
+    fig.update_annotations(font_size=10 if compact else 11)
+    return _finish(fig, title, height=90 + cell_px * rows, margin=margin, compact=compact)
 
 
-def lanes_figure(trace: Trace, method: str = "l2", *, sample: int = 0, max_side: int = 64) -> go.Figure:
+def lanes_figure(
+    trace: Trace, method: str = "l2", *, sample: int = 0, max_side: int = 64, compact: bool = False
+) -> go.Figure:
     """The network as parallel lanes: one row per stream (1/4 … 1/32 resolution), one column per
     HighResolutionModule in forward order; each cell is that stream's fused output, reduced over channels.
-    Maps larger than ``max_side`` are averaged down for display (at 224 px every stream keeps its resolution)."""
+    Maps larger than ``max_side`` are averaged down for display (at 224 px every stream keeps its resolution).
+    ``compact`` (a narrow screen): the lanes run down the page, one column per stream, one row per module."""
     refs = trace.modules
     n = max(r.num_streams for r in refs)
     grid = [[f"{r.name}.fused{k}" if k < r.num_streams else None for r in refs] for k in range(n)]
@@ -480,10 +648,14 @@ def lanes_figure(trace: Trace, method: str = "l2", *, sample: int = 0, max_side:
         widths[k] = shape[1] if shape else "?"
     row_titles = [f"stream {k}<br>1/{4 * 2**k} · {widths[k]} ch" for k in range(n)]
     col_titles = [f"stage {r.stage}<br>module {r.index}" for r in refs]
+    lanes = "rows = streams (resolution, channels), columns = modules in forward order"
+    if compact:
+        grid = [list(column) for column in zip(*grid, strict=True)]
+        row_titles, col_titles = col_titles, row_titles
+        lanes = "columns = streams (resolution, channels), rows = modules in forward order"
     title = (
         f"{_short(trace.variant)} as parallel lanes · {REDUCTION_LABELS.get(method, method)}"
-        f"{_weights_note(trace.weights)}<br><sup>rows = streams (resolution, channels), columns = modules in forward "
-        "order; each cell is the stream's fused output</sup>"
+        f"{_weights_note(trace.weights)}<br><sup>{lanes}; each cell is the stream's fused output</sup>"
     )
     return _map_grid(
         trace,
@@ -495,27 +667,40 @@ def lanes_figure(trace: Trace, method: str = "l2", *, sample: int = 0, max_side:
         max_side=max_side,
         title=title,
         cell_px=150 if len(refs) <= 4 else 120,
+        compact=compact,
     )
 
 
 def module_maps_figure(
-    trace: Trace, stage: int, module: int, method: str = "l2", *, sample: int = 0, max_side: int = 56
+    trace: Trace,
+    stage: int,
+    module: int,
+    method: str = "l2",
+    *,
+    sample: int = 0,
+    max_side: int = 56,
+    compact: bool = False,
 ) -> go.Figure:
-    """One module, stream by stream: each branch's output, the pre-activation sum and the fused output."""
+    """One module, stream by stream: each branch's output, the pre-activation sum and the fused output.
+    ``compact``: sized for a narrow screen."""
     ref = trace.module(stage, module if module >= 0 else len([r for r in trace.modules if r.stage == stage]) + module)
     kinds = [("branch", "after its blocks"), ("presum", "Σ of fuse edges"), ("fused", "ReLU(Σ): output")]
     kinds = [(k, d) for k, d in kinds if f"{ref.name}.{k}0" in trace.maps or f"{ref.name}.{k}0" in trace.summaries]
     grid = [[f"{ref.name}.{kind}{i}" for i in range(ref.num_streams)] for kind, _ in kinds]
+    title = f"{ref.name}, stream by stream · {REDUCTION_LABELS.get(method, method)}"
+    if compact:  # the rows' descriptions in the subtitle: turned beside a narrow row, they run into each other
+        title += "<br><sup>" + ", ".join(f"{k}: {d}" for k, d in kinds) + "</sup>"
     return _map_grid(
         trace,
         grid,
-        row_titles=[f"{k}<br>{d}" for k, d in kinds],
-        col_titles=[f"stream {i} (1/{4 * 2**i})" for i in range(ref.num_streams)],
+        row_titles=[k if compact else f"{k}<br>{d}" for k, d in kinds],
+        col_titles=[f"stream {i}{'<br>' if compact else ' '}(1/{4 * 2**i})" for i in range(ref.num_streams)],
         method=method,
         sample=sample,
         max_side=max_side,
-        title=f"{ref.name}, stream by stream · {REDUCTION_LABELS.get(method, method)}",
+        title=title,
         cell_px=190,
+        compact=compact,
     )
 
 
@@ -531,7 +716,7 @@ def _measure_scale(measure: str, values: Sequence[np.ndarray]) -> dict:
     return dict(colorscale=_DIVERGING, cmin=-top, cmax=top, cmid=0.0)
 
 
-def _matrix_trace(m: np.ndarray, measure: str, where: str) -> go.Heatmap:
+def _matrix_trace(m: np.ndarray, measure: str, where: str, font_size: int = 11) -> go.Heatmap:
     n = m.shape[0]
     return go.Heatmap(
         z=m,
@@ -540,7 +725,7 @@ def _matrix_trace(m: np.ndarray, measure: str, where: str) -> go.Heatmap:
         coloraxis="coloraxis",
         text=np.vectorize(lambda v: f"{v:.2f}")(m),
         texttemplate="%{text}",
-        textfont=dict(size=11),
+        textfont=dict(size=font_size),
         hovertemplate=f"{where}<br>target stream %{{y}} ← source stream %{{x}}"
         f"<br>{_MEASURE_SHORT[measure]} %{{z:.5f}}<extra></extra>",
     )
@@ -563,24 +748,32 @@ def fusion_matrix_figure(
     )
 
 
-def fusion_matrices_figure(trace: Trace, measure: str = "energy_share", *, sample: int = 0) -> go.Figure:
-    """Every module's [target × source] matrix, in forward order, on one colour scale."""
+def fusion_matrices_figure(
+    trace: Trace, measure: str = "energy_share", *, sample: int = 0, compact: bool = False
+) -> go.Figure:
+    """Every module's [target × source] matrix, in forward order, on one colour scale. ``compact``: two
+    matrices a row, the colour bar below, for a narrow screen."""
     refs = trace.modules
-    cols = min(4, len(refs))
+    cols = min(2 if compact else 4, len(refs))
     rows = math.ceil(len(refs) / cols)
     mats = [_np(trace.fusion(r.stage, r.index).matrix(measure, sample)) for r in refs]
+    row_px = 190 if compact else 280
     fig = make_subplots(
         rows=rows,
         cols=cols,
         subplot_titles=[r.name for r in refs],
-        horizontal_spacing=0.06,
-        vertical_spacing=0.12 if rows > 1 else 0.0,
+        horizontal_spacing=0.12 if compact else 0.06,
+        vertical_spacing=min(0.12, 70 / (row_px * rows)) if rows > 1 else 0.0,
     )
     for k, (ref, m) in enumerate(zip(refs, mats, strict=True)):
-        fig.add_trace(_matrix_trace(m, measure, ref.name), k // cols + 1, k % cols + 1)
+        fig.add_trace(_matrix_trace(m, measure, ref.name, 10 if compact else 11), k // cols + 1, k % cols + 1)
     fig.update_yaxes(autorange="reversed")
-    for c in range(1, cols + 1):
-        fig.update_xaxes(title_text="source", row=rows, col=c)
+    for k in range(len(refs)):
+        if k + cols >= len(refs):  # the lowest matrix of its column
+            fig.update_xaxes(title_text="source", row=k // cols + 1, col=k % cols + 1)
+    for k in range(len(refs), rows * cols):  # empty cells of the last row: no bare axes
+        fig.update_xaxes(visible=False, row=k // cols + 1, col=k % cols + 1)
+        fig.update_yaxes(visible=False, row=k // cols + 1, col=k % cols + 1)
     for r in range(1, rows + 1):
         fig.update_yaxes(title_text="target", row=r, col=1)
     active = " · ".join(
@@ -591,20 +784,22 @@ def fusion_matrices_figure(trace: Trace, measure: str = "energy_share", *, sampl
         fig,
         f"Fusion matrices ({_MEASURE_SHORT[measure]}): what each target stream receives from each source"
         f"{_weights_note(trace.weights)}<br><sup>fraction of pre-activations > 0 per stream, {active}</sup>",
-        height=110 + 280 * rows,
+        height=110 + row_px * rows,
         coloraxis=dict(
             **_measure_scale(measure, mats), colorbar=dict(title=dict(text=_wrap(MEASURE_LABELS[measure], 22)))
         ),
+        compact=compact,
     )
 
 
 def sankey_figure(
-    flows: Sequence[Flow] | Trace, measure: str = "energy_share", *, title: str | None = None
+    flows: Sequence[Flow] | Trace, measure: str = "energy_share", *, title: str | None = None, compact: bool = False
 ) -> go.Figure:
     """The whole network as a Sankey of stream → stream flows (from :func:`~hrnet_explorer.fusion.fusion_flows`).
 
     Link width is |weight|; links are coloured by source stream, negative ones (agreement < 0) in
     vermilion. Columns of nodes are positions between steps (modules and stream-creating transitions).
+    ``compact``: for a narrow screen (short stream labels, step labels turned when they would touch).
     """
     if not isinstance(flows, Sequence):
         flows = fusion_flows(flows, measure)
@@ -629,7 +824,7 @@ def sankey_figure(
         customdata=[f"stream {s}, {where(pos)}" for pos, s in keys],
         hovertemplate="%{customdata}<br>node size %{value:.4f}<extra></extra>",
         pad=12,
-        thickness=14,
+        thickness=10 if compact else 14,
     )
     link = dict(
         source=[index[(f.step, f.source)] for f in flows],
@@ -641,6 +836,7 @@ def sankey_figure(
         f"<br>{_MEASURE_SHORT.get(measure, measure)} %{{customdata[3]:.5f}}<extra></extra>",
     )
     fig = go.Figure(go.Sankey(arrangement="fixed", node=node, link=link, valueformat=".4f"))
+    turned = compact and len(steps) > 6  # about 40 px a step label on a narrow screen
     for s in steps:
         label = step_label[s]
         short = label.replace("stage", "s").replace(".module", ".m").replace("transition", "t")
@@ -652,6 +848,7 @@ def sankey_figure(
             text=short,
             showarrow=False,
             yanchor="bottom",
+            textangle=-90 if turned else 0,
             font=dict(size=10, color="#555555"),
             hovertext=label,
         )
@@ -661,24 +858,27 @@ def sankey_figure(
             y=1 - (0.05 + 0.9 * (s + 0.5) / n_streams),
             xref="paper",
             yref="paper",
-            text=f"stream {s}",
+            text=f"s{s}" if compact else f"stream {s}",
             showarrow=False,
             xanchor="right",
             font=dict(size=11, color=_stream_color(s)),
         )
     title = title or (
         f"Stream → stream flows through the network ({_MEASURE_SHORT.get(measure, measure)})<br><sup>link width = "
-        "|weight| (each module's rows sum to 1); colour = source stream, vermilion = negative; t = a transition "
+        "|weight| (each module's rows sum to 1); colour = source stream, vermilion = negative;<br>t = a transition "
         "creating a stream from the lowest one (weight 1); s3.m1 = stage 3, module 1</sup>"
     )
-    return _finish(fig, title, height=460, margin=dict(l=80, r=30, t=110, b=30))
+    margin = dict(l=30, r=16, t=140 if turned else 110, b=30) if compact else dict(l=80, r=30, t=120, b=30)
+    return _finish(fig, title, height=460 + (30 if turned else 0), margin=margin, compact=compact)
 
 
-def decomposition_figure(dec: Decomposition, method: str = "mean", *, sample: int = 0, max_side: int = 56) -> go.Figure:
+def decomposition_figure(
+    dec: Decomposition, method: str = "mean", *, sample: int = 0, max_side: int = 56, compact: bool = False
+) -> go.Figure:
     """A fused map taken apart: what each source stream sent, their sum (pre-activation), and ReLU(sum).
 
     With ``method="mean"`` the channel means are additive, so the source panels sum exactly to the Σ
-    panel; all panels share one signed colour scale.
+    panel; all panels share one signed colour scale. ``compact``: two panels a row, for a narrow screen.
     """
     if method not in ("mean", "l2"):
         raise ValueError(f"decomposition_figure shows 'mean' (additive) or 'l2' maps, not {method!r}.")
@@ -689,7 +889,16 @@ def decomposition_figure(dec: Decomposition, method: str = "mean", *, sample: in
     es, ag = dec.energy_share[sample].tolist(), dec.agreement[sample].tolist()
     titles = [f"from stream {j}<br>energy share {es[j]:.1%}<br>agreement {ag[j]:+.3f}" for j in dec.sources]
     titles += ["= Σ (pre-activation)", "ReLU → fused output"]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, horizontal_spacing=0.015)
+    cols = 2 if compact else len(panels)
+    rows = math.ceil(len(panels) / cols)
+    cell = (COMPACT_DESIGN_WIDTH - 36) / 2 if compact else 0  # px: square panels across a narrow screen
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.04 if compact else 0.015,
+        vertical_spacing=60 / ((cell + 60) * rows) if rows > 1 else 0.0,  # 60 px for a three-line title
+    )
     h, w = presum.shape
     label = REDUCTION_LABELS[method]
     names = [f"edge {j}→{dec.target}" for j in dec.sources] + ["pre-activation Σ", "fused output"]
@@ -701,12 +910,12 @@ def decomposition_figure(dec: Decomposition, method: str = "mean", *, sample: in
                 hovertemplate=f"{dec.module} · {name}<br>cell (%{{x}}, %{{y}}) of {w}×{h}<br>{label} %{{z:.5g}}"
                 "<extra></extra>",
             ),
-            1,
-            c,
+            (c - 1) // cols + 1,
+            (c - 1) % cols + 1,
         )
     for c in range(1, len(panels) + 1):
-        cell = fig.get_subplot(1, c)
-        cell.yaxis.scaleanchor = cell.yaxis.anchor
+        sub = fig.get_subplot((c - 1) // cols + 1, (c - 1) % cols + 1)
+        sub.yaxis.scaleanchor = sub.yaxis.anchor
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
     fig.update_annotations(font_size=11)
@@ -721,9 +930,10 @@ def decomposition_figure(dec: Decomposition, method: str = "mean", *, sample: in
         fig,
         f"{dec.module}, stream {dec.target} = ReLU(Σ_j edge j→{dec.target}) · max |reconstruction error| "
         f"{dec.max_error:.1e}",
-        height=360,
+        height=round(130 + rows * (cell + 60)) if compact else 360,
         coloraxis=dict(**axis, colorbar=dict(title=dict(text=bar))),
         margin=dict(l=20, r=30, t=130, b=20),
+        compact=compact,
     )
 
 
@@ -759,23 +969,27 @@ def _target_text(result: PixelAttribution | StreamGradCAM | StreamShares | Knock
 
 
 def attribution_figure(
-    image: Image.Image | np.ndarray, attribution: PixelAttribution, *, weights: Any = None
+    image: Image.Image | np.ndarray, attribution: PixelAttribution, *, weights: Any = None, compact: bool = False
 ) -> go.Figure:
     """A pixel attribution beside the image the network saw (``display_crop``), and overlaid on it. ``weights``
-    (the model's WeightsSource) puts the random-weights warning in the title when they are random."""
+    (the model's WeightsSource) puts the random-weights warning in the title when they are random. ``compact``:
+    the two panels stacked, the colour bar below, for a narrow screen."""
     heat = _np(attribution.heatmap)
     if heat.ndim != 2:
         raise ValueError(f"PixelAttribution.heatmap must be [H, W]; got shape {heat.shape}.")
     h, w = heat.shape
     uri = _image_uri(image, (h, w))
     method = METHOD_LABELS.get(attribution.method, attribution.method)
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=["the image the network sees", f"{method} overlaid"], horizontal_spacing=0.04
-    )
+    titles = ["the image the network sees", f"{method} overlaid"]
+    if compact:
+        panel = COMPACT_DESIGN_WIDTH - 40  # px: each panel the screen's width
+        fig = make_subplots(rows=2, cols=1, subplot_titles=titles, vertical_spacing=40 / (2 * panel + 40))
+    else:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.04)
     fig.add_trace(go.Image(source=uri, hoverinfo="skip"), 1, 1)
     hover = f"input px (%{{x}}, %{{y}})<br>{method} %{{z:.5g}}<extra></extra>"
     for t in _overlay_traces(uri, heat, "coloraxis", hover):
-        fig.add_trace(t, 1, 2)
+        fig.add_trace(t, *((2, 1) if compact else (1, 2)))
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     delta = "" if attribution.delta is None else f" · convergence δ {attribution.delta:.2e}"
@@ -783,23 +997,33 @@ def attribution_figure(
     sign = "red > 0 > blue" if float(heat.min()) < 0 else "bright = more"
     # The settings wrapped (the subtitle does not wrap by itself and was cut off on the right).
     lines = textwrap.wrap(settings, 90) or [""]
+    if compact:
+        fig.update_annotations(font_size=13)
     return _finish(
         fig,
         f"{method} for {_target_text(attribution)}{delta}{_weights_note(weights)}"
         + "".join(f"<br><sup>{line}</sup>" for line in lines),
-        height=420 + 14 * (len(lines) - 1),
+        height=(120 + 2 * panel + 40 if compact else 420) + 20 * (len(lines) - 1),
         coloraxis=_heat_axis([heat], f"attribution<br>({sign})"),
-        margin=dict(l=60, r=30, t=90 + 14 * (len(lines) - 1), b=50),
+        # 20 px a settings line (plotly.js spaces <sup> lines as full ones) and 10 more: the subplot titles
+        margin=dict(l=20 if compact else 60, r=30, t=100 + 20 * (len(lines) - 1), b=30 if compact else 50),
+        compact=compact,
     )
 
 
 def gradcam_figure(
-    image: Image.Image | np.ndarray, cam: StreamGradCAM, *, shared_scale: bool = False, weights: Any = None
+    image: Image.Image | np.ndarray,
+    cam: StreamGradCAM,
+    *,
+    shared_scale: bool = False,
+    weights: Any = None,
+    compact: bool = False,
 ) -> go.Figure:
     """Grad-CAM of every stream of one module, overlaid on the input. By default each stream on its own colour
     scale (the coarse streams' maps are often 10-100× larger, which leaves the fine ones dark on a shared scale);
     ``shared_scale=True`` puts all on one scale, to compare magnitudes. Each scale is clipped at the 98th
-    percentile of |map|; the subplot titles give each stream's scale end, hover the exact values."""
+    percentile of |map|; the subplot titles give each stream's scale end, hover the exact values. ``compact``: two
+    streams a row, the colour bar below, for a narrow screen."""
     maps = [_np(m) for m in cam.maps]
     if not maps:
         raise ValueError("StreamGradCAM has no maps.")
@@ -809,13 +1033,22 @@ def gradcam_figure(
     titles = [f"stream {k} (1/{4 * 2**k}" + (f", {r[0]}×{r[1]})" if r else ")") for k, r in enumerate(raw)]
     if not shared_scale:
         titles = [f"{t}<br><sub>scale 0 … {display_scale(m):.3g}</sub>" for t, m in zip(titles, maps, strict=True)]
-    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=titles, horizontal_spacing=0.02)
+    cols = min(2, len(maps)) if compact else len(maps)
+    rows = math.ceil(len(maps) / cols)
+    cell = (COMPACT_DESIGN_WIDTH - 40) / cols if compact else 0  # px: square panels across a narrow screen
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.04 if compact else 0.02,
+        vertical_spacing=50 / ((cell + 50) * rows) if rows > 1 else 0.0,  # 50 px for a two-line title
+    )
     axes = {}
     for k, m in enumerate(maps, start=1):
         hover = f"stream {k - 1}<br>input px (%{{x}}, %{{y}})<br>Grad-CAM %{{z:.5g}}<extra></extra>"
         name = "coloraxis" if shared_scale or k == 1 else f"coloraxis{k}"
         for t in _overlay_traces(uri, m, name, hover):
-            fig.add_trace(t, 1, k)
+            fig.add_trace(t, (k - 1) // cols + 1, (k - 1) % cols + 1)
         if not shared_scale:
             axis = _heat_axis([m], "Grad-CAM<br>(each stream<br>on its own scale)")
             axis["colorbar"].update(tickvals=[axis["cmin"], axis["cmax"]], ticktext=["0", "its end"])
@@ -825,24 +1058,28 @@ def gradcam_figure(
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     which = "one shared colour scale" if shared_scale else "each stream on its own colour scale"
+    if compact:
+        fig.update_annotations(font_size=12)
     return _finish(
         fig,
         f"Grad-CAM per stream · stage{cam.stage}.module{cam.module} · {_target_text(cam)}{_weights_note(weights)}"
         f"<br><sup>{which}</sup>",
-        height=350,
+        height=round(140 + rows * (cell + 50)) if compact else 350,
         margin=dict(l=20, r=30, t=120, b=20),
+        compact=compact,
         **axes,
     )
 
 
-def stream_shares_figure(shares: StreamShares, *, weights: Any = None) -> go.Figure:
-    """How much of the target logit each final stream accounts for (Integrated Gradients over streams)."""
+def stream_shares_figure(shares: StreamShares, *, weights: Any = None, compact: bool = False) -> go.Figure:
+    """How much of the target logit each final stream accounts for (Integrated Gradients over streams).
+    ``compact``: for a narrow screen."""
     values = _np(shares.shares).reshape(-1)
     n = values.size
     total = float(values.sum())
     fig = go.Figure(
         go.Bar(
-            x=[f"stream {k} (1/{4 * 2**k})" for k in range(n)],
+            x=[f"stream {k}{'<br>' if compact else ' '}(1/{4 * 2**k})" for k in range(n)],
             y=values,
             marker_color=[_stream_color(k) for k in range(n)],
             text=[f"{v:.3g}" for v in values],
@@ -863,15 +1100,17 @@ def stream_shares_figure(shares: StreamShares, *, weights: Any = None) -> go.Fig
         + (f" · completeness δ {delta:.2e}" if delta is not None else "")
         + "</sup>",
         height=380,
+        compact=compact,
     )
 
 
-def knockout_figure(results: Sequence[KnockoutResult], *, weights: Any = None) -> go.Figure:
-    """The change in the target's logit and probability when a stream or an edge is silenced."""
+def knockout_figure(results: Sequence[KnockoutResult], *, weights: Any = None, compact: bool = False) -> go.Figure:
+    """The change in the target's logit and probability when a stream or an edge is silenced. ``compact``: the
+    two panels stacked, for a narrow screen."""
     results = list(results)
     if not results:
         raise ValueError("knockout_figure needs at least one KnockoutResult.")
-    labels = [r.description for r in results][::-1]
+    labels = [_wrap(r.description, 18) if compact else r.description for r in results][::-1]
     rows = results[::-1]
     custom = [
         [
@@ -883,18 +1122,24 @@ def knockout_figure(results: Sequence[KnockoutResult], *, weights: Any = None) -
         ]
         for r in rows
     ]
+    panel = 60 + 40 * len(results)  # px of one compact panel
     fig = make_subplots(
-        rows=1,
-        cols=2,
-        shared_yaxes=True,
+        rows=2 if compact else 1,
+        cols=1 if compact else 2,
+        shared_yaxes=not compact,
         horizontal_spacing=0.03,
-        subplot_titles=["Δ logit (after − before)", "Δ probability (percentage points)"],
+        vertical_spacing=110 / (2 * panel + 110) if compact else 0.0,  # the upper axis title, the lower panel's title
+        subplot_titles=[
+            "Δ logit (after − before)",
+            "Δ probability (pp)" if compact else "Δ probability (percentage points)",
+        ],
     )
     hover = (
         "<b>%{y}</b><br>logit %{customdata[0]:.4f} → %{customdata[1]:.4f}<br>probability %{customdata[2]:.4%} → "
         "%{customdata[3]:.4%}<br>top-1 after: %{customdata[4]}<extra></extra>"
     )
     for col, values in ((1, [r.logit_delta for r in rows]), (2, [100 * r.prob_delta for r in rows])):
+        at = dict(row=col, col=1) if compact else dict(row=1, col=col)
         fig.add_trace(
             go.Bar(
                 x=values,
@@ -908,19 +1153,21 @@ def knockout_figure(results: Sequence[KnockoutResult], *, weights: Any = None) -
                 textposition="outside",
                 cliponaxis=False,
             ),
-            1,
-            col,
+            **at,
         )
-        fig.update_xaxes(range=_padded_range(values, 0.45), row=1, col=col)
-        fig.add_vline(x=0, line_color="#444444", line_width=1, row=1, col=col)
+        fig.update_xaxes(range=_padded_range(values, 0.45), **at)
+        fig.add_vline(x=0, line_color="#444444", line_width=1, **at)
     fig.update_xaxes(title_text="logit change", row=1, col=1)
-    fig.update_xaxes(title_text="probability change (pp)", row=1, col=2)
-    fig.update_yaxes(title_text="knocked out", automargin=True, row=1, col=1)
+    fig.update_xaxes(title_text="probability change (pp)", **(dict(row=2, col=1) if compact else dict(row=1, col=2)))
+    fig.update_yaxes(automargin=True)
+    if not compact:
+        fig.update_yaxes(title_text="knocked out", row=1, col=1)
     return _finish(
         fig,
         f"Knockouts: the change in {_target_text(results[0])}{_weights_note(weights)}"
         "<br><sup>vermilion = the class loses evidence, blue = it gains</sup>",
-        height=160 + 40 * len(results),
+        height=2 * panel + 270 if compact else 160 + 40 * len(results),
+        compact=compact,
     )
 
 
@@ -929,20 +1176,28 @@ def _method_line(method: str) -> dict:
     return dict(color=color, width=2, dash="dash" if method == "random" else "solid")
 
 
-def faithfulness_figure(results: Sequence[Faithfulness | MethodScores]) -> go.Figure:
+def faithfulness_figure(results: Sequence[Faithfulness | MethodScores], *, compact: bool = False) -> go.Figure:
     """Deletion and insertion curves of one image, one line per method: the target's probability as the most
     relevant pixels are removed (left; lower area is better) or put back into the baseline (right; higher is
-    better). The legend gives each curve's normalised AUC (see :mod:`hrnet_explorer.attribution.faithfulness`)."""
+    better). The legend gives each curve's normalised AUC (see :mod:`hrnet_explorer.attribution.faithfulness`).
+    ``compact``: the two panels stacked, for a narrow screen."""
     curves = [getattr(r, "faithfulness", r) for r in results]
     if not curves:
         raise ValueError("faithfulness_figure needs at least one result.")
     fig = make_subplots(
-        rows=1,
-        cols=2,
-        shared_yaxes=True,
+        rows=2 if compact else 1,
+        cols=1 if compact else 2,
+        shared_yaxes=not compact,
         horizontal_spacing=0.04,
-        subplot_titles=["Deletion: most relevant pixels removed first", "Insertion: most relevant put back first"],
+        vertical_spacing=0.2 if compact else 0.0,
+        subplot_titles=["Deletion: most relevant pixels removed first", "Insertion: most relevant put back first"]
+        if not compact
+        else ["Deletion: most relevant removed first", "Insertion: most relevant put back first"],
     )
+
+    def at(col: int) -> dict:
+        return dict(row=col, col=1) if compact else dict(row=1, col=col)
+
     for f in curves:
         name = METHOD_LABELS.get(f.method, f.method)
         for col, curve in ((1, f.deletion), (2, f.insertion)):
@@ -959,26 +1214,33 @@ def faithfulness_figure(results: Sequence[Faithfulness | MethodScores]) -> go.Fi
                     hovertemplate=f"<b>{name}</b><br>{curve.kind}: %{{x:.0%}} of the pixels<br>"
                     "p(target) %{y:.4f}<extra></extra>",
                 ),
-                1,
-                col,
+                **at(col),
             )
     first = curves[0]
-    fig.update_xaxes(title_text="fraction of pixels removed", tickformat=".0%", row=1, col=1)
-    fig.update_xaxes(title_text="fraction of pixels inserted", tickformat=".0%", row=1, col=2)
+    fig.update_xaxes(title_text="fraction of pixels removed", tickformat=".0%", **at(1))
+    fig.update_xaxes(title_text="fraction of pixels inserted", tickformat=".0%", **at(2))
     fig.update_yaxes(title_text="probability of the target", row=1, col=1)
+    if compact:
+        fig.update_yaxes(title_text="p(target)")
+        fig.update_annotations(font_size=13)
+    legend = 30 * len(curves)  # px: one entry a line
     return _finish(
         fig,
         f"Deletion and insertion for {_target_text(first)} · baseline {first.baseline}, {first.steps} steps"
         "<br><sup>legend: AUC of p / p(input) · deletion: lower is better · insertion: higher is better</sup>",
-        height=440,
-        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
-        margin=dict(l=60, r=30, t=90, b=130),
+        height=680 + legend if compact else 440,
+        legend=dict(orientation="h", yanchor="bottom", y=0, yref="container", x=0)
+        if compact
+        else dict(orientation="h", yanchor="top", y=-0.18, x=0),
+        margin=dict(l=60, r=16, t=90, b=70 + legend) if compact else dict(l=60, r=30, t=90, b=130),
+        compact=compact,
     )
 
 
-def randomisation_figure(results: Sequence[RandomisationTest | MethodScores]) -> go.Figure:
+def randomisation_figure(results: Sequence[RandomisationTest | MethodScores], *, compact: bool = False) -> go.Figure:
     """The cascading randomisation test: each method's rank similarity to its own original map as the model is
-    re-initialised from the head down. A method that stays near 1 does not depend on the weights."""
+    re-initialised from the head down. A method that stays near 1 does not depend on the weights. ``compact``: for
+    a narrow screen (the legend below)."""
     tests = [getattr(r, "randomisation", r) for r in results]
     tests = [t for t in tests if t is not None]
     if not tests:
@@ -999,20 +1261,39 @@ def randomisation_figure(results: Sequence[RandomisationTest | MethodScores]) ->
             )
         )
     fig.add_hline(y=0, line_color="#444444", line_width=1)
-    fig.update_xaxes(title_text="layer groups re-initialised (cumulative, head first)")
+    fig.update_xaxes(
+        title_text="layers re-initialised (head first)"
+        if compact
+        else "layer groups re-initialised (cumulative, head first)"
+    )
     fig.update_yaxes(title_text="Spearman(|map|, |original map|)", range=[-0.2, 1.05])
+    if compact:
+        fig.update_xaxes(tickangle=-90)  # turned less, the labels' boxes overlap on a narrow screen
+    legend = 30 * len(tests) if len(tests) > 1 else 0  # plotly shows no legend for one line
     return _finish(
         fig,
         f"Randomisation test for {_target_text(tests[0])}<br><sup>a faithful map falls towards 0 as the weights "
         "are randomised; one that stays high ignores the model</sup>",
-        height=400,
+        height=420 + legend if compact else 400,
+        compact=compact,
+        **(
+            dict(
+                legend=dict(orientation="h", yanchor="bottom", y=0, yref="container", x=0),
+                margin=dict(l=60, r=16, t=90, b=110 + legend),
+            )
+            if compact
+            else {}
+        ),
     )
 
 
-def compare_figure(predictions: Sequence[Prediction], latencies_ms: Mapping[str, float] | None = None) -> go.Figure:
+def compare_figure(
+    predictions: Sequence[Prediction], latencies_ms: Mapping[str, float] | None = None, *, compact: bool = False
+) -> go.Figure:
     """Two or more models side by side on one image: each one's top-k, on a shared probability axis.
 
     ``latencies_ms`` maps a model's name (``Prediction.model_name``: the variant, or e.g. "lab") to milliseconds.
+    ``compact``: the models one under another, for a narrow screen.
     """
     predictions = list(predictions)
     if not predictions:
@@ -1025,7 +1306,14 @@ def compare_figure(predictions: Sequence[Prediction], latencies_ms: Mapping[str,
             + (f" · {ms:.0f} ms" if ms is not None else "")
             + (" · RANDOM" if p.weights.is_random else "")
         )
-    fig = make_subplots(rows=1, cols=len(predictions), subplot_titles=titles, horizontal_spacing=0.12)
+    n, k = len(predictions), len(predictions[0].top)
+    panel = 40 + 30 * k  # px of one compact panel
+    if compact:
+        fig = make_subplots(
+            rows=n, cols=1, subplot_titles=titles, shared_xaxes=True, vertical_spacing=40 / (n * panel + 40)
+        )
+    else:
+        fig = make_subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.12)
     for c, p in enumerate(predictions, start=1):
         top = p.top[::-1]
         fig.add_trace(
@@ -1041,17 +1329,18 @@ def compare_figure(predictions: Sequence[Prediction], latencies_ms: Mapping[str,
                 hovertemplate=f"{p.model_name}<br><b>%{{customdata[1]}}</b><br>probability %{{x:.4%}}"
                 "<br>logit %{customdata[0]:.4f}<extra></extra>",
             ),
-            1,
-            c,
+            *((c, 1) if compact else (1, c)),
         )
     top = max(s.probability for p in predictions for s in p.top)
-    fig.update_xaxes(title_text="probability", tickformat=".0%", range=[0, max(top, 1e-3) * 1.05])
+    fig.update_xaxes(tickformat=".0%", range=[0, max(top, 1e-3) * 1.05])
+    fig.update_xaxes(title_text="probability", **(dict(row=n, col=1) if compact else {}))
     fig.update_yaxes(automargin=True)
+    if compact:
+        fig.update_annotations(font_size=13)
     random = any(p.weights.is_random for p in predictions)
     return _finish(
         fig,
-        "The models on one image: top-"
-        + str(len(predictions[0].top))
-        + (" · <b>RANDOM weights: meaningless</b>" if random else ""),
-        height=140 + 40 * len(predictions[0].top),
+        "The models on one image: top-" + str(k) + (" · <b>RANDOM weights: meaningless</b>" if random else ""),
+        height=150 + n * panel if compact else 140 + 40 * k,
+        compact=compact,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from plot_layout import layout_of
 from servers import launched_demo
 
 from hrnet_explorer.ui import ASSETS
@@ -23,6 +24,12 @@ def url():
 def rendered(page, elem_id: str) -> int:
     """How many Plotly graphs rendered inside the component ``elem_id`` (an SVG drawn by plotly.js)."""
     return page.locator(f"#{elem_id} .js-plotly-plot .main-svg").count()
+
+
+def readable(page, *elem_ids: str) -> dict[str, list[str]]:
+    """The layout problems (tests/plot_layout.py) of the figures in ``elem_ids``, those that have any."""
+    found = {elem: layout_of(page, elem)["problems"] for elem in elem_ids}
+    return {elem: problems for elem, problems in found.items() if problems}
 
 
 def test_main_flow_in_a_browser(url, browser):
@@ -43,6 +50,7 @@ def test_main_flow_in_a_browser(url, browser):
         banner = page.locator("#random-weights-banner")
         assert banner.is_visible() and "Random weights" in banner.inner_text()
         assert "hrnet_w18_small" in page.locator("#summary").inner_text()
+        assert not readable(page, "topk-plot", "costs-plot")
         page.screenshot(path=str(ARTIFACTS / "app_predict.png"), full_page=True)
 
         # Fusion tab: share matrices, Sankey and the decomposition (run after Analyze, from the same trace).
@@ -51,6 +59,7 @@ def test_main_flow_in_a_browser(url, browser):
             page.locator(f"#{elem} .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
             assert rendered(page, elem) >= 1, elem
         assert page.locator("#sankey-plot .sankey-link").count() > 10
+        assert not readable(page, "matrices-plot", "sankey-plot", "decomposition-plot")
         page.screenshot(path=str(ARTIFACTS / "app_fusion.png"), full_page=True)
 
         # Streams tab: the lanes (filled after Analyze too).
@@ -59,6 +68,7 @@ def test_main_flow_in_a_browser(url, browser):
         assert page.locator("#lanes-plot .js-plotly-plot .heatmaplayer image").count() >= 9 or rendered(
             page, "lanes-plot"
         )
+        assert not readable(page, "lanes-plot", "module-plot")
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
 
         # Attribution tab: a saliency overlay (one forward and backward).
@@ -68,6 +78,7 @@ def test_main_flow_in_a_browser(url, browser):
         assert (
             page.locator("#attribution-plot .js-plotly-plot .layer-above image, #attribution-plot image").count() >= 1
         )
+        assert not readable(page, "attribution-plot")
         page.screenshot(path=str(ARTIFACTS / "app_attribution.png"), full_page=True)
 
         # Trust view (Attribution tab): Saliency alone (Integrated Gradients unticked: six IGs take a while on a
@@ -79,6 +90,7 @@ def test_main_flow_in_a_browser(url, browser):
         table = page.locator("#trust-table table")
         assert table.count() == 1 and "random map (reference)" in table.inner_text()
         assert "integrated" not in table.inner_text().lower() and "saliency" in table.inner_text()
+        assert not readable(page, "trust-curves", "trust-randomisation")
         page.locator("#trust").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "app_trust.png"), full_page=True)
     finally:
@@ -108,4 +120,59 @@ def test_lab_model_in_a_browser(url, browser):
         page.screenshot(path=str(ARTIFACTS / "app_lab.png"), full_page=True)
     finally:
         page.close()
+    assert not errors, errors
+
+
+def show_tab(page, name: str) -> None:
+    """Open a tab; on a narrow screen the last tabs sit in the tab bar's overflow menu."""
+    tab = page.get_by_role("tab", name=name)
+    if not tab.is_visible():
+        page.get_by_label("More tabs").click()
+        tab = page.locator(".overflow-dropdown button", has_text=name)
+    tab.click()
+
+
+def test_figures_fit_a_phone_screen(url, browser):
+    """At 420 px the figures are compact (panels wrapped or stacked, colour bars below, titles wrapped): no text
+    cut off or drawn over another, and the plots keep most of the width (issue 11, item 7: subplot titles ran into
+    each other, titles were cut, colour bars took 40 % of the width)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 420, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+        page.locator("#image-input input[type=file]").set_input_files(str(ASSETS / "grace_hopper.jpg"))
+        page.locator("#image-input img").first.wait_for(timeout=TIMEOUT_MS)
+        page.locator("#analyze").click()
+        page.locator("#costs-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        problems = readable(page, "topk-plot", "costs-plot")
+
+        show_tab(page, "Fusion")
+        for elem in ("matrices-plot", "sankey-plot", "decomposition-plot"):
+            page.locator(f"#{elem} .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        problems |= readable(page, "matrices-plot", "sankey-plot", "decomposition-plot")
+        columns = {"decomposition-plot": layout_of(page, "decomposition-plot")["columns"]}
+
+        show_tab(page, "Streams")
+        page.locator("#lanes-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        problems |= readable(page, "lanes-plot", "module-plot")
+
+        show_tab(page, "Attribution")
+        page.get_by_role("button", name="Grad-CAM per stream").click()
+        page.locator("#gradcam-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        problems |= readable(page, "gradcam-plot")
+        columns["gradcam-plot"] = layout_of(page, "gradcam-plot")["columns"]
+        page.screenshot(path=str(ARTIFACTS / "app_narrow_gradcam.png"), full_page=True)
+
+        show_tab(page, "Knockout")
+        page.get_by_role("button", name="Knock out", exact=True).click()
+        page.locator("#knockout-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        problems |= readable(page, "knockout-plot")
+        columns["knockout-plot"] = layout_of(page, "knockout-plot")["columns"]
+    finally:
+        page.close()
+    assert not problems, problems
+    # six decomposition panels in rows of two, four Grad-CAM streams in two rows, the two knockout panels stacked
+    assert columns == {"decomposition-plot": 2, "gradcam-plot": 2, "knockout-plot": 1}
     assert not errors, errors

@@ -35,6 +35,7 @@ from PIL import Image
 
 from ..costs import variant_costs
 from ..figures import (
+    COMPACT_WIDTH,
     attribution_figure,
     compare_figure,
     decomposition_figure,
@@ -293,6 +294,16 @@ def user_errors(fn: Callable) -> Callable:
             ) from exc
 
     return wrapper
+
+
+def compact(plot_width: Any) -> bool:
+    """Whether the figures go to a narrow screen: ``plot_width`` is the width in px of the browser's figure column
+    (the page's script sends it with every request), 0 or None when unknown (API callers): wide figures."""
+    try:
+        width = float(plot_width or 0)
+    except (TypeError, ValueError):
+        return False
+    return 0 < width < COMPACT_WIDTH
 
 
 def _no_progress(*args, **kwargs) -> None:
@@ -554,7 +565,7 @@ class Explorer:
     # ----- endpoints
 
     @user_errors
-    def analyze(self, image, variant, weights, input_size, measure="energy_share", progress=PROGRESS):
+    def analyze(self, image, variant, weights, input_size, measure="energy_share", plot_width=0, progress=PROGRESS):
         """Predict tab + Fusion overview: banner, summary, top-k, card vs measured, fusion matrices, Sankey."""
         a, cached = self.analysis(image, variant, weights, input_size, progress)
         progress(0.7, desc="Counting parameters and MACs (once per variant)")
@@ -563,33 +574,55 @@ class Explorer:
         return (
             self.banner(a),
             self.summary(a, cached),
-            topk_figure(a.prediction),
-            variants_figure([costs], {costs.variant: self.latency_ms(a)}, device=self.device_text),
-            *self._fusion_figures(a, measure),
+            topk_figure(a.prediction, compact=compact(plot_width)),
+            variants_figure(
+                [costs], {costs.variant: self.latency_ms(a)}, device=self.device_text, compact=compact(plot_width)
+            ),
+            *self._fusion_figures(a, measure, plot_width),
         )
 
     @staticmethod
-    def _fusion_figures(a: Analysis, measure: str):
+    def _fusion_figures(a: Analysis, measure: str, plot_width: Any = 0):
         if measure not in MEASURES:
             raise ValueError(f"Unknown measure {measure!r}; choose one of {', '.join(MEASURES)}.")
-        return fusion_matrices_figure(a.trace, measure), sankey_figure(fusion_flows(a.trace, measure), measure)
+        small = compact(plot_width)
+        return (
+            fusion_matrices_figure(a.trace, measure, compact=small),
+            sankey_figure(fusion_flows(a.trace, measure), measure, compact=small),
+        )
 
     @user_errors
-    def fusion(self, image, variant, weights, input_size, measure="energy_share", progress=PROGRESS):
+    def fusion(self, image, variant, weights, input_size, measure="energy_share", plot_width=0, progress=PROGRESS):
         """Fusion tab: every module's share matrix and the Sankey of the whole network."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
-        return self._fusion_figures(a, measure)
+        return self._fusion_figures(a, measure, plot_width)
 
     @user_errors
-    def streams(self, image, variant, weights, input_size, reduction="l2", module="stage4.module0", progress=PROGRESS):
+    def streams(
+        self,
+        image,
+        variant,
+        weights,
+        input_size,
+        reduction="l2",
+        module="stage4.module0",
+        plot_width=0,
+        progress=PROGRESS,
+    ):
         """Streams tab: the network as lanes, and one module stream by stream."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         stage, index = parse_module(module)
         progress(0.8, desc="Reducing channels")
-        return lanes_figure(a.trace, reduction), module_maps_figure(a.trace, stage, index, reduction)
+        small = compact(plot_width)
+        return (
+            lanes_figure(a.trace, reduction, compact=small),
+            module_maps_figure(a.trace, stage, index, reduction, compact=small),
+        )
 
     @user_errors
-    def decompose(self, image, variant, weights, input_size, module="stage4.module0", target=0, progress=PROGRESS):
+    def decompose(
+        self, image, variant, weights, input_size, module="stage4.module0", target=0, plot_width=0, progress=PROGRESS
+    ):
         """Fusion tab: the fused map of one target stream taken apart into its sources."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         stage, index = parse_module(module)
@@ -603,7 +636,7 @@ class Explorer:
             f"error| = {dec.max_error:.2e}\n\n| source | energy share | agreement | ReLU share |\n|---|---|---|---|\n"
             + rows
         )
-        return decomposition_figure(dec, "mean"), text
+        return decomposition_figure(dec, "mean", compact=compact(plot_width)), text
 
     # attribution endpoints: hrnet_explorer.attribution is imported when first used
 
@@ -616,7 +649,9 @@ class Explorer:
         return attribution
 
     @user_errors
-    def attribute(self, image, variant, weights, input_size, method="saliency", target=TOP1, progress=PROGRESS):
+    def attribute(
+        self, image, variant, weights, input_size, method="saliency", target=TOP1, plot_width=0, progress=PROGRESS
+    ):
         """Attribution tab: one pixel method, overlaid on the image the network sees."""
         attr = self._attribution()
         if method not in attr.PIXEL_METHODS:
@@ -634,7 +669,8 @@ class Explorer:
             f"**{method}** for class {cls} ({result.label}){delta} · {getattr(result, 'seconds', 0.0):.2f} s · "
             f"{settings}"
         )
-        return attribution_figure(a.crop, result, weights=a.loaded.weights), random_note(a) + text
+        figure = attribution_figure(a.crop, result, weights=a.loaded.weights, compact=compact(plot_width))
+        return figure, random_note(a) + text
 
     @user_errors
     def gradcam(
@@ -646,6 +682,7 @@ class Explorer:
         module="stage4.module0",
         target=TOP1,
         shared_scale=False,
+        plot_width=0,
         progress=PROGRESS,
     ):
         """Attribution tab: Grad-CAM of every stream of one module, each on its own colour scale or on one."""
@@ -655,7 +692,9 @@ class Explorer:
         cls = a.target if cls is None else cls
         progress(0.4, desc="Grad-CAM per stream")
         cam = self.explain(a, "gradcam_streams", target=cls, stage=stage, module=index)
-        return gradcam_figure(a.crop, cam, shared_scale=bool(shared_scale), weights=a.loaded.weights)
+        return gradcam_figure(
+            a.crop, cam, shared_scale=bool(shared_scale), weights=a.loaded.weights, compact=compact(plot_width)
+        )
 
     @user_errors
     def trust(
@@ -669,6 +708,7 @@ class Explorer:
         steps=20,
         baseline="blur",
         randomisation=True,
+        plot_width=0,
         progress=PROGRESS,
     ):
         """Attribution tab, Trust view: score pixel methods (deletion/insertion, the randomisation test, and the
@@ -706,16 +746,18 @@ class Explorer:
                     randomisation=bool(randomisation) and method != attr.RANDOM_MAP,
                 )
             )
-        curves = faithfulness_figure(rows)
+        curves = faithfulness_figure(rows, compact=compact(plot_width))
         tested = [r for r in rows if r.randomisation is not None]
         return (
             random_note(a) + trust_table(rows, mask is not None),
             curves,
-            randomisation_figure(tested) if tested else None,
+            randomisation_figure(tested, compact=compact(plot_width)) if tested else None,
         )
 
     @user_errors
-    def stream_shares(self, image, variant, weights, input_size, target=TOP1, n_steps=16, progress=PROGRESS):
+    def stream_shares(
+        self, image, variant, weights, input_size, target=TOP1, n_steps=16, plot_width=0, progress=PROGRESS
+    ):
         """Attribution tab: each final stream's share of the target logit."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         cls = parse_target(target, a.loaded.num_classes)
@@ -727,7 +769,7 @@ class Explorer:
         if batches is None:
             progress(0.4, desc=f"Integrating over the streams ({steps} steps)")
         shares = self.explain(a, "stream_shares", target=cls, n_steps=steps, progress=batches)
-        return stream_shares_figure(shares, weights=a.loaded.weights)
+        return stream_shares_figure(shares, weights=a.loaded.weights, compact=compact(plot_width))
 
     @user_errors
     def knockout(
@@ -742,6 +784,7 @@ class Explorer:
         target_stream=0,
         module=EVERY_MODULE,
         target=TOP1,
+        plot_width=0,
         progress=PROGRESS,
     ):
         """Knockout tab: silence one stream or one fuse edge and see the target class change."""
@@ -759,10 +802,11 @@ class Explorer:
             raise ValueError(f"Knock out a 'stream' or an 'edge', not {kind!r}.")
         progress(0.5, desc="Knocking out")
         result = self.explain(a, "knockout", target=cls, topk=self.topk, **where)
-        return knockout_figure([result], weights=a.loaded.weights), random_note(a) + self._knockout_text([result])
+        figure = knockout_figure([result], weights=a.loaded.weights, compact=compact(plot_width))
+        return figure, random_note(a) + self._knockout_text([result])
 
     @user_errors
-    def reliance(self, image, variant, weights, input_size, target=TOP1, progress=PROGRESS):
+    def reliance(self, image, variant, weights, input_size, target=TOP1, plot_width=0, progress=PROGRESS):
         """Knockout tab: knock out each stream in turn (how much the class relies on each resolution)."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         cls = parse_target(target, a.loaded.num_classes)
@@ -773,7 +817,8 @@ class Explorer:
         for k in range(n):
             progress((k + 1) / (n + 1), desc=f"Knocking out stream {k} everywhere ({k + 1}/{n})")
             results.append(self.explain(a, "knockout", target=cls, stream=k, topk=self.topk))
-        return knockout_figure(results, weights=a.loaded.weights), random_note(a) + self._knockout_text(results)
+        figure = knockout_figure(results, weights=a.loaded.weights, compact=compact(plot_width))
+        return figure, random_note(a) + self._knockout_text(results)
 
     @user_errors
     def report(self, image, variant, weights, input_size, progress=PROGRESS):
@@ -815,7 +860,7 @@ class Explorer:
         return head + rows
 
     @user_errors
-    def compare(self, image, variants, weights="default", input_size=DEFAULT_SIZE, progress=PROGRESS):
+    def compare(self, image, variants, weights="default", input_size=DEFAULT_SIZE, plot_width=0, progress=PROGRESS):
         """Compare tab: two or more models (variants, carded checkpoints) side by side on one image."""
         picked = [self.model_name(v) for v in (variants or [])]
         names = list(dict.fromkeys(picked))  # a variant picked twice is compared once
@@ -839,8 +884,8 @@ class Explorer:
         )
         text = "| model | weights | top-1 | fastest traced forward |\n|---|---|---|---|\n" + lines
         return (
-            compare_figure([a.prediction for a in analyses], latencies),
-            variants_figure(costs, variant_latencies, device=self.device_text),
+            compare_figure([a.prediction for a in analyses], latencies, compact=compact(plot_width)),
+            variants_figure(costs, variant_latencies, device=self.device_text, compact=compact(plot_width)),
             text,
         )
 

@@ -13,6 +13,7 @@ import torch
 
 from .. import __version__
 from ..attribution import PIXEL_METHODS
+from ..figures import COMPACT_WIDTH
 from ..fusion import MEASURES
 from ..zoo import ASSETS
 from .callbacks import (
@@ -57,6 +58,14 @@ the network from the head down and checks that the map changes (a map that stays
 A random map is scored beside them: a method no better than it tells you nothing. On a lab example image with
 the lab model, the known evidence region is scored too."""
 _MEASURE_NAMES = {"energy_share": "energy share", "agreement": "agreement", "relu_share": "ReLU share"}
+# Run in the browser before every event that draws figures: its last input, the hidden plot width, becomes the width
+# of the figure column now, so that a narrow screen gets compact figures (stacked panels, colour bars below;
+# hrnet_explorer.figures.COMPACT_WIDTH). Plotly resizes a figure to its column, but cannot re-flow its subplots.
+PLOT_WIDTH_JS = """(...args) => {
+    const column = document.getElementById("figures") || document.body;
+    args[args.length - 1] = Math.round(column.getBoundingClientRect().width);
+    return args;
+}"""
 
 INTRO = """# HRNet Explorer
 See how a High-Resolution Network thinks: timm's HRNet ImageNet classifiers keep four streams at 1/4, 1/8, 1/16
@@ -116,6 +125,9 @@ def build_demo(
             elem_id="device",
         )
         banner = gr.HTML(visible=False, elem_id="random-weights-banner", padding=False, label="Random-weights warning")
+        plot_width = gr.Number(  # set by PLOT_WIDTH_JS; API callers may leave it at 0 (wide figures)
+            0, visible=False, precision=0, label=f"Figure width in px (below {COMPACT_WIDTH}: compact figures; 0: wide)"
+        )
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
                 image = image_input(
@@ -151,7 +163,7 @@ def build_demo(
                 run = gr.Button("Analyze", variant="primary", elem_id="analyze")
                 if examples:
                     gr.Examples([[p] for p in examples], inputs=[image], label="Example images")
-            with gr.Column(scale=3), gr.Tabs():
+            with gr.Column(scale=3, elem_id="figures"), gr.Tabs():
                 with gr.Tab("Predict", id="predict"):
                     summary = gr.Markdown(elem_id="summary", label="Summary")
                     topk_plot = gr.Plot(label="Top-k classes", elem_id="topk-plot")
@@ -270,20 +282,29 @@ def build_demo(
         common = [image, variant, weights, input_size]
         model = dict(concurrency_id="model")
         hidden = dict(concurrency_id="model", api_visibility="private")
+        drawn = dict(js=PLOT_WIDTH_JS)  # events whose last input is plot_width
 
-        streams_io = dict(inputs=common + [reduction, stream_module], outputs=[lanes_plot, module_plot])
-        fusion_io = dict(inputs=common + [measure], outputs=[matrices_plot, sankey_plot])
+        streams_io = dict(
+            inputs=common + [reduction, stream_module, plot_width], outputs=[lanes_plot, module_plot], **drawn
+        )
+        fusion_io = dict(inputs=common + [measure, plot_width], outputs=[matrices_plot, sankey_plot], **drawn)
         # Progress shows on the figure only: an overlay on the text below it hid the previous result.
-        dec_io = dict(inputs=common + [dec_module, dec_target], outputs=[dec_plot, dec_md], show_progress_on=[dec_plot])
+        dec_io = dict(
+            inputs=common + [dec_module, dec_target, plot_width],
+            outputs=[dec_plot, dec_md],
+            show_progress_on=[dec_plot],
+            **drawn,
+        )
 
         # The named endpoints (buttons) are registered first, so they keep their api_name; the same work,
         # fired by control changes or after Analyze, runs as private events that skip while there is no image.
         analyzed = run.click(
             ex.analyze,
-            inputs=common + [measure],
+            inputs=common + [measure, plot_width],
             outputs=[banner, summary, topk_plot, costs_plot, matrices_plot, sankey_plot],
             api_name="analyze",
             **model,
+            **drawn,
         )
         streams_btn.click(ex.streams, **streams_io, api_name="streams", **model)
         fusion_btn.click(ex.fusion, **fusion_io, api_name="fusion", **model)
@@ -302,24 +323,36 @@ def build_demo(
 
         attr_btn.click(
             ex.attribute,
-            inputs=common + [method, target],
+            inputs=common + [method, target, plot_width],
             outputs=[attr_plot, attr_md],
             show_progress_on=[attr_plot],
             api_name="attribute",
             **model,
+            **drawn,
         )
         trust_btn.click(
             ex.trust,
-            inputs=common + [target, trust_methods, trust_steps, trust_baseline, trust_random],
+            inputs=common + [target, trust_methods, trust_steps, trust_baseline, trust_random, plot_width],
             outputs=[trust_md, trust_plot, rand_plot],
             api_name="trust",
             **model,
+            **drawn,
         )
         cam_btn.click(
-            ex.gradcam, inputs=common + [cam_module, target, cam_shared], outputs=cam_plot, api_name="gradcam", **model
+            ex.gradcam,
+            inputs=common + [cam_module, target, cam_shared, plot_width],
+            outputs=cam_plot,
+            api_name="gradcam",
+            **model,
+            **drawn,
         )
         shares_btn.click(
-            ex.stream_shares, inputs=common + [target, n_steps], outputs=shares_plot, api_name="stream_shares", **model
+            ex.stream_shares,
+            inputs=common + [target, n_steps, plot_width],
+            outputs=shares_plot,
+            api_name="stream_shares",
+            **model,
+            **drawn,
         )
         image.upload(ex.check_upload, inputs=image, outputs=image, api_name="check_upload", api_visibility="private")
         gr.on(
@@ -333,28 +366,31 @@ def build_demo(
         )
         ko_btn.click(
             ex.knockout,
-            inputs=common + [ko_kind, ko_stream, ko_source, ko_target, ko_module, target],
+            inputs=common + [ko_kind, ko_stream, ko_source, ko_target, ko_module, target, plot_width],
             outputs=[ko_plot, ko_md],
             show_progress_on=[ko_plot],
             api_name="knockout",
             **model,
+            **drawn,
         )
         reliance_btn.click(
             ex.reliance,
-            inputs=common + [target],
+            inputs=common + [target, plot_width],
             outputs=[ko_plot, ko_md],
             show_progress_on=[ko_plot],
             api_name="reliance",
             **model,
+            **drawn,
         )
         report_btn.click(ex.report, inputs=common, outputs=[report_html, report_trace], api_name="report", **model)
         cmp_btn.click(
             ex.compare,
-            inputs=[image, cmp_variants, cmp_weights, input_size],
+            inputs=[image, cmp_variants, cmp_weights, input_size, plot_width],
             outputs=[cmp_plot, cmp_costs, cmp_md],
             show_progress_on=[cmp_plot, cmp_costs],
             api_name="compare",
             **model,
+            **drawn,
         )
         variant.change(
             ex.variant_options,
