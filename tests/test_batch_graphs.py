@@ -11,7 +11,7 @@ from PIL import Image
 
 from hrnet_explorer import predict, trace
 from hrnet_explorer.batch import predict_many, trace_many
-from hrnet_explorer.graphs import GraphTracer, fast_model
+from hrnet_explorer.graphs import GraphedIG, GraphTracer, fast_model, graph_trace
 
 
 def images(n: int) -> list[Image.Image]:
@@ -23,6 +23,10 @@ def test_graph_tracer_needs_cuda(w18_small):
         GraphTracer(w18_small, batch_size=1)
     with pytest.raises(ValueError, match="use_graphs=False"):
         next(trace_many(w18_small, images(1), use_graphs=True))
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        graph_trace(w18_small, torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        GraphedIG(fast_model(w18_small.model).requires_grad_(False), (1, 3, 64, 64), [0.5], [1.0], 1)
 
 
 def test_fast_model_is_a_channels_last_copy(w18_small):
