@@ -242,10 +242,10 @@ def test_upload_limit_is_enforced_by_the_server(server):
     assert info.value.code == 413 and "maximum" in info.value.read().decode().lower()
     # A data: URL travels inside the request, not as an upload: the app holds it to the same limit.
     url = "data:image/png;base64," + base64.b64encode(big).decode()
-    kind, body = _raw_call(server, "analyze", [_image_data(url=url), VARIANT, "random", APP_SIZE, "energy_share"])
+    kind, body = _raw_call(server, "analyze", [_image_data(url=url), VARIANT, "random", APP_SIZE, "energy_share", 0])
     assert kind == "error" and "maximum file size" in body, body[:500]
     small = "data:image/png;base64," + base64.b64encode(encode(picture(), "PNG")).decode()
-    kind, body = _raw_call(server, "analyze", [_image_data(url=small), VARIANT, "random", APP_SIZE, "energy_share"])
+    kind, body = _raw_call(server, "analyze", [_image_data(url=small), VARIANT, "random", APP_SIZE, "energy_share", 0])
     assert kind == "complete", body[:500]
 
 
@@ -256,7 +256,7 @@ def test_no_user_controlled_server_paths(server, client):
     images = [c for c in config["components"] if c["type"] == "image"]
     assert len(images) == 1 and images[0]["props"]["sources"] == ["upload", "webcam", "clipboard"]
     # An image "upload" that names a file on the server is refused by Gradio before our code runs.
-    kind, body = _raw_call(server, "analyze", [_image_data(path="/etc/hostname"), VARIANT, "random", APP_SIZE, "l2"])
+    kind, body = _raw_call(server, "analyze", [_image_data(path="/etc/hostname"), VARIANT, "random", APP_SIZE, "l2", 0])
     assert kind == "error" and "complete" not in body
     # Weights are names, never checkpoint paths (the Weights box takes custom values).
     for weights in ("/etc/hostname", "../../model.safetensors", "weights.pth", str(ROOT / "pyproject.toml")):
