@@ -14,6 +14,8 @@ of different resolutions line up; large maps are averaged down to ``max_side`` p
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 import io
 import math
 import re
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
@@ -203,29 +206,14 @@ _COMPACT_TOP = 34  # px above a compact title
 _COLORBAR_BELOW = 60  # px under the plot for a horizontal colour bar (+ 13 px per line of its title)
 
 
-def _bar_title(bar: Any) -> str:
-    title = getattr(getattr(bar, "title", None), "text", None)
-    return title or ""
-
-
-def _colour_bars(fig: go.Figure) -> list:
-    """The colour bars ``fig`` shows: its colour axes' and its traces' own."""
-    axes = {t.coloraxis for t in fig.data if getattr(t, "coloraxis", None)}
-    bars = [fig.layout[k].colorbar for k in sorted(axes) if fig.layout[k].showscale is not False]
-    return bars + [
-        t.colorbar
-        for t in fig.data
-        if "colorbar" in t and not getattr(t, "coloraxis", None) and t.showscale is not False
-    ]
-
-
-def _bars_below(fig: go.Figure) -> int:
-    """Every colour bar of ``fig`` turned horizontal, thin, under the plot; its title under its tick labels.
-    Returns the pixels the tallest one needs below the plot."""
-    need = 0
-    for bar in _colour_bars(fig):
-        lines = _wrap_html(re.sub(r"<br\s*/?>", " ", _bar_title(bar), flags=re.I), 58)
-        bar.update(
+def _bar_below(bar: dict) -> int:
+    """A colour bar turned horizontal, thin, under the plot; its title under its tick labels. Returns the pixels it
+    needs below the plot."""
+    text = (bar.get("title") or {}).get("text") or ""
+    lines = _wrap_html(re.sub(r"<br\s*/?>", " ", text, flags=re.I), 58)
+    _merge(
+        bar,
+        dict(
             orientation="h",
             thickness=12,
             len=1.0,
@@ -237,9 +225,9 @@ def _bars_below(fig: go.Figure) -> int:
             yref="container",
             ypad=6,
             title=dict(text="<br>".join(lines), side="bottom", font=dict(size=11)),
-        )
-        need = max(need, _COLORBAR_BELOW + 13 * len(lines))
-    return need
+        ),
+    )
+    return _COLORBAR_BELOW + 13 * len(lines)
 
 
 def _title_px(title: str) -> int:
@@ -249,9 +237,130 @@ def _title_px(title: str) -> int:
     return 20 * (len(lines) - 1) + (13 if re.match(r"\s*<su[bp]>", lines[-1]) else 20)
 
 
-def _finish(
-    fig: go.Figure, title: str, height: int | None = None, *, compact: bool = False, **layout: Any
-) -> go.Figure:
+# The figures' look: plotly's "plotly_white" template, embedded in each figure. Naming it (template="plotly_white")
+# made plotly copy and validate all of it, defaults for ~25 trace types and for polar, ternary, 3-D and map subplots,
+# each time a figure was drawn (~5 ms a figure on a 2-core CPU); the figures keep the part that applies to what they
+# draw, unchanged: the layout less those subplots, and the defaults of their trace types.
+_TEMPLATE_TRACES = ("bar", "heatmap", "image", "sankey", "scatter")
+_UNUSED_SUBPLOTS = ("geo", "map", "mapbox", "polar", "scene", "smith", "ternary")
+
+
+def _template() -> dict:
+    """The figures' template: plotly_white (as registered now) for the trace types and the 2-D axes they draw."""
+    white = pio.templates["plotly_white"].to_plotly_json()  # a copy
+    return dict(
+        data={k: v for k, v in white.get("data", {}).items() if k in _TEMPLATE_TRACES},
+        layout={k: v for k, v in white.get("layout", {}).items() if k not in _UNUSED_SUBPLOTS},
+    )
+
+
+def _merge(into: dict, update: Mapping) -> dict:
+    """``update`` merged into ``into`` as ``update_layout`` merges it: dicts into dicts, anything else replaced."""
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        elif isinstance(value, Mapping):
+            into[key] = _merge({}, value)
+        else:
+            into[key] = value
+    return into
+
+
+class _Draft:
+    """A figure as plain dicts (traces and layout), made into a ``go.Figure`` once, by :func:`_finish`: plotly
+    validates every property each time one is set, so building a figure call by call (``add_trace``,
+    ``update_xaxes``, ``add_annotation``, ``update_layout``) cost several times what one validation of the whole
+    does. ``grid``: the subplot grid of :func:`_subplots` (kept, so ``row=``/``col=`` work on the figure)."""
+
+    def __init__(self, layout: dict | None = None, grid: tuple | None = None):
+        self.data: list[dict] = []
+        self.layout: dict = layout if layout is not None else {}
+        self.grid = grid  # (grid_ref, grid_str) as make_subplots leaves them on its figure
+
+    def add(self, trace: dict, row: int | None = None, col: int | None = None) -> dict:
+        if row is not None:
+            trace.update(self.grid[0][row - 1][col - 1][0].trace_kwargs)
+        self.data.append(trace)
+        return trace
+
+    def axis(self, xy: str, row: int = 1, col: int = 1) -> dict:
+        """The layout dict of the x or y axis of cell (row, col) (of the single plot without a grid)."""
+        key = self.grid[0][row - 1][col - 1][0].layout_keys[xy == "y"] if self.grid else f"{xy}axis"
+        return self.layout.setdefault(key, {})
+
+    def axes(self, xy: str) -> list[dict]:
+        """Every x or y axis of the layout, as ``update_xaxes()`` without row and col selects them."""
+        if not self.grid:
+            return [self.layout.setdefault(f"{xy}axis", {})]
+        return [v for k, v in self.layout.items() if re.fullmatch(f"{xy}axis[0-9]*", k)]
+
+    def annotate(self, **annotation: Any) -> None:
+        self.layout.setdefault("annotations", []).append(annotation)
+
+    def font_annotations(self, size: int) -> None:
+        """Every annotation so far in a font of ``size`` px (``update_annotations(font_size=size)``)."""
+        for note in self.layout.get("annotations", ()):
+            note.setdefault("font", {})["size"] = size
+
+    def rule(self, xy: str, at: float, row: int = 1, col: int = 1, **line: Any) -> None:
+        """A line across cell (row, col) at x = ``at`` (``xy="x"``) or y = ``at``, as ``add_vline`` / ``add_hline``
+        draw it."""
+        x, y = (self.grid[0][row - 1][col - 1][0].trace_kwargs[f"{k}axis"] if self.grid else k for k in "xy")
+        shape = dict(type="line", line=line)
+        if xy == "x":
+            shape.update(x0=at, x1=at, xref=x, y0=0, y1=1, yref=f"{y} domain")
+        else:
+            shape.update(x0=0, x1=1, xref=f"{x} domain", y0=at, y1=at, yref=y)
+        self.layout.setdefault("shapes", []).append(shape)
+
+    def figure(self) -> go.Figure:
+        spec: dict[str, Any] = {"data": self.data, "layout": self.layout}
+        if self.grid:  # as plotly itself rebuilds a subplot figure (BaseFigure.__reduce__)
+            spec["_grid_ref"], spec["_grid_str"] = self.grid
+        return go.Figure(spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(**options: Any) -> tuple[dict, list, str]:
+    """make_subplots' layout and its grid (which it keeps on the figure as ``_grid_ref`` / ``_grid_str``, what
+    ``row=``/``col=`` use): ~6 ms for a 1×3 grid, ~14 ms for 2×4 on a 2-core CPU, so once per grid shape."""
+    fig = make_subplots(**options)
+    layout = fig.layout.to_plotly_json()
+    layout.pop("template", None)  # the session's default template: _finish sets the figures' own
+    return layout, fig._grid_ref, fig._grid_str
+
+
+def _subplots(**options: Any) -> _Draft:
+    """``make_subplots(**options)`` as a draft: its layout (axes and title annotations) computed once per grid,
+    the titles filled in after (grids that differ only in their titles share one layout)."""
+    texts = {}
+    for name in ("subplot_titles", "column_titles", "row_titles"):
+        if options.get(name):  # plotly draws no annotation for an empty title: those stay empty
+            keys = tuple(f"\x00{name}{k}" if text else "" for k, text in enumerate(options[name]))
+            texts |= dict(zip(keys, options[name], strict=True))
+            options[name] = keys
+    layout, grid_ref, grid_str = _grid(**options)
+    layout = copy.deepcopy(layout)
+    for note in layout.get("annotations", ()):
+        note["text"] = texts.get(note["text"], note["text"])
+    return _Draft(layout, (copy.deepcopy(grid_ref), grid_str))
+
+
+def _colour_bars(draft: _Draft) -> list[dict]:
+    """The colour bars a draft's figure shows (its colour axes' and its traces' own), as dicts to update in place."""
+    bars = []
+    for name in sorted({t["coloraxis"] for t in draft.data if t.get("coloraxis")}):
+        if draft.layout.get(name, {}).get("showscale") is not False:
+            bars.append(draft.layout.setdefault(name, {}).setdefault("colorbar", {}))
+    for t in draft.data:  # traces with a colour bar of their own (of the types drafts draw: heatmaps)
+        if t.get("type") == "heatmap" and not t.get("coloraxis") and t.get("showscale") is not False:
+            bars.append(t.setdefault("colorbar", {}))
+    return bars
+
+
+def _finish(fig: _Draft, title: str, height: int | None = None, *, compact: bool = False, **layout: Any) -> go.Figure:
+    """The draft, titled, in the figures' template and ``layout``, made a ``go.Figure``. ``compact``: the title
+    wrapped, the colour bars under the plot."""
     layout.setdefault("margin", dict(l=60, r=30, t=90, b=50))
     heading = dict(text=title, x=0.01, xanchor="left", font=dict(size=15))
     if compact:  # the title wrapped, at the top; the top margin keeps the room the figure left under its title
@@ -270,22 +379,19 @@ def _finish(
         height = height + margin["t"] - top if height else height
     if height:
         layout["height"] = height
-    fig.update_layout(
-        title=heading,
-        template="plotly_white",
-        hoverlabel=dict(namelength=-1),
-        **layout,
-    )
+    _merge(fig.layout, dict(title=heading, hoverlabel=dict(namelength=-1), **layout))
+    fig.layout["template"] = _template()
+    bars = _colour_bars(fig)
     if compact:
-        below = _bars_below(fig)
+        below = max((_bar_below(bar) for bar in bars), default=0)
         if below:
-            fig.update_layout(margin_b=fig.layout.margin.b + below)
-            if fig.layout.height:
-                fig.update_layout(height=fig.layout.height + below)
+            fig.layout["margin"]["b"] = fig.layout["margin"].get("b", 0) + below
+            if fig.layout.get("height"):
+                fig.layout["height"] += below
     else:  # the top tick label under its tick: above it, it ran into the last line of the bar's title
-        for bar in _colour_bars(fig):
-            bar.update(ticklabelposition="outside bottom")
-    return fig
+        for bar in bars:
+            bar["ticklabelposition"] = "outside bottom"
+    return fig.figure()
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -362,12 +468,14 @@ def topk_figure(
     if not scores:
         raise ValueError("topk_figure needs at least one ClassScore.")
     scores = scores[::-1]
-    fig = go.Figure(
-        go.Bar(
+    fig = _Draft()
+    fig.add(
+        dict(
+            type="bar",
             x=[s.probability for s in scores],
             y=[f"{_clip_label(s.label, 24 if compact else 40)} ({s.index})" for s in scores],
             orientation="h",
-            marker_color=POSITIVE_COLOR,
+            marker=dict(color=POSITIVE_COLOR),
             text=[f"{s.probability:.1%}" for s in scores],
             textposition="auto",
             customdata=[[s.logit, s.index, s.label] for s in scores],
@@ -380,8 +488,8 @@ def topk_figure(
         if hasattr(prediction, "variant"):
             h, w = prediction.input_size
             title += f" · {_short(prediction.model_name)} · {h}×{w} px{_weights_note(prediction.weights)}"
-    fig.update_xaxes(title_text="softmax probability", tickformat=".0%", rangemode="tozero")
-    fig.update_yaxes(title_text=None if compact else "class (index)", automargin=True)
+    fig.axis("x").update(title=dict(text="softmax probability"), tickformat=".0%", rangemode="tozero")
+    fig.axis("y").update(automargin=True, **({} if compact else dict(title=dict(text="class (index)"))))
     return _finish(fig, title, height=120 + 36 * len(scores), compact=compact)
 
 
@@ -406,43 +514,46 @@ def variants_figure(
         :cols
     ]
     if compact:
-        fig = make_subplots(rows=cols, cols=1, subplot_titles=titles, vertical_spacing=0.32 / cols)
-        fig.update_annotations(font_size=13)
+        fig = _subplots(rows=cols, cols=1, subplot_titles=tuple(titles), vertical_spacing=0.32 / cols)
+        fig.font_annotations(13)
     else:
-        fig = make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.08)
+        fig = _subplots(rows=1, cols=cols, subplot_titles=tuple(titles), horizontal_spacing=0.08)
 
     def at(c: int) -> tuple[int, int]:
         return (c, 1) if compact else (1, c)
 
-    fig.add_trace(
-        go.Bar(
+    fig.add(
+        dict(
+            type="bar",
             name="card",
             x=names,
             y=[r.card_params_m for r in reports],
-            marker_color="#999999",
+            marker=dict(color="#999999"),
             legendgroup="card",
             hovertemplate="%{x}<br>card: %{y:.2f} M parameters<extra></extra>",
         ),
         *at(1),
     )
-    fig.add_trace(
-        go.Bar(
+    fig.add(
+        dict(
+            type="bar",
             name="measured",
             x=names,
             y=[r.params / 1e6 for r in reports],
-            marker_color=POSITIVE_COLOR,
+            marker=dict(color=POSITIVE_COLOR),
             legendgroup="measured",
             customdata=[r.params for r in reports],
             hovertemplate="%{x}<br>measured: %{customdata:,} parameters<extra></extra>",
         ),
         *at(1),
     )
-    fig.add_trace(
-        go.Bar(
+    fig.add(
+        dict(
+            type="bar",
             name="card 'FLOPs'",
             x=names,
             y=[r.card_flops / 1e9 for r in reports],
-            marker_color="#999999",
+            marker=dict(color="#999999"),
             legendgroup="card",
             showlegend=False,
             customdata=[[r.card_flops, r.card_flops_over_macs] for r in reports],
@@ -451,12 +562,13 @@ def variants_figure(
         ),
         *at(2),
     )
-    fig.add_trace(
-        go.Bar(
+    fig.add(
+        dict(
+            type="bar",
             name="measured MACs",
             x=names,
             y=[r.macs / 1e9 for r in reports],
-            marker_color=POSITIVE_COLOR,
+            marker=dict(color=POSITIVE_COLOR),
             legendgroup="measured",
             showlegend=False,
             customdata=[r.macs for r in reports],
@@ -465,12 +577,13 @@ def variants_figure(
         *at(2),
     )
     if cols == 3:
-        fig.add_trace(
-            go.Bar(
+        fig.add(
+            dict(
+                type="bar",
                 name="measured latency",
                 x=names,
                 y=lat,
-                marker_color=POSITIVE_COLOR,
+                marker=dict(color=POSITIVE_COLOR),
                 legendgroup="measured",
                 showlegend=False,
                 text=[f"{v:.0f}" if v is not None else "" for v in lat],
@@ -479,18 +592,17 @@ def variants_figure(
             ),
             *at(3),
         )
-        fig.update_yaxes(title_text="ms" + (f" ({device})" if device else ""), row=at(3)[0], col=at(3)[1])
-    fig.update_yaxes(title_text="M parameters", row=1, col=1)
-    fig.update_yaxes(
-        title_text="G (card 'FLOPs', MACs)" if compact else "G (card: 'FLOPs'; measured: MACs)",
-        row=at(2)[0],
-        col=at(2)[1],
+        fig.axis("y", *at(3))["title"] = dict(text="ms" + (f" ({device})" if device else ""))
+    fig.axis("y", 1, 1)["title"] = dict(text="M parameters")
+    fig.axis("y", *at(2))["title"] = dict(
+        text="G (card 'FLOPs', MACs)" if compact else "G (card: 'FLOPs'; measured: MACs)"
     )
     if not compact:
-        fig.update_xaxes(title_text="variant")
+        for axis in fig.axes("x"):
+            axis["title"] = dict(text="variant")
     note = len(_wrap(CARD_FLOPS_EXPLANATION, 56).split("<br>"))  # the compact note's lines
     height = 150 + 250 * cols + 15 * note if compact else 520
-    fig.add_annotation(
+    fig.annotate(
         text=_wrap(CARD_FLOPS_EXPLANATION, 56 if compact else 125),
         xref="paper",
         yref="paper",
@@ -505,7 +617,8 @@ def variants_figure(
         name="note",
     )
     if compact:
-        fig.update_xaxes(tickangle=-30)
+        for axis in fig.axes("x"):
+            axis["tickangle"] = -30
     top1 = ", ".join(f"{_short(r.variant)} {r.card_top1:.2f}%" for r in reports)
     return _finish(
         fig,
@@ -547,15 +660,15 @@ def _map_grid(
     margin = dict(l=50, r=16, t=110, b=20) if compact else dict(l=70, r=110, t=110, b=20)
     if compact:  # square cells across the design width
         cell_px = round((COMPACT_DESIGN_WIDTH - margin["l"] - margin["r"]) / cols)
-    fig = make_subplots(
-        rows=rows, cols=cols, column_titles=list(col_titles), horizontal_spacing=0.012, vertical_spacing=0.03
+    fig = _subplots(
+        rows=rows, cols=cols, column_titles=tuple(col_titles), horizontal_spacing=0.012, vertical_spacing=0.03
     )
     in_h, in_w = trace.input_size
     first = True
     for r, row in enumerate(grid, start=1):
         # A paper annotation, not the y-axis title: the axes of an empty first cell (a stream that does not exist
         # yet) are not drawn, and their title with them.
-        fig.add_annotation(
+        fig.annotate(
             text=row_titles[r - 1],
             showarrow=False,
             textangle=-90,
@@ -565,22 +678,22 @@ def _map_grid(
             x=0,
             xshift=-8,
             xanchor="right",
-            y=sum(fig.get_subplot(r, 1).yaxis.domain) / 2,
+            y=sum(fig.axis("y", r, 1)["domain"]) / 2,
             yanchor="middle",
             name="row title",
         )
         for c, name in enumerate(row, start=1):
-            cell = fig.get_subplot(r, c)
-            cell.yaxis.scaleanchor = cell.yaxis.anchor  # square input pixels
+            xaxis, yaxis = fig.axis("x", r, c), fig.axis("y", r, c)
+            yaxis["scaleanchor"] = yaxis["anchor"]  # square input pixels
             if name is None:
-                fig.add_annotation(
+                fig.annotate(
                     text="not yet<br>created",
                     showarrow=False,
                     font=dict(color="#aaaaaa", size=10),
                     xref="paper",
                     yref="paper",
-                    x=sum(cell.xaxis.domain) / 2,
-                    y=sum(cell.yaxis.domain) / 2,
+                    x=sum(xaxis["domain"]) / 2,
+                    y=sum(yaxis["domain"]) / 2,
                 )
                 continue
             img = _reduce(trace, name, method, sample, max_side)
@@ -588,8 +701,9 @@ def _map_grid(
             shape = trace.shapes.get(name)
             where = f"{name} · {shape[1]} ch · {shape[2]}×{shape[3]}" if shape and len(shape) == 4 else name
             if method == "pca":
-                fig.add_trace(
-                    go.Image(
+                fig.add(
+                    dict(
+                        type="image",
                         z=(img.clamp(0, 1).numpy() * 255).astype(np.uint8),
                         x0=in_w / w / 2,
                         dx=in_w / w,
@@ -604,8 +718,9 @@ def _map_grid(
             else:
                 z = img.numpy()
                 lo, hi = float(z.min()), float(z.max())
-                fig.add_trace(
-                    go.Heatmap(
+                fig.add(
+                    dict(
+                        type="heatmap",
                         z=z,
                         x=_pixel_axis(w, in_w),
                         y=_pixel_axis(h, in_h),
@@ -626,9 +741,11 @@ def _map_grid(
                     c,
                 )
                 first = False
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[0, in_w])
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=[in_h, 0])
-    fig.update_annotations(font_size=10 if compact else 11)
+    for axis in fig.axes("x"):
+        axis.update(showticklabels=False, showgrid=False, zeroline=False, range=[0, in_w])
+    for axis in fig.axes("y"):
+        axis.update(showticklabels=False, showgrid=False, zeroline=False, range=[in_h, 0])
+    fig.font_annotations(10 if compact else 11)
     return _finish(fig, title, height=90 + cell_px * rows, margin=margin, compact=compact)
 
 
@@ -716,9 +833,10 @@ def _measure_scale(measure: str, values: Sequence[np.ndarray]) -> dict:
     return dict(colorscale=_DIVERGING, cmin=-top, cmax=top, cmid=0.0)
 
 
-def _matrix_trace(m: np.ndarray, measure: str, where: str, font_size: int = 11) -> go.Heatmap:
+def _matrix_trace(m: np.ndarray, measure: str, where: str, font_size: int = 11) -> dict:
     n = m.shape[0]
-    return go.Heatmap(
+    return dict(
+        type="heatmap",
         z=m,
         x=[f"s{j}" for j in range(n)],
         y=[f"s{i}" for i in range(n)],
@@ -736,9 +854,10 @@ def fusion_matrix_figure(
 ) -> go.Figure:
     """One module's [target × source] fusion matrix as an annotated heatmap."""
     m = _np(stats.matrix(measure, sample))
-    fig = go.Figure(_matrix_trace(m, measure, title or "module"))
-    fig.update_xaxes(title_text="source stream (sends)", side="bottom")
-    fig.update_yaxes(title_text="target stream (receives)", autorange="reversed")
+    fig = _Draft()
+    fig.add(_matrix_trace(m, measure, title or "module"))
+    fig.axis("x").update(title=dict(text="source stream (sends)"), side="bottom")
+    fig.axis("y").update(title=dict(text="target stream (receives)"), autorange="reversed")
     scale = _measure_scale(measure, [m])
     return _finish(
         fig,
@@ -758,24 +877,25 @@ def fusion_matrices_figure(
     rows = math.ceil(len(refs) / cols)
     mats = [_np(trace.fusion(r.stage, r.index).matrix(measure, sample)) for r in refs]
     row_px = 190 if compact else 280
-    fig = make_subplots(
+    fig = _subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[r.name for r in refs],
+        subplot_titles=tuple(r.name for r in refs),
         horizontal_spacing=0.12 if compact else 0.06,
         vertical_spacing=min(0.12, 70 / (row_px * rows)) if rows > 1 else 0.0,
     )
     for k, (ref, m) in enumerate(zip(refs, mats, strict=True)):
-        fig.add_trace(_matrix_trace(m, measure, ref.name, 10 if compact else 11), k // cols + 1, k % cols + 1)
-    fig.update_yaxes(autorange="reversed")
+        fig.add(_matrix_trace(m, measure, ref.name, 10 if compact else 11), k // cols + 1, k % cols + 1)
+    for axis in fig.axes("y"):
+        axis["autorange"] = "reversed"
     for k in range(len(refs)):
         if k + cols >= len(refs):  # the lowest matrix of its column
-            fig.update_xaxes(title_text="source", row=k // cols + 1, col=k % cols + 1)
+            fig.axis("x", k // cols + 1, k % cols + 1)["title"] = dict(text="source")
     for k in range(len(refs), rows * cols):  # empty cells of the last row: no bare axes
-        fig.update_xaxes(visible=False, row=k // cols + 1, col=k % cols + 1)
-        fig.update_yaxes(visible=False, row=k // cols + 1, col=k % cols + 1)
+        fig.axis("x", k // cols + 1, k % cols + 1)["visible"] = False
+        fig.axis("y", k // cols + 1, k % cols + 1)["visible"] = False
     for r in range(1, rows + 1):
-        fig.update_yaxes(title_text="target", row=r, col=1)
+        fig.axis("y", r, 1)["title"] = dict(text="target")
     active = " · ".join(
         f"{r.name}: " + "/".join(f"{v:.0%}" for v in trace.fusion(r.stage, r.index).active_fraction[sample].tolist())
         for r in refs[-1:]
@@ -835,12 +955,13 @@ def sankey_figure(
         hovertemplate="%{customdata[0]}: stream %{customdata[1]} → stream %{customdata[2]}"
         f"<br>{_MEASURE_SHORT.get(measure, measure)} %{{customdata[3]:.5f}}<extra></extra>",
     )
-    fig = go.Figure(go.Sankey(arrangement="fixed", node=node, link=link, valueformat=".4f"))
+    fig = _Draft()
+    fig.add(dict(type="sankey", arrangement="fixed", node=node, link=link, valueformat=".4f"))
     turned = compact and len(steps) > 6  # about 40 px a step label on a narrow screen
     for s in steps:
         label = step_label[s]
         short = label.replace("stage", "s").replace(".module", ".m").replace("transition", "t")
-        fig.add_annotation(
+        fig.annotate(
             x=0.01 + 0.98 * (s + 0.5) / last,
             y=1.0,
             xref="paper",
@@ -853,7 +974,7 @@ def sankey_figure(
             hovertext=label,
         )
     for s in range(n_streams):
-        fig.add_annotation(
+        fig.annotate(
             x=-0.005,
             y=1 - (0.05 + 0.9 * (s + 0.5) / n_streams),
             xref="paper",
@@ -892,10 +1013,10 @@ def decomposition_figure(
     cols = 2 if compact else len(panels)
     rows = math.ceil(len(panels) / cols)
     cell = (COMPACT_DESIGN_WIDTH - 36) / 2 if compact else 0  # px: square panels across a narrow screen
-    fig = make_subplots(
+    fig = _subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=titles,
+        subplot_titles=tuple(titles),
         horizontal_spacing=0.04 if compact else 0.015,
         vertical_spacing=60 / ((cell + 60) * rows) if rows > 1 else 0.0,  # 60 px for a three-line title
     )
@@ -903,8 +1024,9 @@ def decomposition_figure(
     label = REDUCTION_LABELS[method]
     names = [f"edge {j}→{dec.target}" for j in dec.sources] + ["pre-activation Σ", "fused output"]
     for c, (z, name) in enumerate(zip(panels, names, strict=True), start=1):
-        fig.add_trace(
-            go.Heatmap(
+        fig.add(
+            dict(
+                type="heatmap",
                 z=z,
                 coloraxis="coloraxis",
                 hovertemplate=f"{dec.module} · {name}<br>cell (%{{x}}, %{{y}}) of {w}×{h}<br>{label} %{{z:.5g}}"
@@ -914,11 +1036,13 @@ def decomposition_figure(
             (c - 1) % cols + 1,
         )
     for c in range(1, len(panels) + 1):
-        sub = fig.get_subplot((c - 1) // cols + 1, (c - 1) % cols + 1)
-        sub.yaxis.scaleanchor = sub.yaxis.anchor
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
-    fig.update_annotations(font_size=11)
+        yaxis = fig.axis("y", (c - 1) // cols + 1, (c - 1) % cols + 1)
+        yaxis["scaleanchor"] = yaxis["anchor"]
+    for axis in fig.axes("x"):
+        axis.update(showticklabels=False, showgrid=False, zeroline=False)
+    for axis in fig.axes("y"):
+        axis.update(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    fig.font_annotations(11)
     if method == "mean":
         top = _symmetric(panels)
         axis = dict(colorscale=_DIVERGING, cmin=-top, cmax=top, cmid=0.0)
@@ -940,10 +1064,10 @@ def decomposition_figure(
 # ----------------------------------------------------------------------------------------- attribution
 
 
-def _overlay_traces(uri: str, heat: np.ndarray, coloraxis: str, hover: str) -> list:
+def _overlay_traces(uri: str, heat: np.ndarray, coloraxis: str, hover: str) -> list[dict]:
     return [
-        go.Image(source=uri, hoverinfo="skip"),
-        go.Heatmap(z=heat, coloraxis=coloraxis, opacity=0.6, hovertemplate=hover),
+        dict(type="image", source=uri, hoverinfo="skip"),
+        dict(type="heatmap", z=heat, coloraxis=coloraxis, opacity=0.6, hovertemplate=hover),
     ]
 
 
@@ -983,22 +1107,22 @@ def attribution_figure(
     titles = ["the image the network sees", f"{method} overlaid"]
     if compact:
         panel = COMPACT_DESIGN_WIDTH - 40  # px: each panel the screen's width
-        fig = make_subplots(rows=2, cols=1, subplot_titles=titles, vertical_spacing=40 / (2 * panel + 40))
+        fig = _subplots(rows=2, cols=1, subplot_titles=tuple(titles), vertical_spacing=40 / (2 * panel + 40))
     else:
-        fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.04)
-    fig.add_trace(go.Image(source=uri, hoverinfo="skip"), 1, 1)
+        fig = _subplots(rows=1, cols=2, subplot_titles=tuple(titles), horizontal_spacing=0.04)
+    fig.add(dict(type="image", source=uri, hoverinfo="skip"), 1, 1)
     hover = f"input px (%{{x}}, %{{y}})<br>{method} %{{z:.5g}}<extra></extra>"
     for t in _overlay_traces(uri, heat, "coloraxis", hover):
-        fig.add_trace(t, *((2, 1) if compact else (1, 2)))
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+        fig.add(t, *((2, 1) if compact else (1, 2)))
+    for axis in fig.axes("x") + fig.axes("y"):
+        axis.update(showticklabels=False, showgrid=False, zeroline=False)
     delta = "" if attribution.delta is None else f" · convergence δ {attribution.delta:.2e}"
     settings = ", ".join(f"{k}={v}" for k, v in (attribution.settings or {}).items() if not isinstance(v, dict))
     sign = "red > 0 > blue" if float(heat.min()) < 0 else "bright = more"
     # The settings wrapped (the subtitle does not wrap by itself and was cut off on the right).
     lines = textwrap.wrap(settings, 90) or [""]
     if compact:
-        fig.update_annotations(font_size=13)
+        fig.font_annotations(13)
     return _finish(
         fig,
         f"{method} for {_target_text(attribution)}{delta}{_weights_note(weights)}"
@@ -1036,10 +1160,10 @@ def gradcam_figure(
     cols = min(2, len(maps)) if compact else len(maps)
     rows = math.ceil(len(maps) / cols)
     cell = (COMPACT_DESIGN_WIDTH - 40) / cols if compact else 0  # px: square panels across a narrow screen
-    fig = make_subplots(
+    fig = _subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=titles,
+        subplot_titles=tuple(titles),
         horizontal_spacing=0.04 if compact else 0.02,
         vertical_spacing=50 / ((cell + 50) * rows) if rows > 1 else 0.0,  # 50 px for a two-line title
     )
@@ -1048,18 +1172,18 @@ def gradcam_figure(
         hover = f"stream {k - 1}<br>input px (%{{x}}, %{{y}})<br>Grad-CAM %{{z:.5g}}<extra></extra>"
         name = "coloraxis" if shared_scale or k == 1 else f"coloraxis{k}"
         for t in _overlay_traces(uri, m, name, hover):
-            fig.add_trace(t, (k - 1) // cols + 1, (k - 1) % cols + 1)
+            fig.add(t, (k - 1) // cols + 1, (k - 1) % cols + 1)
         if not shared_scale:
             axis = _heat_axis([m], "Grad-CAM<br>(each stream<br>on its own scale)")
             axis["colorbar"].update(tickvals=[axis["cmin"], axis["cmax"]], ticktext=["0", "its end"])
             axes[name] = axis | dict(showscale=k == 1)
     if shared_scale:
         axes["coloraxis"] = _heat_axis(maps, "Grad-CAM<br>(one scale<br>for all streams)")
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    for axis in fig.axes("x") + fig.axes("y"):
+        axis.update(showticklabels=False, showgrid=False, zeroline=False)
     which = "one shared colour scale" if shared_scale else "each stream on its own colour scale"
     if compact:
-        fig.update_annotations(font_size=12)
+        fig.font_annotations(12)
     return _finish(
         fig,
         f"Grad-CAM per stream · stage{cam.stage}.module{cam.module} · {_target_text(cam)}{_weights_note(weights)}"
@@ -1077,20 +1201,22 @@ def stream_shares_figure(shares: StreamShares, *, weights: Any = None, compact: 
     values = _np(shares.shares).reshape(-1)
     n = values.size
     total = float(values.sum())
-    fig = go.Figure(
-        go.Bar(
+    fig = _Draft()
+    fig.add(
+        dict(
+            type="bar",
             x=[f"stream {k}{'<br>' if compact else ' '}(1/{4 * 2**k})" for k in range(n)],
             y=values,
-            marker_color=[_stream_color(k) for k in range(n)],
+            marker=dict(color=[_stream_color(k) for k in range(n)]),
             text=[f"{v:.3g}" for v in values],
             textposition="outside",
             cliponaxis=False,
             hovertemplate="%{x}<br>share %{y:.5f}<extra></extra>",
         )
     )
-    fig.add_hline(y=0, line_color="#444444", line_width=1)
-    fig.update_xaxes(title_text="stream (resolution)")
-    fig.update_yaxes(title_text="share of the logit", range=_padded_range([float(v) for v in values]))
+    fig.rule("y", 0, color="#444444", width=1)
+    fig.axis("x")["title"] = dict(text="stream (resolution)")
+    fig.axis("y").update(title=dict(text="share of the logit"), range=_padded_range([float(v) for v in values]))
     delta = getattr(shares, "delta", None)
     return _finish(
         fig,
@@ -1123,16 +1249,16 @@ def knockout_figure(results: Sequence[KnockoutResult], *, weights: Any = None, c
         for r in rows
     ]
     panel = 60 + 40 * len(results)  # px of one compact panel
-    fig = make_subplots(
+    fig = _subplots(
         rows=2 if compact else 1,
         cols=1 if compact else 2,
         shared_yaxes=not compact,
         horizontal_spacing=0.03,
         vertical_spacing=110 / (2 * panel + 110) if compact else 0.0,  # the upper axis title, the lower panel's title
-        subplot_titles=[
+        subplot_titles=(
             "Δ logit (after − before)",
             "Δ probability (pp)" if compact else "Δ probability (percentage points)",
-        ],
+        ),
     )
     hover = (
         "<b>%{y}</b><br>logit %{customdata[0]:.4f} → %{customdata[1]:.4f}<br>probability %{customdata[2]:.4%} → "
@@ -1140,28 +1266,30 @@ def knockout_figure(results: Sequence[KnockoutResult], *, weights: Any = None, c
     )
     for col, values in ((1, [r.logit_delta for r in rows]), (2, [100 * r.prob_delta for r in rows])):
         at = dict(row=col, col=1) if compact else dict(row=1, col=col)
-        fig.add_trace(
-            go.Bar(
+        fig.add(
+            dict(
+                type="bar",
                 x=values,
                 y=labels,
                 orientation="h",
                 customdata=custom,
                 hovertemplate=hover,
                 showlegend=False,
-                marker_color=[NEGATIVE_COLOR if v < 0 else POSITIVE_COLOR for v in values],
+                marker=dict(color=[NEGATIVE_COLOR if v < 0 else POSITIVE_COLOR for v in values]),
                 text=[f"{v:+.3g}" for v in values],
                 textposition="outside",
                 cliponaxis=False,
             ),
             **at,
         )
-        fig.update_xaxes(range=_padded_range(values, 0.45), **at)
-        fig.add_vline(x=0, line_color="#444444", line_width=1, **at)
-    fig.update_xaxes(title_text="logit change", row=1, col=1)
-    fig.update_xaxes(title_text="probability change (pp)", **(dict(row=2, col=1) if compact else dict(row=1, col=2)))
-    fig.update_yaxes(automargin=True)
+        fig.axis("x", **at)["range"] = _padded_range(values, 0.45)
+        fig.rule("x", 0, **at, color="#444444", width=1)
+    fig.axis("x", 1, 1)["title"] = dict(text="logit change")
+    fig.axis("x", *((2, 1) if compact else (1, 2)))["title"] = dict(text="probability change (pp)")
+    for axis in fig.axes("y"):
+        axis["automargin"] = True
     if not compact:
-        fig.update_yaxes(title_text="knocked out", row=1, col=1)
+        fig.axis("y", 1, 1)["title"] = dict(text="knocked out")
     return _finish(
         fig,
         f"Knockouts: the change in {_target_text(results[0])}{_weights_note(weights)}"
@@ -1184,15 +1312,15 @@ def faithfulness_figure(results: Sequence[Faithfulness | MethodScores], *, compa
     curves = [getattr(r, "faithfulness", r) for r in results]
     if not curves:
         raise ValueError("faithfulness_figure needs at least one result.")
-    fig = make_subplots(
+    fig = _subplots(
         rows=2 if compact else 1,
         cols=1 if compact else 2,
         shared_yaxes=not compact,
         horizontal_spacing=0.04,
         vertical_spacing=0.2 if compact else 0.0,
-        subplot_titles=["Deletion: most relevant pixels removed first", "Insertion: most relevant put back first"]
+        subplot_titles=("Deletion: most relevant pixels removed first", "Insertion: most relevant put back first")
         if not compact
-        else ["Deletion: most relevant removed first", "Insertion: most relevant put back first"],
+        else ("Deletion: most relevant removed first", "Insertion: most relevant put back first"),
     )
 
     def at(col: int) -> dict:
@@ -1201,8 +1329,9 @@ def faithfulness_figure(results: Sequence[Faithfulness | MethodScores], *, compa
     for f in curves:
         name = METHOD_LABELS.get(f.method, f.method)
         for col, curve in ((1, f.deletion), (2, f.insertion)):
-            fig.add_trace(
-                go.Scatter(
+            fig.add(
+                dict(
+                    type="scatter",
                     x=[float(v) for v in curve.fractions],  # lists: readable JSON for API clients
                     y=[float(v) for v in curve.probabilities],
                     mode="lines+markers",
@@ -1217,12 +1346,13 @@ def faithfulness_figure(results: Sequence[Faithfulness | MethodScores], *, compa
                 **at(col),
             )
     first = curves[0]
-    fig.update_xaxes(title_text="fraction of pixels removed", tickformat=".0%", **at(1))
-    fig.update_xaxes(title_text="fraction of pixels inserted", tickformat=".0%", **at(2))
-    fig.update_yaxes(title_text="probability of the target", row=1, col=1)
+    fig.axis("x", **at(1)).update(title=dict(text="fraction of pixels removed"), tickformat=".0%")
+    fig.axis("x", **at(2)).update(title=dict(text="fraction of pixels inserted"), tickformat=".0%")
+    fig.axis("y", 1, 1)["title"] = dict(text="probability of the target")
     if compact:
-        fig.update_yaxes(title_text="p(target)")
-        fig.update_annotations(font_size=13)
+        for axis in fig.axes("y"):
+            axis["title"] = dict(text="p(target)")
+        fig.font_annotations(13)
     legend = 30 * len(curves)  # px: one entry a line
     return _finish(
         fig,
@@ -1245,13 +1375,14 @@ def randomisation_figure(results: Sequence[RandomisationTest | MethodScores], *,
     tests = [t for t in tests if t is not None]
     if not tests:
         raise ValueError("randomisation_figure needs at least one randomisation test.")
-    fig = go.Figure()
+    fig = _Draft()
     for t in tests:
         name = METHOD_LABELS.get(t.method, t.method)
         steps = ["original", *(f"+ {layer}" if k else layer for k, layer in enumerate(t.layers))]
         values = [1.0, *(np.nan if v is None else v for v in t.similarity)]
-        fig.add_trace(
-            go.Scatter(
+        fig.add(
+            dict(
+                type="scatter",
                 x=steps,
                 y=values,
                 mode="lines+markers",
@@ -1260,15 +1391,13 @@ def randomisation_figure(results: Sequence[RandomisationTest | MethodScores], *,
                 hovertemplate=f"<b>{name}</b><br>randomised up to %{{x}}<br>Spearman %{{y:.3f}}<extra></extra>",
             )
         )
-    fig.add_hline(y=0, line_color="#444444", line_width=1)
-    fig.update_xaxes(
-        title_text="layers re-initialised (head first)"
-        if compact
-        else "layer groups re-initialised (cumulative, head first)"
+    fig.rule("y", 0, color="#444444", width=1)
+    fig.axis("x")["title"] = dict(
+        text="layers re-initialised (head first)" if compact else "layer groups re-initialised (cumulative, head first)"
     )
-    fig.update_yaxes(title_text="Spearman(|map|, |original map|)", range=[-0.2, 1.05])
+    fig.axis("y").update(title=dict(text="Spearman(|map|, |original map|)"), range=[-0.2, 1.05])
     if compact:
-        fig.update_xaxes(tickangle=-90)  # turned less, the labels' boxes overlap on a narrow screen
+        fig.axis("x")["tickangle"] = -90  # turned less, the labels' boxes overlap on a narrow screen
     legend = 30 * len(tests) if len(tests) > 1 else 0  # plotly shows no legend for one line
     return _finish(
         fig,
@@ -1309,19 +1438,20 @@ def compare_figure(
     n, k = len(predictions), len(predictions[0].top)
     panel = 40 + 30 * k  # px of one compact panel
     if compact:
-        fig = make_subplots(
-            rows=n, cols=1, subplot_titles=titles, shared_xaxes=True, vertical_spacing=40 / (n * panel + 40)
+        fig = _subplots(
+            rows=n, cols=1, subplot_titles=tuple(titles), shared_xaxes=True, vertical_spacing=40 / (n * panel + 40)
         )
     else:
-        fig = make_subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.12)
+        fig = _subplots(rows=1, cols=n, subplot_titles=tuple(titles), horizontal_spacing=0.12)
     for c, p in enumerate(predictions, start=1):
         top = p.top[::-1]
-        fig.add_trace(
-            go.Bar(
+        fig.add(
+            dict(
+                type="bar",
                 x=[s.probability for s in top],
                 y=[f"{_clip_label(s.label, 24)} ({s.index})" for s in top],
                 orientation="h",
-                marker_color=_stream_color(c - 1),
+                marker=dict(color=_stream_color(c - 1)),
                 showlegend=False,
                 text=[f"{s.probability:.1%}" for s in top],
                 textposition="auto",
@@ -1332,11 +1462,14 @@ def compare_figure(
             *((c, 1) if compact else (1, c)),
         )
     top = max(s.probability for p in predictions for s in p.top)
-    fig.update_xaxes(tickformat=".0%", range=[0, max(top, 1e-3) * 1.05])
-    fig.update_xaxes(title_text="probability", **(dict(row=n, col=1) if compact else {}))
-    fig.update_yaxes(automargin=True)
+    for axis in fig.axes("x"):
+        axis.update(tickformat=".0%", range=[0, max(top, 1e-3) * 1.05])
+    for axis in [fig.axis("x", n, 1)] if compact else fig.axes("x"):
+        axis["title"] = dict(text="probability")
+    for axis in fig.axes("y"):
+        axis["automargin"] = True
     if compact:
-        fig.update_annotations(font_size=13)
+        fig.font_annotations(13)
     random = any(p.weights.is_random for p in predictions)
     return _finish(
         fig,
