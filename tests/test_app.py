@@ -373,7 +373,8 @@ def test_progress_shows_on_the_figure_not_on_the_text_below_it(app):
     ids = {getattr(c, "elem_id", None): c._id for c in demo.blocks.values()}
     by_name = {d.get("api_name"): d for d in demo.config["dependencies"]}
     for name, plot_id in (("attribute", "attribution-plot"), ("knockout", "knockout-plot"),
-                          ("reliance", "knockout-plot"), ("decompose", "decomposition-plot")):  # fmt: skip
+                          ("reliance", "knockout-plot"), ("decompose", "decomposition-plot"),
+                          ("trust", "trust-curves")):  # fmt: skip
         assert by_name[name]["show_progress_on"] == [ids[plot_id]], name
 
 

@@ -334,6 +334,7 @@ def build_demo(
             ex.trust,
             inputs=common + [target, trust_methods, trust_steps, trust_baseline, trust_random, plot_width],
             outputs=[trust_md, trust_plot, rand_plot],
+            show_progress_on=[trust_plot],
             api_name="trust",
             **model,
             **drawn,
