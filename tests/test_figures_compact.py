@@ -48,6 +48,24 @@ def _faithfulness(method: str) -> Faithfulness:
     return Faithfulness(method, 1, "blur", 10, _curve("deletion"), _curve("insertion"), 0.5, 0.1, 0, 0.1)
 
 
+NAMES = [  # every figure the app draws, the keys of builders()
+    "topk",
+    "variants",
+    "lanes",
+    "module",
+    "matrices",
+    "sankey",
+    "decomposition",
+    "attribution",
+    "gradcam",
+    "shares",
+    "knockout",
+    "faithfulness",
+    "randomisation",
+    "compare",
+]
+
+
 def builders(traced, crop) -> dict:
     """Every figure the app draws, as a function of ``compact``."""
     logits = traced.logits[0]
@@ -91,25 +109,7 @@ def shown_bars(fig: go.Figure) -> list:
     return bars + [t.colorbar for t in fig.data if "colorbar" in t and not t.coloraxis and t.showscale is not False]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "topk",
-        "variants",
-        "lanes",
-        "module",
-        "matrices",
-        "sankey",
-        "decomposition",
-        "attribution",
-        "gradcam",
-        "shares",
-        "knockout",
-        "faithfulness",
-        "randomisation",
-        "compare",
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_compact_figures_fit_a_narrow_screen(traced, crop, name):
     build = builders(traced, crop)[name]
     wide, small = build(False), build(True)

@@ -16,27 +16,10 @@ import pytest
 import torch
 from PIL import Image
 from plotly.subplots import make_subplots
-from test_figures_compact import builders
+from test_figures_compact import NAMES, builders
 
 from hrnet_explorer import figures as F
 from hrnet_explorer import trace
-
-NAMES = [  # every figure the app draws (test_figures_compact.builders)
-    "topk",
-    "variants",
-    "lanes",
-    "module",
-    "matrices",
-    "sankey",
-    "decomposition",
-    "attribution",
-    "gradcam",
-    "shares",
-    "knockout",
-    "faithfulness",
-    "randomisation",
-    "compare",
-]
 
 
 @pytest.fixture(scope="module")
