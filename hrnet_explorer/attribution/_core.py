@@ -239,6 +239,18 @@ def _label(target: int, class_names: Sequence[str]) -> str:
     return class_names[target] if 0 <= target < len(class_names) else f"class {target}"
 
 
+class _TargetLabel:
+    """``label``: the name of the explained class, for the result dataclasses that have ``target`` and
+    ``class_names`` fields."""
+
+    target: int
+    class_names: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return _label(self.target, self.class_names)
+
+
 def _names_field():
     """The model's class names on a result (not in its repr: there may be 1000). A result built by hand
     without them reads ImageNet's, as results did before models had names of their own."""

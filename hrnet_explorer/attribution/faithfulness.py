@@ -41,9 +41,9 @@ from ._core import (
     _baseline_name,
     _check_target,
     _fast_model,
-    _label,
     _names_field,
     _prepare,
+    _TargetLabel,
     default_internal_batch_size,
 )
 from .knockouts import resolution_reliance
@@ -88,7 +88,7 @@ class PerturbationCurve:
 
 
 @dataclass(frozen=True)
-class Faithfulness:
+class Faithfulness(_TargetLabel):
     """Deletion and insertion curves of one map for one image and target."""
 
     method: str  # the map's method ("ig", ..., "random", or what the caller said)
@@ -102,10 +102,6 @@ class Faithfulness:
     seed: int  # of the random order among pixels the map ties
     seconds: float  # the batched forward and the curves (not the attribution)
     class_names: tuple[str, ...] = _names_field()
-
-    @property
-    def label(self) -> str:
-        return _label(self.target, self.class_names)
 
     @property
     def deletion_auc(self) -> float:
@@ -303,7 +299,7 @@ def spearman(a, b) -> float | None:
 
 
 @dataclass(frozen=True)
-class StreamAgreement:
+class StreamAgreement(_TargetLabel):
     """Do stream shares (Layer IG) and stream knockouts rank the final streams alike?"""
 
     target: int
@@ -314,10 +310,6 @@ class StreamAgreement:
     self_edge: bool  # knockouts also cut each stream's own path
     n_steps: int
     class_names: tuple[str, ...] = _names_field()
-
-    @property
-    def label(self) -> str:
-        return _label(self.target, self.class_names)
 
     def to_dict(self) -> dict:
         return {

@@ -11,13 +11,13 @@ from ..images import ImageInput
 from ..predict import ClassScore, topk_from_logits
 from ..trace import ModuleRef, hooks_installed, module_refs
 from ..zoo import LoadedModel
-from ._core import _check_target, _Copies, _label, _names_field, _prepare, _resolve_module
+from ._core import _check_target, _Copies, _names_field, _prepare, _resolve_module, _TargetLabel
 
 __all__ = ["KnockoutResult", "knockout", "resolution_reliance"]
 
 
 @dataclass(frozen=True)
-class KnockoutResult:
+class KnockoutResult(_TargetLabel):
     """What zeroing some fuse edges does to the target's logit and probability, and the new top-k."""
 
     target: int
@@ -33,10 +33,6 @@ class KnockoutResult:
     modules: tuple[str, ...] = ()  # modules where edges were zeroed
     edges_removed: int = 0  # number of fuse edges zeroed in all
     class_names: tuple[str, ...] = _names_field()
-
-    @property
-    def label(self) -> str:
-        return _label(self.target, self.class_names)
 
     @property
     def logit_delta(self) -> float:

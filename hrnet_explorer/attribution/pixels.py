@@ -25,13 +25,13 @@ from ._core import (
     _check_target,
     _Copies,
     _fast_model,
-    _label,
     _layout,
     _logits,
     _names_field,
     _prepare,
     _require_grad,
     _Steps,
+    _TargetLabel,
     _top1_unless,
     default_internal_batch_size,
 )
@@ -43,7 +43,7 @@ GRADIENT_FREE = ("occlusion",)
 
 
 @dataclass(frozen=True)
-class PixelAttribution:
+class PixelAttribution(_TargetLabel):
     """One pixel-space attribution, ready for an overlay on the model's input crop."""
 
     method: str  # one of PIXEL_METHODS
@@ -57,10 +57,6 @@ class PixelAttribution:
     baseline_logit: float | None = None  # f(baseline) for the target (IG)
     seconds: float = 0.0  # wall time of the attribution
     class_names: tuple[str, ...] = _names_field()
-
-    @property
-    def label(self) -> str:
-        return _label(self.target, self.class_names)
 
     def to_dict(self) -> dict:
         return {

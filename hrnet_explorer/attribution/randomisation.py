@@ -29,7 +29,7 @@ from torch import nn
 from ..images import ImageInput
 from ..trace import _check_hrnet
 from ..zoo import LoadedModel
-from ._core import Progress, _check_target, _copies, _label, _names_field, _prepare, _Steps
+from ._core import Progress, _check_target, _copies, _names_field, _prepare, _Steps, _TargetLabel
 from .faithfulness import spearman
 from .pixels import PIXEL_METHODS, attribute_pixels
 
@@ -108,7 +108,7 @@ def randomised_models(
 
 
 @dataclass(frozen=True)
-class RandomisationTest:
+class RandomisationTest(_TargetLabel):
     """How much a method's map changes as the model is randomised from the head down."""
 
     method: str
@@ -118,10 +118,6 @@ class RandomisationTest:
     seed: int
     seconds: float
     class_names: tuple[str, ...] = _names_field()
-
-    @property
-    def label(self) -> str:
-        return _label(self.target, self.class_names)
 
     @property
     def final_similarity(self) -> float | None:

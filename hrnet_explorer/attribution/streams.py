@@ -16,12 +16,12 @@ from ._core import (
     _baseline,
     _baseline_name,
     _check_target,
-    _label,
     _names_field,
     _prepare,
     _require_grad,
     _resolve_module,
     _Steps,
+    _TargetLabel,
     _top1_unless,
     default_internal_batch_size,
 )
@@ -30,7 +30,7 @@ __all__ = ["StreamGradCAM", "StreamShares", "gradcam_streams", "stream_shares"]
 
 
 @dataclass(frozen=True)
-class StreamGradCAM:
+class StreamGradCAM(_TargetLabel):
     """Grad-CAM of each resolution stream (fused outputs) of one HighResolutionModule."""
 
     target: int
@@ -44,10 +44,6 @@ class StreamGradCAM:
     @property
     def name(self) -> str:
         return f"stage{self.stage}.module{self.module}"
-
-    @property
-    def label(self) -> str:
-        return _label(self.target, self.class_names)
 
     def to_dict(self) -> dict:
         return {
@@ -119,7 +115,7 @@ def _head(net: HighResolutionNet, *streams: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class StreamShares:
+class StreamShares(_TargetLabel):
     """Each final stream's share of the target logit (Layer Integrated Gradients at the stage-4 output)."""
 
     target: int
@@ -132,10 +128,6 @@ class StreamShares:
     internal_batch_size: int = 0
     attributions: tuple[torch.Tensor, ...] = ()  # per stream, CPU float32 [C_k, h_k, w_k]
     class_names: tuple[str, ...] = _names_field()
-
-    @property
-    def label(self) -> str:
-        return _label(self.target, self.class_names)
 
     @property
     def relative_delta(self) -> float:

@@ -18,7 +18,7 @@ import torch
 
 from ..images import ImageInput
 from ..zoo import LoadedModel
-from ._core import _check_target, _label, _logits, _names_field, _prepare
+from ._core import _check_target, _logits, _names_field, _prepare, _TargetLabel
 from .faithfulness import DEFAULT_STEPS, Faithfulness, StreamAgreement, deletion_insertion, random_map, stream_agreement
 from .groundtruth import check_map_and_mask, mask_fraction, mass_in_mask, pointing_game, rank_accuracy
 from .pixels import PIXEL_METHODS, attribute_pixels
@@ -31,7 +31,7 @@ TRUST_METHODS = (*PIXEL_METHODS, RANDOM_MAP)
 
 
 @dataclass(frozen=True)
-class MethodScores:
+class MethodScores(_TargetLabel):
     """One method's map of one image, scored: faithfulness, randomisation, and ground truth if a mask is known."""
 
     method: str  # one of PIXEL_METHODS, or "random"
@@ -45,10 +45,6 @@ class MethodScores:
     attribution_seconds: float = 0.0
     heatmap: torch.Tensor | None = field(default=None, repr=False, compare=False)  # the map scored, [H, W]
     class_names: tuple[str, ...] = _names_field()
-
-    @property
-    def label(self) -> str:
-        return _label(self.target, self.class_names)
 
     @property
     def deletion_auc(self) -> float:
@@ -168,17 +164,13 @@ def score_attribution(
 
 
 @dataclass(frozen=True)
-class TrustReport:
+class TrustReport(_TargetLabel):
     """Every method's scores on one image and class, the random map's beside them."""
 
     target: int
     rows: tuple[MethodScores, ...]  # in the order asked; the random map last (if asked)
     streams: StreamAgreement | None = None
     class_names: tuple[str, ...] = _names_field()
-
-    @property
-    def label(self) -> str:
-        return _label(self.target, self.class_names)
 
     def row(self, method: str) -> MethodScores:
         for r in self.rows:
