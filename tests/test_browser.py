@@ -32,15 +32,26 @@ def readable(page, *elem_ids: str) -> dict[str, list[str]]:
     return {elem: problems for elem, problems in found.items() if problems}
 
 
-def test_main_flow_in_a_browser(url, browser):
-    ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def open_page(browser, width: int, height: int) -> tuple:
+    """A new page of ``width`` × ``height`` px and the list its JavaScript errors go to."""
+    page = browser.new_page(viewport={"width": width, "height": height})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return page, errors
+
+
+def upload(page, image: str) -> None:
+    """Put the example ``image`` into the app's image input and wait until the upload is shown."""
+    page.locator("#image-input input[type=file]").set_input_files(str(ASSETS / image))
+    page.locator("#image-input img").first.wait_for(timeout=TIMEOUT_MS)
+
+
+def test_main_flow_in_a_browser(url, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page, errors = open_page(browser, 1400, 1000)
     try:
         page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
-        page.locator("#image-input input[type=file]").set_input_files(str(ASSETS / "grace_hopper.jpg"))
-        page.locator("#image-input img").first.wait_for(timeout=TIMEOUT_MS)  # the upload is shown
+        upload(page, "grace_hopper.jpg")
         page.locator("#analyze").click()
 
         # Predict tab: the top-k bars and the card-vs-measured figure are drawn by plotly.js.
@@ -103,15 +114,12 @@ def test_lab_model_in_a_browser(url, browser):
     """The shipped lab model is offered beside the nine variants: real weights (no random banner), its own
     class names, and its example images."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page, errors = open_page(browser, 1400, 1000)
     try:
         page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
         page.locator("#variant input").click()
         page.get_by_role("option", name="lab", exact=True).click()
-        page.locator("#image-input input[type=file]").set_input_files(str(ASSETS / "lab_0008_ring.png"))
-        page.locator("#image-input img").first.wait_for(timeout=TIMEOUT_MS)
+        upload(page, "lab_0008_ring.png")
         page.locator("#analyze").click()
         page.locator("#topk-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
         assert "ring" in page.locator("#topk-plot").inner_text()
@@ -137,13 +145,10 @@ def test_figures_fit_a_phone_screen(url, browser):
     cut off or drawn over another, and the plots keep most of the width (issue 11, item 7: subplot titles ran into
     each other, titles were cut, colour bars took 40 % of the width)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 420, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page, errors = open_page(browser, 420, 900)
     try:
         page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
-        page.locator("#image-input input[type=file]").set_input_files(str(ASSETS / "grace_hopper.jpg"))
-        page.locator("#image-input img").first.wait_for(timeout=TIMEOUT_MS)
+        upload(page, "grace_hopper.jpg")
         page.locator("#analyze").click()
         page.locator("#costs-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
         problems = readable(page, "topk-plot", "costs-plot")
@@ -185,8 +190,7 @@ def test_one_bad_value_one_error_toast(url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
-        page.locator("#image-input input[type=file]").set_input_files(str(ASSETS / "grace_hopper.jpg"))
-        page.locator("#image-input img").first.wait_for(timeout=TIMEOUT_MS)
+        upload(page, "grace_hopper.jpg")
         size = page.get_by_label("Input size")
         size.click()
         size.fill("999")  # the dropdown takes custom values (API callers send numbers); the server refuses this one
