@@ -11,7 +11,7 @@ deviation. Prints one JSON line per variant; ``--out`` also writes them to a fil
 ``--speed2`` measures, per variant and in one process: the plain forward eager, as a CUDA graph and
 compiled (``torch.compile(mode="reduce-overhead")``, both layouts at batch 1), against the full trace as
 GraphTracer (exact, and with BatchNorm folded before capture) and as CompiledTracer (the trace as one
-compiled forward with outputs, BN folded); batch 1 fp32 and batch N bf16 channels_last; at batch N also both
+compiled forward with outputs, BN folded); batch 1 fp32 and batch N bf16 channels_last; for w18/w30/w44 also both
 fast traces with channel widths padded to multiples of 8 (``pad=True``, hrnet_explorer.pad); compile times;
 the fast traces' worst per-map deviation from the exact trace; GPU memory over 500 fast traces.
 """
@@ -144,7 +144,9 @@ def worst_rel(fast, exact) -> float:
     )
 
 
-def bench_speed2(variant: str, batch: int, repeats: int, skip_batch: bool = False) -> dict:
+def bench_speed2(
+    variant: str, batch: int, repeats: int, skip_batch: bool = False, b1_layouts: tuple[str, ...] = ("nchw", "nhwc")
+) -> dict:
     from hrnet_explorer.compiled import CompiledTracer
 
     torch._dynamo.reset()
@@ -166,7 +168,7 @@ def bench_speed2(variant: str, batch: int, repeats: int, skip_batch: bool = Fals
         def per_call(ms, b=b):  # batch 1: ms; batch N: images/s
             return ms if b == 1 else b / ms * 1e3
 
-        layouts = (("nchw", False), ("nhwc", True)) if b == 1 else (("nhwc", True),)
+        layouts = [(fmt, fmt == "nhwc") for fmt in b1_layouts] if b == 1 else [("nhwc", True)]
         for fmt, channels_last in layouts:
             net = fast_model(loaded.model, channels_last)
             xi = xl if channels_last else x
@@ -190,13 +192,13 @@ def bench_speed2(variant: str, batch: int, repeats: int, skip_batch: bool = Fals
             del compiled, net
             torch.cuda.empty_cache()
         graphed = [("trace_graph_exact", False, False), ("trace_graph_folded", True, False)]
-        graphed += [("trace_graph_padded", True, True)] if b > 1 and pads else []  # channels padded to multiples of 8
+        graphed += [("trace_graph_padded", True, True)] if pads else []  # channels padded to multiples of 8
         for name, fold, pad in graphed:
             tracer = GraphTracer(
                 loaded, b, 224, keep="all", precision=precision, channels_last=True, fold=fold, pad=pad
             )
             row[f"{p}{name}"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
-            if b == 1 and fold and not pad:
+            if b == 1 and fold:
                 exact = GraphTracer(loaded, 1, 224, keep="all", precision=precision, channels_last=False)(x).clone()
                 row[f"{p}{name}_worst_rel"] = worst_rel(tracer(xl), exact)
             del tracer
@@ -223,7 +225,7 @@ def bench_speed2(variant: str, batch: int, repeats: int, skip_batch: bool = Fals
                 row[f"mem500_{label}_growth_bytes"] = torch.cuda.memory_allocated() - before
         del tracer
         torch.cuda.empty_cache()
-        if b > 1 and pads:  # the compiled trace of the channel-padded copy
+        if pads:  # the compiled trace of the channel-padded copy
             tracer = CompiledTracer(loaded, precision=precision, fold=True, pad=True, channels_last=True)
             tracer(xl)
             row[f"{p}trace_compiled_padded_compile_s"] = tracer.compile_seconds[tuple(x.shape)]
@@ -254,13 +256,20 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--speed2", action="store_true", help="issue 13: compiled baselines and fast traces")
     parser.add_argument("--skip-batch", action="store_true", help="--speed2: batch 1 only")
+    parser.add_argument(
+        "--b1-layouts",
+        nargs="+",
+        default=["nchw", "nhwc"],
+        choices=("nchw", "nhwc"),
+        help="--speed2: layouts of the compiled plain forward at batch 1 (each compile takes ~40 s)",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore", RandomWeightsWarning)
     torch.backends.cudnn.benchmark = True
     rows = []
     for variant in args.variants:
         if args.speed2:
-            rows.append(bench_speed2(variant, args.batch, args.repeats, args.skip_batch))
+            rows.append(bench_speed2(variant, args.batch, args.repeats, args.skip_batch, tuple(args.b1_layouts)))
         else:
             rows.append(bench_variant(variant, args.batch, args.repeats))
         print(json.dumps(rows[-1]), flush=True)
