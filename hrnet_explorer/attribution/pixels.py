@@ -28,6 +28,7 @@ from ._core import (
     _layout,
     _logits,
     _names_field,
+    _padded_model,
     _prepare,
     _require_grad,
     _Steps,
@@ -146,7 +147,8 @@ def attribute_pixels(
     it is occluded), "max_abs" for saliency/smoothgrad (Simonyan et al.); or "abs_sum" —
     ``input_size`` (crop size when ``inputs`` is an image), and ``graphs`` (IG only; default: on
     CUDA with ``fast=True``): replay IG's forwards and backward from CUDA graphs, captured once per
-    shape — see :class:`~hrnet_explorer.graphs.GraphedIG`; with graphs, ``precision="bf16"``
+    shape on the fast copy with channel widths padded to multiples of 8 (same function, faster kernels) — see
+    :class:`~hrnet_explorer.graphs.GraphedIG`; with graphs, ``precision="bf16"``
     runs them under bf16 autocast (faster; a larger convergence delta, reported as always).
 
     ``progress``: called as ``progress(done, total)`` with the batches (forwards of the model, each with its
@@ -198,7 +200,8 @@ def attribute_pixels(
         **used,
         "reduction": reduction,
         "model": ("fast (BatchNorm folded, channels_last)" if model is not entry.exact else "exact copy")
-        + (", CUDA graphs" if graphs else ""),
+        + (", CUDA graphs" if graphs else "")
+        + (", channels padded to multiples of 8" if graphs and entry.padded is not entry.fast else ""),
         "device": str(x.device),
         "precision": precision,
         "input_size": [x.shape[-2], x.shape[-1]],
@@ -221,7 +224,8 @@ def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dic
     """The whole of IG as one CUDA graph (:class:`~hrnet_explorer.graphs.GraphedIG`): the batch-2 forward of
     [x, baseline], every chunk's forward and backward and the weighted sum, with nothing read back between
     them. Without graphs IG is launch-bound on a GPU (HRNet runs hundreds of small kernels), and each read-back
-    (the top-1 target, f(x), f(b)) leaves the GPU idle while Python catches up. Captured once per shape (~1 s)."""
+    (the top-1 target, f(x), f(b)) leaves the GPU idle while Python catches up. Captured once per shape (~1 s),
+    on the fast copy with its channel widths padded to multiples of 8 (``_padded_model``)."""
     if not x.is_cuda:
         raise ValueError("graphs=True needs a CUDA device (CUDA graphs); leave it unset on CPU.")
     if model is entry.exact:
@@ -232,11 +236,12 @@ def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dic
     ibs = opts["internal_batch_size"] or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
     opts["internal_batch_size"] = ibs
     key = (tuple(x.shape), n_steps, integration, ibs, precision)
+    padded = _padded_model(entry)  # (takes _COPIES_LOCK itself)
     with _COPIES_LOCK:
         if key not in entry.graphed:
             weights, alphas = approximation_parameters(integration)
             entry.graphed[key] = GraphedIG(
-                model, tuple(x.shape), alphas(n_steps), weights(n_steps), ibs, precision, _layout(x)
+                padded, tuple(x.shape), alphas(n_steps), weights(n_steps), ibs, precision, _layout(x)
             )
         return entry.graphed[key]
 
