@@ -201,3 +201,29 @@ def test_padded_weights_keep_their_layout_and_trace_many_refuses_pad_on_cpu(w18_
     assert not conv.weight.requires_grad and torch.all(conv.weight[18:] == 0) and torch.all(conv.bias[18:] == 0)
     with pytest.raises(ValueError, match="use_graphs=True"):
         next(trace_many(w18_small, [torch.zeros(3, 64, 64)], use_graphs=False, pad=True))
+
+
+@pytest.mark.parametrize("variant", ["hrnet_w18_small", "hrnet_w18_small_v2"])
+def test_ig_graphs_run_on_a_padded_copy_only_where_a_width_needs_it(variant):
+    """IG's CUDA graph (GraphedIG) runs on _padded_model: built once, frozen, the fast copy itself when nothing
+    needs padding; its input gradients (what every IG step computes) are the fast copy's, and that copy stays
+    unpadded (the other methods hook it)."""
+    from hrnet_explorer.attribution._core import _copies, _fast_model, _padded_model
+
+    model = random_model(variant)
+    entry = _copies(model)
+    padded, fast = _padded_model(entry), _fast_model(entry)
+    assert _padded_model(entry) is padded and entry.padded is padded
+    assert not padded.training and not any(p.requires_grad for p in padded.parameters())
+    if variant == "hrnet_w18_small":
+        assert padded is fast
+        return
+    assert padded is not fast and padded.hrnet_explorer_widths and not hasattr(fast, "hrnet_explorer_padded")
+    assert any(padded_width(m.out_channels) != m.out_channels for m in fast.modules() if isinstance(m, nn.Conv2d))
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    grads = []
+    for net in (fast, padded):
+        xi = x.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(net(xi)[:, 5].sum(), xi)
+        grads.append(grad)
+    assert rel(grads[1], grads[0]) <= FAST_RTOL["cpu"]
