@@ -28,7 +28,7 @@ import torch
 
 from hrnet_explorer import load_model, trace
 from hrnet_explorer.graphs import GraphTracer, fast_model, warm_up
-from hrnet_explorer.pad import padded_width
+from hrnet_explorer.pad import needs_padding
 from hrnet_explorer.runtime import autocast
 from hrnet_explorer.zoo import VARIANTS, RandomWeightsWarning
 
@@ -154,9 +154,7 @@ def bench_speed2(
     row: dict = {"variant": variant, "device": torch.cuda.get_device_name(), "torch": torch.__version__}
     cl = torch.channels_last
     # Widths 18/30/44 (and their multiples) are padded; w18_small and w32/w40/w48/w64 have nothing to pad.
-    pads = any(
-        padded_width(m.out_channels) != m.out_channels for m in loaded.model.modules() if isinstance(m, torch.nn.Conv2d)
-    )
+    pads = needs_padding(loaded.model)
     for b, precision in ((1, "fp32"), (batch, "bf16")):
         if b == batch and skip_batch:
             continue

@@ -33,7 +33,7 @@ from torch.func import functional_call
 
 from .trace import _check_hrnet, _hooks_for, _Recorder, hooks_installed
 
-__all__ = ["PAD_MULTIPLE", "pad_channels", "padded_width", "trace_shapes"]
+__all__ = ["PAD_MULTIPLE", "needs_padding", "pad_channels", "padded_width", "trace_shapes"]
 
 #: The channel multiple tensor cores favour (bf16/fp16 on NVIDIA GPUs).
 PAD_MULTIPLE = 8
@@ -44,6 +44,12 @@ def padded_width(channels: int, multiple: int = PAD_MULTIPLE) -> int:
     if channels < multiple or channels % multiple == 0:
         return channels
     return -(-channels // multiple) * multiple
+
+
+def needs_padding(net: nn.Module, multiple: int = PAD_MULTIPLE) -> bool:
+    """Whether :func:`pad_channels` would widen any convolution of ``net`` (w18, w18_small_v2, w30, w44: yes)."""
+    convs = (m for m in net.modules() if isinstance(m, nn.Conv2d))
+    return any(padded_width(m.out_channels, multiple) != m.out_channels for m in convs)
 
 
 def trace_shapes(net: nn.Module, height: int = 64, width: int = 64) -> dict[str, tuple[int, ...]]:

@@ -14,7 +14,7 @@ from torch import nn
 from hrnet_explorer import trace, trace_names, zoo
 from hrnet_explorer.compiled import CompiledTracer, trace_forward
 from hrnet_explorer.fold import FAST_RTOL, fast_copy
-from hrnet_explorer.pad import pad_channels, padded_width, trace_shapes
+from hrnet_explorer.pad import needs_padding, pad_channels, padded_width, trace_shapes
 from hrnet_explorer.report import module_reconstruction_error
 from hrnet_explorer.trace import Trace, _hooks_for, _Recorder, _trace_of, hooks_installed
 
@@ -80,8 +80,8 @@ def test_padded_trace_equals_the_unpadded_fast_trace(variant):
     x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
 
     widths = padded.hrnet_explorer_widths
-    needs_padding = variant not in ("hrnet_w18_small", "hrnet_w32", "hrnet_w40", "hrnet_w48", "hrnet_w64")
-    assert bool(widths) == needs_padding, widths
+    pads = variant not in ("hrnet_w18_small", "hrnet_w32", "hrnet_w40", "hrnet_w48", "hrnet_w64")
+    assert bool(widths) == pads == needs_padding(model), widths
     for conv in padded.modules():
         if isinstance(conv, nn.Conv2d) and conv is not padded.conv1:
             assert conv.in_channels % 8 == 0 and conv.out_channels % 8 == 0
@@ -98,7 +98,7 @@ def test_padded_trace_equals_the_unpadded_fast_trace(variant):
         assert rel(result[name], ref) <= FAST_RTOL["cpu"], name
     assert rel(result.logits, unpadded.logits) <= 1e-5
     # Inside the padded network, every padded channel is exactly zero (convs, blocks, fuse edges, ReLUs, upsampling).
-    assert bool(found) == needs_padding
+    assert bool(found) == pads
     assert all(v == 0.0 for v in found.values()), {k: v for k, v in found.items() if v}
     for name, c in widths.items():
         assert result[name].shape[1] == c and padded_width(c) > c
@@ -219,7 +219,7 @@ def test_ig_graphs_run_on_a_padded_copy_only_where_a_width_needs_it(variant):
         assert padded is fast
         return
     assert padded is not fast and padded.hrnet_explorer_widths and not hasattr(fast, "hrnet_explorer_padded")
-    assert any(padded_width(m.out_channels) != m.out_channels for m in fast.modules() if isinstance(m, nn.Conv2d))
+    assert needs_padding(fast) and not needs_padding(padded)
     x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
     grads = []
     for net in (fast, padded):

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..fold import clear_hooks, fingerprint, fold_batchnorm
 from ..images import ImageInput, to_batch
-from ..pad import pad_channels, padded_width
+from ..pad import needs_padding, pad_channels
 from ..trace import ModuleRef, _check_hrnet, module_refs
 from ..zoo import LoadedModel, imagenet_class_names
 
@@ -133,8 +133,7 @@ def _padded_model(entry: _Copies) -> nn.Module:
     fast = _fast_model(entry)
     with _COPIES_LOCK:
         if entry.padded is None:
-            widths = [m.out_channels for m in fast.modules() if isinstance(m, nn.Conv2d)]
-            if all(padded_width(c) == c for c in widths):
+            if not needs_padding(fast):
                 entry.padded = fast
             else:
                 with torch.inference_mode(False), torch.no_grad():
