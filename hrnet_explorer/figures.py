@@ -993,6 +993,23 @@ def sankey_figure(
     return _finish(fig, title, height=460 + (30 if turned else 0), margin=margin, compact=compact)
 
 
+def _panel_grid(titles: Sequence[str], compact: bool, title_px: int, wide_spacing: float) -> tuple[_Draft, int, float]:
+    """A grid of square image panels, one per title: all in one row, or two a row across a narrow screen
+    (``compact``), with ``title_px`` above each row for its titles. → (the draft, its columns, the compact grid's
+    height in px: rows × (panel side + title_px); 0 when wide)."""
+    cols = min(2, len(titles)) if compact else len(titles)
+    rows = math.ceil(len(titles) / cols)
+    cell = (COMPACT_DESIGN_WIDTH - 40) / cols if compact else 0  # px: a square panel's side on a narrow screen
+    fig = _subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=tuple(titles),
+        horizontal_spacing=0.04 if compact else wide_spacing,
+        vertical_spacing=title_px / ((cell + title_px) * rows) if rows > 1 else 0.0,
+    )
+    return fig, cols, rows * (cell + title_px) if compact else 0.0
+
+
 def decomposition_figure(
     dec: Decomposition, method: str = "mean", *, sample: int = 0, max_side: int = 56, compact: bool = False
 ) -> go.Figure:
@@ -1010,16 +1027,7 @@ def decomposition_figure(
     es, ag = dec.energy_share[sample].tolist(), dec.agreement[sample].tolist()
     titles = [f"from stream {j}<br>energy share {es[j]:.1%}<br>agreement {ag[j]:+.3f}" for j in dec.sources]
     titles += ["= Σ (pre-activation)", "ReLU → fused output"]
-    cols = 2 if compact else len(panels)
-    rows = math.ceil(len(panels) / cols)
-    cell = (COMPACT_DESIGN_WIDTH - 36) / 2 if compact else 0  # px: square panels across a narrow screen
-    fig = _subplots(
-        rows=rows,
-        cols=cols,
-        subplot_titles=tuple(titles),
-        horizontal_spacing=0.04 if compact else 0.015,
-        vertical_spacing=60 / ((cell + 60) * rows) if rows > 1 else 0.0,  # 60 px for a three-line title
-    )
+    fig, cols, grid_px = _panel_grid(titles, compact, title_px=60, wide_spacing=0.015)  # three-line titles
     h, w = presum.shape
     label = REDUCTION_LABELS[method]
     names = [f"edge {j}→{dec.target}" for j in dec.sources] + ["pre-activation Σ", "fused output"]
@@ -1054,7 +1062,7 @@ def decomposition_figure(
         fig,
         f"{dec.module}, stream {dec.target} = ReLU(Σ_j edge j→{dec.target}) · max |reconstruction error| "
         f"{dec.max_error:.1e}",
-        height=round(130 + rows * (cell + 60)) if compact else 360,
+        height=round(130 + grid_px) if compact else 360,
         coloraxis=dict(**axis, colorbar=dict(title=dict(text=bar))),
         margin=dict(l=20, r=30, t=130, b=20),
         compact=compact,
@@ -1157,16 +1165,7 @@ def gradcam_figure(
     titles = [f"stream {k} (1/{4 * 2**k}" + (f", {r[0]}×{r[1]})" if r else ")") for k, r in enumerate(raw)]
     if not shared_scale:
         titles = [f"{t}<br><sub>scale 0 … {display_scale(m):.3g}</sub>" for t, m in zip(titles, maps, strict=True)]
-    cols = min(2, len(maps)) if compact else len(maps)
-    rows = math.ceil(len(maps) / cols)
-    cell = (COMPACT_DESIGN_WIDTH - 40) / cols if compact else 0  # px: square panels across a narrow screen
-    fig = _subplots(
-        rows=rows,
-        cols=cols,
-        subplot_titles=tuple(titles),
-        horizontal_spacing=0.04 if compact else 0.02,
-        vertical_spacing=50 / ((cell + 50) * rows) if rows > 1 else 0.0,  # 50 px for a two-line title
-    )
+    fig, cols, grid_px = _panel_grid(titles, compact, title_px=50, wide_spacing=0.02)  # two-line titles
     axes = {}
     for k, m in enumerate(maps, start=1):
         hover = f"stream {k - 1}<br>input px (%{{x}}, %{{y}})<br>Grad-CAM %{{z:.5g}}<extra></extra>"
@@ -1188,7 +1187,7 @@ def gradcam_figure(
         fig,
         f"Grad-CAM per stream · stage{cam.stage}.module{cam.module} · {_target_text(cam)}{_weights_note(weights)}"
         f"<br><sup>{which}</sup>",
-        height=round(140 + rows * (cell + 50)) if compact else 350,
+        height=round(140 + grid_px) if compact else 350,
         margin=dict(l=20, r=30, t=120, b=20),
         compact=compact,
         **axes,
