@@ -5,19 +5,28 @@ image → tensor (images) → trace (trace) → analyses (fusion, attribution) �
 
 from .batch import predict_many, trace_many
 from .costs import CARD_FLOPS_EXPLANATION, CostReport, count_macs, count_params, variant_costs
+from .errors import (
+    ArgumentError,
+    CardError,
+    ImageError,
+    InputError,
+    MissingFileError,
+    NotFoundError,
+    OutOfRangeError,
+    UserError,
+    WeightsError,
+)
 from .fusion import FusionStats, spatial_summary
 from .graphs import GraphTracer
-from .images import MAX_PIXELS, ImageError, display_crop, preprocess, read_image
+from .images import MAX_PIXELS, display_crop, preprocess, read_image
 from .predict import Prediction, class_name, predict
 from .trace import ModuleRef, Trace, trace, trace_names
 from .zoo import (
     LAB,
     VARIANTS,
-    CardError,
     LoadedModel,
     RandomWeightsWarning,
     VariantCard,
-    WeightsError,
     WeightsSource,
     get_variant,
     load_model,
@@ -29,19 +38,25 @@ from .zoo import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentError",
     "CARD_FLOPS_EXPLANATION",
     "CardError",
     "CostReport",
     "FusionStats",
     "GraphTracer",
     "ImageError",
+    "InputError",
     "LAB",
     "LoadedModel",
     "MAX_PIXELS",
+    "MissingFileError",
+    "NotFoundError",
+    "OutOfRangeError",
     "ModuleRef",
     "Prediction",
     "RandomWeightsWarning",
     "Trace",
+    "UserError",
     "VARIANTS",
     "VariantCard",
     "WeightsError",

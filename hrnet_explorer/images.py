@@ -16,6 +16,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from timm.data import create_transform
 
+from .errors import ImageError
+
 __all__ = [
     "ImageError",
     "ImageInput",
@@ -38,10 +40,6 @@ ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 STRIDE = 32  # HRNet's fixed x2 nearest upsampling needs sizes that are multiples of 32
 
 ImageInput = str | os.PathLike | bytes | io.IOBase | Image.Image | np.ndarray | torch.Tensor
-
-
-class ImageError(ValueError):
-    """An input that is not an image we can use, with a message saying why."""
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:

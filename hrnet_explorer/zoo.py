@@ -30,6 +30,7 @@ import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 from timm.data import ImageNetInfo, create_transform, resolve_model_data_config
 
+from .errors import CardError, WeightsError
 from .runtime import Precision, resolve_device
 
 __all__ = [
@@ -103,15 +104,6 @@ VARIANTS: dict[str, VariantCard] = {
         _card("hrnet_w64", 64, 128.06, 37_239_321_984, 79.46, 94.65, 513_071_818, "hrnetv2_w64-b47cc881.pth"),
     )
 }
-
-
-class WeightsError(ValueError):
-    """A weights request that cannot be satisfied (unknown tag, missing or corrupt file, wrong labels)."""
-
-
-class CardError(WeightsError):
-    """A model card that cannot be used: not JSON, a missing or malformed field, or a contradiction with
-    its checkpoint or with the variant asked for. The message names the card file and the field."""
 
 
 class RandomWeightsWarning(UserWarning):
