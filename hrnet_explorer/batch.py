@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .errors import InputError, UserError
 from .graphs import GraphTracer, fast_model
 from .images import ImageInput, preprocess
 from .predict import ClassScore, topk_from_logits
@@ -34,8 +35,23 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         try:
             return preprocess(self.images[index], self.data_config, self.input_size)[0]
-        except ValueError as exc:
+        except UserError as exc:  # the message names the image; a bug propagates as it is
             raise type(exc)(f"image {index}: {exc}") from exc
+
+
+def _loader(
+    loaded: LoadedModel, images: Sequence[ImageInput], batch_size: int, input_size: int | None, num_workers: int
+) -> DataLoader:
+    """The preprocessed ``images`` in batches of ``batch_size`` (checked here: DataLoader's own error is a bare
+    ValueError about its sampler)."""
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}.")
+    return DataLoader(
+        ImageDataset(images, loaded.data_config, input_size),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=loaded.device.type == "cuda",
+    )
 
 
 def trace_many(
@@ -57,20 +73,13 @@ def trace_many(
     ``fold`` / ``pad`` (CUDA graphs only): the GraphTracer's BatchNorm-folded / channel-padded private copy
     (fast traces: within ``FAST_RTOL["cuda"]`` of the exact trace; see :class:`~hrnet_explorer.graphs.GraphTracer`).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     cuda = loaded.device.type == "cuda"
     use_graphs = cuda if use_graphs is None else use_graphs
     if use_graphs and not cuda:
-        raise ValueError("CUDA graphs need a CUDA device; pass use_graphs=False on CPU.")
+        raise InputError("CUDA graphs need a CUDA device; pass use_graphs=False on CPU.")
     if (fold or pad) and not use_graphs:
-        raise ValueError("fold and pad apply to the CUDA-graph tracer (use_graphs=True) only.")
-    loader = DataLoader(
-        ImageDataset(images, loaded.data_config, input_size),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        pin_memory=cuda,
-    )
+        raise InputError("fold and pad apply to the CUDA-graph tracer (use_graphs=True) only.")
+    loader = _loader(loaded, images, batch_size, input_size, num_workers)
     tracer = None
     for batch in loader:
         n = batch.shape[0]
@@ -99,12 +108,7 @@ def predict_many(
     trace), in the model's precision."""
     net = fast_model(loaded.model, channels_last) if channels_last else loaded.model
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    loader = DataLoader(
-        ImageDataset(images, loaded.data_config, input_size),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        pin_memory=loaded.device.type == "cuda",
-    )
+    loader = _loader(loaded, images, batch_size, input_size, num_workers)
     results: list[list[ClassScore]] = []
     with torch.inference_mode(), autocast(loaded.device, loaded.precision):
         for batch in loader:

@@ -18,6 +18,7 @@ __all__ = [
     "InputError",
     "MissingFileError",
     "NotFoundError",
+    "NumericError",
     "OutOfRangeError",
     "UserError",
     "WeightsError",
@@ -61,6 +62,11 @@ class OutOfRangeError(UserError, IndexError):
 
 class ArgumentError(UserError, TypeError):
     """An argument of a type the function does not take (a tensor where a LoadedModel belongs, say)."""
+
+
+class NumericError(UserError, FloatingPointError):
+    """What was asked for cannot be computed in floating point (the probability of an explained class that
+    underflows to 0); the message says what to ask for instead."""
 
 
 class MissingFileError(UserError, FileNotFoundError):

@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from timm.data import create_transform
 
-from .errors import ImageError
+from .errors import ArgumentError, ImageError, InputError
 
 __all__ = [
     "ImageError",
@@ -178,28 +178,28 @@ def check_input_tensor(x: torch.Tensor) -> torch.Tensor:
     """A preprocessed batch must be float Bx3xHxW with H and W multiples of 32, all finite; returned as float32
     (the weights' dtype: float64 or float16 inputs would not run; bf16 is autocast's business)."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"Expected a torch.Tensor batch, got {type(x).__name__}.")
+        raise ArgumentError(f"Expected a torch.Tensor batch, got {type(x).__name__}.")
     if x.ndim == 3:
         x = x.unsqueeze(0)
     if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"Expected a Bx3xHxW tensor, got shape {tuple(x.shape)}.")
+        raise InputError(f"Expected a Bx3xHxW tensor, got shape {tuple(x.shape)}.")
     if not x.is_floating_point():
-        raise ValueError(f"Expected a floating-point tensor, got {x.dtype}.")
+        raise InputError(f"Expected a floating-point tensor, got {x.dtype}.")
     h, w = x.shape[-2:]
     if h % STRIDE or w % STRIDE:
-        raise ValueError(
+        raise InputError(
             f"HRNet needs input height and width that are multiples of {STRIDE}; got {h}×{w}. "
             f"Resize to e.g. {max(STRIDE, round(h / STRIDE) * STRIDE)}×{max(STRIDE, round(w / STRIDE) * STRIDE)}."
         )
     if not torch.isfinite(x).all():
-        raise ValueError("The input tensor holds NaN or infinite values.")
+        raise InputError("The input tensor holds NaN or infinite values.")
     return x.float()  # the same tensor when it is float32 already
 
 
 def check_input_size(input_size: int | None) -> None:
     """``None`` (the weights' own size) or a positive multiple of 32, else a ValueError."""
     if input_size is not None and (input_size < STRIDE or input_size % STRIDE):
-        raise ValueError(f"input_size must be a positive multiple of {STRIDE}; got {input_size}.")
+        raise InputError(f"input_size must be a positive multiple of {STRIDE}; got {input_size}.")
 
 
 def _config_for(data_config: dict[str, Any], input_size: int | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import InputError
 from .images import ImageInput, to_batch
 from .runtime import autocast
 from .zoo import LoadedModel, WeightsSource, default_class_names, imagenet_class_names
@@ -18,7 +19,7 @@ def class_name(index: int) -> str:
     """The human-readable ImageNet-1k name of class ``index`` (kept for callers of the ImageNet-only API;
     a model's own names are ``LoadedModel.class_name(i)``)."""
     if not 0 <= index < 1000:
-        raise ValueError(f"ImageNet class index must be in 0..999, got {index}.")
+        raise InputError(f"ImageNet class index must be in 0..999, got {index}.")
     return imagenet_class_names()[index]
 
 
@@ -74,10 +75,10 @@ def topk_from_logits(logits: torch.Tensor, k: int = 5, class_names: Sequence[str
     logits = logits.detach().float().cpu().reshape(-1)
     n = logits.numel()
     if k < 1:
-        raise ValueError(f"topk must be at least 1, got {k}.")
+        raise InputError(f"topk must be at least 1, got {k}.")
     names = default_class_names(n) if class_names is None else class_names
     if len(names) != n:
-        raise ValueError(f"{len(names)} class names for {n} logits.")
+        raise InputError(f"{len(names)} class names for {n} logits.")
     probs = logits.softmax(-1)
     indices = logits.topk(min(k, n)).indices.tolist()
     return [ClassScore(i, names[i], float(probs[i]), float(logits[i])) for i in indices]
@@ -88,7 +89,7 @@ def predict(loaded: LoadedModel, image: ImageInput, topk: int = 5, input_size: i
     of the model's classes (all of them when it has fewer), with the model's class names."""
     x = to_batch(image, loaded.data_config, input_size)
     if x.shape[0] != 1:
-        raise ValueError(f"predict() takes one image; got a batch of {x.shape[0]}.")
+        raise InputError(f"predict() takes one image; got a batch of {x.shape[0]}.")
     with torch.inference_mode(), autocast(loaded.device, loaded.precision):
         logits = loaded.model(x.to(loaded.device))[0].float().cpu()
     return Prediction(

@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 
+from .errors import InputError, MissingFileError
 from .images import read_image
 
 __all__ = ["Source", "open_source", "IMAGE_SUFFIXES"]
@@ -95,7 +96,7 @@ class Source:
 def _folder(spec: str) -> Source:
     root = Path(spec).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"No folder {spec!r}. SOURCE is a folder of images, lab:N, or hf:NAME[:SPLIT] (a Hugging Face dataset)."
         )
 
@@ -116,7 +117,7 @@ def _folder(spec: str) -> Source:
         paths = [p.relative_to(root).as_posix() for p in images_in(root)]
         labels, classes, layout = None, None, "flat"
     if not paths:
-        raise ValueError(f"No images in {spec!r} (looked for {', '.join(IMAGE_SUFFIXES)}).")
+        raise InputError(f"No images in {spec!r} (looked for {', '.join(IMAGE_SUFFIXES)}).")
     return Source(
         spec,
         "folder",
@@ -131,11 +132,11 @@ def _folder(spec: str) -> Source:
 def _lab(spec: str, size: int | None) -> Source:
     text = spec.split(":", 1)[1]
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"lab:N takes a positive number of images, not {text!r} (e.g. lab:1000).")
+        raise InputError(f"lab:N takes a positive number of images, not {text!r} (e.g. lab:1000).")
     try:
         from . import lab
     except ImportError as exc:
-        raise ValueError(f"The resolution lab (hrnet_explorer.lab) is not available here: {exc}") from exc
+        raise InputError(f"The resolution lab (hrnet_explorer.lab) is not available here: {exc}") from exc
     n = int(text)
     data = lab.LabDataset(n, "test", size or 224)
     return Source(
@@ -154,11 +155,11 @@ def _hf(spec: str) -> Source:
     try:
         import datasets
     except ImportError as exc:
-        raise ValueError("hf:NAME needs the `datasets` package: pip install 'hrnet-explorer[datasets]'.") from exc
+        raise InputError("hf:NAME needs the `datasets` package: pip install 'hrnet-explorer[datasets]'.") from exc
     rest = spec[3:]
     name, _, split = rest.partition(":") if not Path(rest).exists() else (rest, "", "")
     if not name:
-        raise ValueError("hf:NAME[:SPLIT] needs a dataset name or a folder written by save_to_disk.")
+        raise InputError("hf:NAME[:SPLIT] needs a dataset name or a folder written by save_to_disk.")
     if Path(name).expanduser().exists():
         data = datasets.load_from_disk(str(Path(name).expanduser()))
         origin = "disk"
@@ -167,14 +168,14 @@ def _hf(spec: str) -> Source:
         origin = "hub"
     if isinstance(data, datasets.DatasetDict):
         if split and split not in data:
-            raise ValueError(f"{name} has no split {split!r}; it has {', '.join(data)}.")
+            raise InputError(f"{name} has no split {split!r}; it has {', '.join(data)}.")
         split = split or next((s for s in ("validation", "test", "train") if s in data), next(iter(data)))
         data = data[split]
     split = split or str(getattr(data, "split", None) or "all")
     features = data.features
     image_column = next((k for k, f in features.items() if isinstance(f, datasets.Image)), None)
     if image_column is None:
-        raise ValueError(f"{name} has no Image column (columns: {', '.join(features)}).")
+        raise InputError(f"{name} has no Image column (columns: {', '.join(features)}).")
     label_column = next((k for k, f in features.items() if isinstance(f, datasets.ClassLabel)), None)
     classes = list(features[label_column].names) if label_column else None
     return Source(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ArgumentError, InputError, NumericError
 from ..images import ImageInput
 from ..zoo import LoadedModel
 from ._core import (
@@ -137,23 +138,23 @@ class Faithfulness(_TargetLabel):
 def _check_heatmap(heatmap, hw: tuple[int, int]) -> torch.Tensor:
     heat = torch.as_tensor(heatmap).detach()
     if heat.dim() != 2:
-        raise ValueError(f"The map must be a 2-D [H, W] heatmap, got shape {tuple(heat.shape)}.")
+        raise InputError(f"The map must be a 2-D [H, W] heatmap, got shape {tuple(heat.shape)}.")
     if tuple(heat.shape) != tuple(hw):
-        raise ValueError(
+        raise InputError(
             f"The map is {heat.shape[0]}×{heat.shape[1]} but the model's input is {hw[0]}×{hw[1]}: "
             "attribute and score at the same input size."
         )
     heat = heat.cpu() if heat.is_floating_point() else heat.cpu().float()
     if not bool(torch.isfinite(heat).all()):
-        raise ValueError("The map holds NaN or infinite values: there is no order to delete pixels in.")
+        raise InputError("The map holds NaN or infinite values: there is no order to delete pixels in.")
     return heat
 
 
 def _check_steps(steps: int, pixels: int) -> int:
     if isinstance(steps, bool) or not isinstance(steps, int):
-        raise TypeError(f"steps must be an int, got {type(steps).__name__}.")
+        raise ArgumentError(f"steps must be an int, got {type(steps).__name__}.")
     if not 1 <= steps <= pixels:
-        raise ValueError(f"steps must be in 1..{pixels} (the number of pixels), got {steps}.")
+        raise InputError(f"steps must be in 1..{pixels} (the number of pixels), got {steps}.")
     return steps
 
 
@@ -173,7 +174,7 @@ def random_map(hw: tuple[int, int], seed: int = 0) -> torch.Tensor:
 
 def _perturbation_baseline(baseline, x: torch.Tensor, loaded: LoadedModel) -> torch.Tensor:
     if isinstance(baseline, str) and baseline not in PERTURBATION_BASELINES:
-        raise ValueError(
+        raise InputError(
             f"Unknown baseline {baseline!r}; use one of {', '.join(PERTURBATION_BASELINES)}, a number or a tensor."
         )
     if baseline == "mean":  # the image's own per-channel mean
@@ -239,7 +240,7 @@ def deletion_insertion(
     p = logits.double().softmax(-1)[:, target].cpu()
     p_x, p_b = float(p[0]), float(p[1])
     if not p_x > 0:
-        raise FloatingPointError(
+        raise NumericError(
             f"p(target {target} | input) underflows to 0 (logit {float(logits[0, target]):.1f} against the top "
             f"{float(logits[0].max()):.1f}): no curve can be normalised by it; explain a likelier class."
         )
@@ -284,9 +285,9 @@ def spearman(a, b) -> float | None:
     a = torch.as_tensor(a).detach().double().cpu().flatten()
     b = torch.as_tensor(b).detach().double().cpu().flatten()
     if a.shape != b.shape or a.numel() < 2:
-        raise ValueError(f"spearman() needs two sets of ≥ 2 values of one size, got {a.numel()} and {b.numel()}.")
+        raise InputError(f"spearman() needs two sets of ≥ 2 values of one size, got {a.numel()} and {b.numel()}.")
     if not bool(torch.isfinite(a).all() and torch.isfinite(b).all()):
-        raise ValueError("spearman() got NaN or infinite values.")
+        raise InputError("spearman() got NaN or infinite values.")
     ra, rb = _ranks(a), _ranks(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     norm = float(ra.norm() * rb.norm())

@@ -14,6 +14,7 @@ from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel, Occlusio
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 
+from ..errors import InputError
 from ..graphs import GraphedIG
 from ..images import ImageInput
 from ..zoo import LoadedModel
@@ -160,15 +161,15 @@ def attribute_pixels(
     result does not depend on it.
     """
     if method not in PIXEL_METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
+        raise InputError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
     valid = {**_OPTIONS[method], **_COMMON}
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"Unknown option(s) {', '.join(unknown)} for method {method!r}; valid: {', '.join(valid)}.")
+        raise InputError(f"Unknown option(s) {', '.join(unknown)} for method {method!r}; valid: {', '.join(valid)}.")
     opts = {**valid, **options}
     reduction = opts.pop("reduction") or _DEFAULT_REDUCTION[method]
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"Unknown reduction {reduction!r}; choose one of: {', '.join(_REDUCTIONS)}.")
+        raise InputError(f"Unknown reduction {reduction!r}; choose one of: {', '.join(_REDUCTIONS)}.")
     if method not in GRADIENT_FREE:
         _require_grad(f"attribute_pixels(method={method!r})")
     net, entry, x = _prepare(loaded, inputs, opts.pop("input_size"))
@@ -179,13 +180,13 @@ def attribute_pixels(
         x = x.contiguous(memory_format=torch.channels_last)
     graphs, precision = opts.pop("graphs"), opts.pop("precision")
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}.")
+        raise InputError(f"precision must be 'fp32' or 'bf16', not {precision!r}.")
     if graphs is None:
         graphs = method == "ig" and x.is_cuda and model is not entry.exact
     if graphs and method != "ig":
-        raise ValueError(f"graphs=True is implemented for method='ig' only, not {method!r}.")
+        raise InputError(f"graphs=True is implemented for method='ig' only, not {method!r}.")
     if precision == "bf16" and not graphs:
-        raise ValueError("precision='bf16' is available for IG with CUDA graphs (on a GPU) only.")
+        raise InputError("precision='bf16' is available for IG with CUDA graphs (on a GPU) only.")
     if graphs:
         model = _graphed_for_ig(entry, model, x, opts, precision)
     start = time.perf_counter()
@@ -227,12 +228,12 @@ def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dic
     (the top-1 target, f(x), f(b)) leaves the GPU idle while Python catches up. Captured once per shape (~1 s),
     on the fast copy with its channel widths padded to multiples of 8 (``_padded_model``)."""
     if not x.is_cuda:
-        raise ValueError("graphs=True needs a CUDA device (CUDA graphs); leave it unset on CPU.")
+        raise InputError("graphs=True needs a CUDA device (CUDA graphs); leave it unset on CPU.")
     if model is entry.exact:
-        raise ValueError("graphs=True runs on the fast copy; it cannot be combined with fast=False.")
+        raise InputError("graphs=True runs on the fast copy; it cannot be combined with fast=False.")
     n_steps, integration = opts["n_steps"], opts["integration"]
     if n_steps < 1:
-        raise ValueError(f"n_steps must be ≥ 1, got {n_steps}.")
+        raise InputError(f"n_steps must be ≥ 1, got {n_steps}.")
     ibs = opts["internal_batch_size"] or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
     opts["internal_batch_size"] = ibs
     key = (tuple(x.shape), n_steps, integration, ibs, precision)
@@ -248,10 +249,10 @@ def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dic
 
 def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, integration, progress=None):
     if n_steps < 1:
-        raise ValueError(f"n_steps must be ≥ 1, got {n_steps}.")
+        raise InputError(f"n_steps must be ≥ 1, got {n_steps}.")
     b = _baseline(baseline, x, loaded).contiguous(memory_format=_layout(x))
     if b.shape[0] != 1:
-        raise ValueError("Integrated Gradients takes one baseline image.")
+        raise InputError("Integrated Gradients takes one baseline image.")
     ibs = internal_batch_size or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
     if isinstance(model, GraphedIG):
         steps = _Steps(progress, 1)  # one replay
@@ -319,7 +320,7 @@ def _smoothgrad(model, x, target, loaded, *, nt_samples, nt_samples_batch_size, 
 
 def _gradshap(model, x, target, loaded, *, n_samples, internal_batch_size, baseline, stdevs, seed, progress=None):
     if n_samples < 1:
-        raise ValueError(f"n_samples must be ≥ 1, got {n_samples}.")
+        raise InputError(f"n_samples must be ≥ 1, got {n_samples}.")
     kinds = list(baseline) if isinstance(baseline, (list, tuple)) else [baseline]
     dist = torch.cat([_baseline(k, x, loaded) for k in kinds]).contiguous(memory_format=_layout(x))
     # Captum's GradientShap runs all samples in one batch; the estimate is their mean, so running it
@@ -362,7 +363,7 @@ def _gradshap(model, x, target, loaded, *, n_samples, internal_batch_size, basel
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
-        raise ValueError(f"Occlusion {name} must be a positive int or an (h, w) pair, got {value!r}.")
+        raise InputError(f"Occlusion {name} must be a positive int or an (h, w) pair, got {value!r}.")
     return pair
 
 
@@ -372,7 +373,7 @@ def _occlusion_geometry(h: int, w: int, window, stride) -> tuple[tuple[int, int]
     stride = (h // 8, w // 8) if stride is None else _pair(stride, "stride")
     window = (2 * stride[0], 2 * stride[1]) if window is None else _pair(window, "window")
     if window[0] > h or window[1] > w:
-        raise ValueError(f"The occlusion window {window} is larger than the {h}×{w} input.")
+        raise InputError(f"The occlusion window {window} is larger than the {h}×{w} input.")
     return window, stride
 
 

@@ -26,6 +26,7 @@ import torch
 from timm.models.hrnet import HighResolutionNet
 from torch import nn
 
+from ..errors import ArgumentError, InputError
 from ..images import ImageInput
 from ..trace import _check_hrnet
 from ..zoo import LoadedModel
@@ -79,7 +80,7 @@ def _check_layers(layers: Sequence[str]) -> tuple[str, ...]:
     layers = tuple(layers)
     unknown = [name for name in layers if name not in RANDOMISATION_LAYERS]
     if unknown or not layers or len(set(layers)) != len(layers):
-        raise ValueError(
+        raise InputError(
             f"layers must be distinct names from {', '.join(RANDOMISATION_LAYERS)} (cascade order), got {layers!r}."
         )
     return layers
@@ -95,7 +96,7 @@ def randomised_models(
     """
     layers = _check_layers(layers)
     if not isinstance(loaded, LoadedModel):
-        raise TypeError(f"Expected a LoadedModel (from hrnet_explorer.load_model), got {type(loaded).__name__}.")
+        raise ArgumentError(f"Expected a LoadedModel (from hrnet_explorer.load_model), got {type(loaded).__name__}.")
     entry = _copies(_check_hrnet(loaded.model))
     with entry.lock, torch.inference_mode(False), torch.no_grad():
         net = copy.deepcopy(entry.exact)  # ReLUs not in-place, no hooks, frozen, eval
@@ -157,7 +158,7 @@ def randomisation_test(
     options (saves one attribution). ``progress(done, total)``, if given, is called as each attribution
     completes: one per layer group, and the original's first when it is computed here."""
     if method not in PIXEL_METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
+        raise InputError(f"Unknown method {method!r}; choose one of: {', '.join(PIXEL_METHODS)}.")
     layers = _check_layers(layers)
     net, _, x = _prepare(loaded, inputs, input_size)
     target = _check_target(target, net.num_classes)
@@ -168,7 +169,7 @@ def randomisation_test(
         target, original = first.target, first.heatmap if original is None else original
         steps.advance()
     if tuple(original.shape) != tuple(x.shape[-2:]):
-        raise ValueError(f"original is {tuple(original.shape)}, the input {tuple(x.shape[-2:])}: one input size.")
+        raise InputError(f"original is {tuple(original.shape)}, the input {tuple(x.shape[-2:])}: one input size.")
     similarity = []
     for _, randomised in randomised_models(loaded, layers, seed=seed):
         heat = attribute_pixels(randomised, x, method, target, **options).heatmap

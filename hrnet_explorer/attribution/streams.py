@@ -9,6 +9,7 @@ import torch
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from timm.models.hrnet import HighResolutionNet
 
+from ..errors import InputError
 from ..images import ImageInput
 from ..zoo import LoadedModel
 from ._core import (
@@ -176,7 +177,7 @@ def stream_shares(
     """
     _require_grad("stream_shares()")
     if n_steps < 1:
-        raise ValueError(f"n_steps must be ≥ 1, got {n_steps}.")
+        raise InputError(f"n_steps must be ≥ 1, got {n_steps}.")
     net, entry, x = _prepare(loaded, inputs, input_size)
     target = _check_target(target, net.num_classes)
     exact = entry.exact
