@@ -18,6 +18,7 @@ from hrnet_explorer.attribution import KnockoutResult, PixelAttribution, StreamG
 from hrnet_explorer.attribution.faithfulness import Faithfulness, PerturbationCurve
 from hrnet_explorer.attribution.randomisation import RandomisationTest
 from hrnet_explorer.costs import CostReport
+from hrnet_explorer.figures import _draft as D
 from hrnet_explorer.fusion import decompose, fusion_flows
 from hrnet_explorer.predict import ClassScore, Prediction, topk_from_logits
 from hrnet_explorer.ui.callbacks import compact
@@ -115,7 +116,7 @@ def test_compact_figures_fit_a_narrow_screen(traced, crop, name):
     wide, small = build(False), build(True)
     # titles wrapped: no line longer than a phone's width (a narrower one in <sup>), each line's tags closed
     for line in small.layout.title.text.split("<br>"):
-        limit = F._COMPACT_TITLE[1] if line.startswith(("<sup>", "<sub>")) else F._COMPACT_TITLE[0]
+        limit = D.COMPACT_TITLE[1] if line.startswith(("<sup>", "<sub>")) else D.COMPACT_TITLE[0]
         assert len(TAG.sub("", line)) <= limit, line
         assert line.count("<") == 2 * line.count("</"), line
     # the same words as the wide title, in the same order (the turned lanes say so; the module's row names explained)
@@ -171,15 +172,15 @@ def test_empty_cells_of_a_wrapped_grid_draw_no_axes(traced):
 
 
 def test_wrap_html():
-    assert F._wrap_html("one two three four", 9) == ["one two", "three", "four"]
-    assert F._wrap_html("a<br>b", 40) == ["a", "b"]
-    lines = F._wrap_html("plain then <b>bold words that go on</b> and <sup>small words here too</sup>", 14, 20)
+    assert D.wrap_html("one two three four", 9) == ["one two", "three", "four"]
+    assert D.wrap_html("a<br>b", 40) == ["a", "b"]
+    lines = D.wrap_html("plain then <b>bold words that go on</b> and <sup>small words here too</sup>", 14, 20)
     assert all(line.count("<") == 2 * line.count("</") for line in lines)  # every line closes what it opens
     assert lines[1].startswith("<b>") and any(line.startswith("<sup>") for line in lines)
     assert all(len(TAG.sub("", line)) <= 20 for line in lines)
     words = " ".join(TAG.sub(" ", line) for line in lines).split()
     assert " ".join(words) == "plain then bold words that go on and small words here too"
-    assert F._wrap_html("a-very-long-word-without-spaces", 5) == ["a-very-long-word-without-spaces"]
+    assert D.wrap_html("a-very-long-word-without-spaces", 5) == ["a-very-long-word-without-spaces"]
 
 
 @pytest.mark.parametrize(

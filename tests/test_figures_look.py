@@ -1,10 +1,10 @@
 """The figures look as plotly's "plotly_white" template draws them, however they are built.
 
-figures.py builds each figure as plain dicts validated once (``_Draft``), with the part of plotly_white that applies
-to what it draws (its layout less polar, ternary, 3-D and map subplots; the defaults of the trace types it draws)
-instead of naming the whole template. These tests hold that to what users see: every figure's template equals
-plotly_white wherever it applies (white background, grid colours, fonts, colorway, the trace types' defaults), the
-session's default template does not leak in, and the draft helpers give what plotly's own calls give.
+The figures build each figure as plain dicts validated once (``figures._draft.Draft``), with the part of
+plotly_white that applies to what it draws (its layout less polar, ternary, 3-D and map subplots; the defaults of the
+trace types it draws) instead of naming the whole template. These tests hold that to what users see: every figure's
+template equals plotly_white wherever it applies (white background, grid colours, fonts, colorway, the trace types'
+defaults), the session's default template does not leak in, and the draft helpers give what plotly's own calls give.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from PIL import Image
 from plotly.subplots import make_subplots
 from test_figures_compact import NAMES, builders
 
-from hrnet_explorer import figures as F
 from hrnet_explorer import trace
+from hrnet_explorer.figures import _draft as D
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +42,10 @@ def _check_white(fig: go.Figure) -> None:
     white = _white()
     template = fig.layout.template.to_plotly_json()
     # The layout part: plotly_white's, key for key, less the subplot kinds no figure draws.
-    used = {k: v for k, v in white["layout"].items() if not k.startswith(F._UNUSED_SUBPLOTS)}
+    used = {k: v for k, v in white["layout"].items() if not k.startswith(D.UNUSED_SUBPLOTS)}
     assert template["layout"] == used
     layout = fig.layout.to_plotly_json()
-    assert not [k for k in layout if k.startswith(F._UNUSED_SUBPLOTS)], "a subplot kind the template leaves out"
+    assert not [k for k in layout if k.startswith(D.UNUSED_SUBPLOTS)], "a subplot kind the template leaves out"
     # The properties that make the look, spelled out.
     assert template["layout"]["paper_bgcolor"] == template["layout"]["plot_bgcolor"] == "white"
     for axis in ("xaxis", "yaxis"):
@@ -55,7 +55,7 @@ def _check_white(fig: go.Figure) -> None:
     assert template["layout"]["colorway"] == white["layout"]["colorway"]
     # Each trace type drawn: plotly_white's defaults for it (bars' white outlines, heatmaps' colour bars, ...).
     for kind in {t.type for t in fig.data}:
-        assert kind in F._TEMPLATE_TRACES
+        assert kind in D.TEMPLATE_TRACES
         assert template.get("data", {}).get(kind) == white["data"].get(kind), kind
 
 
@@ -112,7 +112,7 @@ def test_drafts_give_what_plotlys_own_calls_give(options):
     sub = plain.get_subplot(1, 1)
     sub.yaxis.scaleanchor = sub.yaxis.anchor
 
-    draft = F._subplots(**options)
+    draft = D.subplots(**options)
     draft.add(dict(type="heatmap", z=[[1, 2], [3, 4]], coloraxis="coloraxis"), 1, 1)
     draft.add(dict(type="bar", x=[1, 2], y=[2, 1], marker=dict(color="#0072B2")), 1, 2)
     for axis in draft.axes("x"):
@@ -140,7 +140,7 @@ def test_a_single_plot_draft_gives_what_plotlys_own_calls_give():
     plain.add_hline(y=0, line_color="#444444", line_width=1)
     plain.update_xaxes(title_text="x")
     plain.update_yaxes(title_text="y", range=[-2, 4])
-    draft = F._Draft()
+    draft = D.Draft()
     draft.add(dict(type="bar", x=[1, 2], y=[3, -1]))
     draft.rule("y", 0, color="#444444", width=1)
     draft.axis("x")["title"] = dict(text="x")
