@@ -143,6 +143,24 @@ def test_fusion_matrices(traced, measure):
     assert {"source stream (sends)", "target stream (receives)"} <= set(axis_titles(single))
 
 
+def test_fusion_figures_leave_a_shared_trace_as_it_was(w18_small):
+    """The app's Analysis shares one keep="all" trace (its fusion statistics computed on first use) between requests:
+    drawing from it must not write into it. Given the statistics themselves, the figure is the same."""
+    torch.manual_seed(0)
+    shared = trace(w18_small, torch.randn(1, 3, 224, 224), keep="all")
+    assert not shared.fusion_cache
+    from_trace = F.fusion_matrices_figure(shared, "agreement")
+    F.sankey_figure(shared, "agreement")
+    assert not shared.fusion_cache
+    own = shared.clone()
+    stats = {r.name: own.fusion(r.stage, r.index) for r in own.modules}
+    given = F.fusion_matrices_figure(stats, "agreement", weights=shared.weights)
+    assert json.loads(given.to_json()) == json.loads(from_trace.to_json())
+    assert "RANDOM" in given.layout.title.text
+    with pytest.raises(ValueError, match="at least one module"):
+        F.fusion_matrices_figure({})
+
+
 def test_sankey(traced):
     flows = fusion_flows(traced, "agreement")
     data = check(F.sankey_figure(flows, "agreement"))

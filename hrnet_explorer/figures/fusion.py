@@ -4,9 +4,10 @@ fused map taken apart.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -65,43 +66,66 @@ def fusion_matrix_figure(
     )
 
 
+def _own_cache(trace: Trace) -> Trace:
+    """``trace`` with a fusion cache of its own: Trace.fusion stores what it computes, and the trace a figure is
+    given may be shared (the app's Analysis serves every request), so a figure must not write into it."""
+    return dataclasses.replace(trace, fusion_cache=dict(trace.fusion_cache))
+
+
+def _module_fusion(trace: Trace) -> dict[str, FusionStats]:
+    """Every module's :class:`FusionStats`, by module name in forward order, what :func:`fusion_matrices_figure`
+    draws; ``trace`` is left as it was."""
+    own = _own_cache(trace)
+    return {r.name: own.fusion(r.stage, r.index) for r in trace.modules}
+
+
 def fusion_matrices_figure(
-    trace: Trace, measure: str = "energy_share", *, sample: int = 0, compact: bool = False
+    fusion: Trace | Mapping[str, FusionStats],
+    measure: str = "energy_share",
+    *,
+    sample: int = 0,
+    compact: bool = False,
+    weights: Any = None,
 ) -> go.Figure:
-    """Every module's [target × source] matrix, in forward order, on one colour scale. ``compact``: two
-    matrices a row, the colour bar below, for a narrow screen."""
-    refs = trace.modules
-    cols = min(2 if compact else 4, len(refs))
-    rows = math.ceil(len(refs) / cols)
-    mats = [as_numpy(trace.fusion(r.stage, r.index).matrix(measure, sample)) for r in refs]
+    """Every module's [target × source] matrix, in forward order, on one colour scale. ``fusion``: every module's
+    statistics by name, in forward order, or a Trace to take them from (its weights then
+    go in the title; ``weights`` says them otherwise). ``compact``: two matrices a row, the colour bar below, for a
+    narrow screen."""
+    if not isinstance(fusion, Mapping):
+        weights = fusion.weights if weights is None else weights
+        fusion = _module_fusion(fusion)
+    if not fusion:
+        raise ValueError("fusion_matrices_figure needs the statistics of at least one module.")
+    names = list(fusion)
+    cols = min(2 if compact else 4, len(names))
+    rows = math.ceil(len(names) / cols)
+    mats = [as_numpy(stats.matrix(measure, sample)) for stats in fusion.values()]
     row_px = 190 if compact else 280
     fig = subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=tuple(r.name for r in refs),
+        subplot_titles=tuple(names),
         horizontal_spacing=0.12 if compact else 0.06,
         vertical_spacing=min(0.12, 70 / (row_px * rows)) if rows > 1 else 0.0,
     )
-    for k, (ref, m) in enumerate(zip(refs, mats, strict=True)):
-        fig.add(_matrix_trace(m, measure, ref.name, 10 if compact else 11), k // cols + 1, k % cols + 1)
+    for k, (name, m) in enumerate(zip(names, mats, strict=True)):
+        fig.add(_matrix_trace(m, measure, name, 10 if compact else 11), k // cols + 1, k % cols + 1)
     for axis in fig.axes("y"):
         axis["autorange"] = "reversed"
-    for k in range(len(refs)):
-        if k + cols >= len(refs):  # the lowest matrix of its column
+    for k in range(len(names)):
+        if k + cols >= len(names):  # the lowest matrix of its column
             fig.axis("x", k // cols + 1, k % cols + 1)["title"] = dict(text="source")
-    for k in range(len(refs), rows * cols):  # empty cells of the last row: no bare axes
+    for k in range(len(names), rows * cols):  # empty cells of the last row: no bare axes
         fig.axis("x", k // cols + 1, k % cols + 1)["visible"] = False
         fig.axis("y", k // cols + 1, k % cols + 1)["visible"] = False
     for r in range(1, rows + 1):
         fig.axis("y", r, 1)["title"] = dict(text="target")
-    active = " · ".join(
-        f"{r.name}: " + "/".join(f"{v:.0%}" for v in trace.fusion(r.stage, r.index).active_fraction[sample].tolist())
-        for r in refs[-1:]
-    )
+    last = names[-1]
+    active = f"{last}: " + "/".join(f"{v:.0%}" for v in fusion[last].active_fraction[sample].tolist())
     return finish(
         fig,
         f"Fusion matrices ({MEASURE_NAMES[measure]}): what each target stream receives from each source"
-        f"{weights_note(trace.weights)}<br><sup>fraction of pre-activations > 0 per stream, {active}</sup>",
+        f"{weights_note(weights)}<br><sup>fraction of pre-activations > 0 per stream, {active}</sup>",
         height=110 + row_px * rows,
         coloraxis=dict(
             **_measure_scale(measure, mats), colorbar=dict(title=dict(text=wrap(MEASURE_LABELS[measure], 22)))
@@ -120,7 +144,7 @@ def sankey_figure(
     ``compact``: for a narrow screen (short stream labels, step labels turned when they would touch).
     """
     if not isinstance(flows, Sequence):
-        flows = fusion_flows(flows, measure)
+        flows = fusion_flows(_own_cache(flows), measure)
     flows = [f for f in flows if abs(f.weight) > 1e-9]
     if not flows:
         raise ValueError("sankey_figure needs at least one non-zero Flow.")
