@@ -16,6 +16,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from .errors import InputError
+
 __all__ = ["Ranks", "setup", "barrier", "gather", "teardown"]
 
 
@@ -54,7 +56,7 @@ def setup(device: str | None) -> tuple[Ranks, str | None]:
     want_cuda = (device in (None, "auto") and torch.cuda.is_available()) or str(device).startswith("cuda")
     if want_cuda:
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but CUDA is not available here: use --device cpu.")
+            raise InputError("--device cuda asked for, but CUDA is not available here: use --device cpu.")
         torch.cuda.set_device(local_rank)
         device, backend = f"cuda:{local_rank}", "nccl"
     else:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .errors import ArgumentError, InputError
 from .runtime import resolve_device
 from .zoo import ASSETS, VARIANTS, LoadedModel, RandomWeightsWarning, get_variant, load_model
 
@@ -53,7 +54,7 @@ class Settings:
         names = [f.name for f in dataclasses.fields(cls) if f.name != "sources"]
         unknown = sorted(set(defaults) - set(names))
         if unknown:
-            raise TypeError(f"Unknown setting(s) {', '.join(unknown)}; the settings are: {', '.join(names)}.")
+            raise ArgumentError(f"Unknown setting(s) {', '.join(unknown)}; the settings are: {', '.join(names)}.")
         values, sources = dict(defaults), {}
         for name in names:
             raw = environ.get(PREFIX + name.upper(), "").strip()
@@ -66,7 +67,7 @@ class Settings:
         set_(self, "variant", get_variant(str(self.variant)).name)  # its error lists the nine names
         size = int(self.input_size)
         if size < 32 or size % 32:
-            raise ValueError(f"input_size must be a positive multiple of 32, not {self.input_size!r}.")
+            raise InputError(f"input_size must be a positive multiple of 32, not {self.input_size!r}.")
         set_(self, "input_size", size)
         set_(self, "image", Path(self.image).expanduser())
         fast = self.fast if isinstance(self.fast, bool) else str(self.fast).strip().lower() in ("1", "true", "yes")
@@ -88,7 +89,7 @@ class Settings:
             return list(VARIANTS)
         names = [get_variant(n.strip()).name for n in choice.split(",") if n.strip()]
         if not names:
-            raise ValueError(f"No variant in {self.variants!r}: use 'auto', 'all' or names such as 'w18_small,w32'.")
+            raise InputError(f"No variant in {self.variants!r}: use 'auto', 'all' or names such as 'w18_small,w32'.")
         return list(dict.fromkeys(names))
 
     def __str__(self) -> str:
@@ -133,7 +134,7 @@ def explore(figure: Callable[..., Any], **choices: Sequence[Any] | Mapping[str, 
     for name, options in choices.items():
         pairs = list(options.items()) if isinstance(options, Mapping) else [(str(v), v) for v in options]
         if not pairs:
-            raise ValueError(f"explore: no options for {name!r}.")
+            raise InputError(f"explore: no options for {name!r}.")
         dropdowns[name] = Dropdown(options=pairs, value=pairs[0][1], description=name)
 
     def current():

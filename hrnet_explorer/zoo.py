@@ -30,7 +30,7 @@ import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 from timm.data import ImageNetInfo, create_transform, resolve_model_data_config
 
-from .errors import CardError, WeightsError
+from .errors import CardError, InputError, WeightsError
 from .runtime import Precision, resolve_device
 
 __all__ = [
@@ -114,7 +114,7 @@ def get_variant(name: str) -> VariantCard:
     """The card of ``name`` (``hrnet_`` prefix optional), or a ValueError listing the nine."""
     key = name if name.startswith("hrnet_") else f"hrnet_{name}"
     if key not in VARIANTS:
-        raise ValueError(f"Unknown variant {name!r}. Choose one of: {', '.join(VARIANTS)}.")
+        raise InputError(f"Unknown variant {name!r}. Choose one of: {', '.join(VARIANTS)}.")
     return VARIANTS[key]
 
 
@@ -183,7 +183,7 @@ class LoadedModel:
         """The name of class ``index``; a ValueError outside 0..num_classes-1."""
         i = int(index)
         if i != index or not 0 <= i < self.num_classes:
-            raise ValueError(f"{self.name} has classes 0..{self.num_classes - 1}; got {index!r}.")
+            raise InputError(f"{self.name} has classes 0..{self.num_classes - 1}; got {index!r}.")
         return self.class_names[i]
 
     @property
@@ -545,7 +545,7 @@ def load_model(
     Loaded models are kept in a small LRU cache (``MODEL_CACHE_SIZE``) unless ``cache=False``.
     """
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}.")
+        raise InputError(f"precision must be 'fp32' or 'bf16', not {precision!r}.")
     dev = resolve_device(device)
     asked, kind, spec = _request(variant, weights)
     names = None if labels is None else read_labels(labels)

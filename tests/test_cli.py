@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import subprocess
 import sys
@@ -101,12 +102,12 @@ def test_command_line_mistakes_are_one_line(argv, capsys):
 
 
 def test_mistakes_are_found_before_the_model_is_built(tmp_path, capsys, monkeypatch):
-    import hrnet_explorer.cli as cli_module
+    from hrnet_explorer.cli import common
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was built before the arguments were checked")
 
-    monkeypatch.setattr(cli_module, "load_model", no_model)
+    monkeypatch.setattr(common, "load_model", no_model)
     good = tmp_path / "ok.png"
     Image.new("RGB", (64, 64)).save(good)
     (tmp_path / "bad.png").write_bytes(b"not an image")
@@ -149,18 +150,18 @@ def test_colorize_clips_outliers():
     import numpy as np
     import torch
 
-    from hrnet_explorer.cli import _colorize
+    from hrnet_explorer.render import colorize
 
     heat = torch.full((32, 32), 0.5)
     heat[0, 0] = 1e6  # one outlier pixel must not turn the rest black
-    rgb = _colorize(heat, signed=False)
+    rgb = colorize(heat, signed=False)
     assert rgb[5:, 5:].mean() > 100 and np.array_equal(rgb[0, 0], [255, 255, 255])
 
 
 def test_explain_png_has_labelled_panels_and_a_colour_bar(tmp_path):
     import numpy as np
 
-    from hrnet_explorer.cli import BAR_PX, LABEL_PX
+    from hrnet_explorer.render import BAR_PX, LABEL_PX
 
     image = tmp_path / "img.png"
     Image.new("RGB", (64, 64), "red").save(image)
@@ -174,3 +175,41 @@ def test_explain_png_has_labelled_panels_and_a_colour_bar(tmp_path):
     assert (strip < 128).any() and (strip == 255).mean() > 0.5  # dark text on a white strip
     bar = sheet[64 + LABEL_PX + 2 : 64 + LABEL_PX + 10, 10:-10]
     assert bar[:, 0].mean() < 40 and bar[:, -1].mean() > 200  # black → yellow/white ramp
+
+
+@pytest.mark.parametrize("error", [KeyError("stage9"), ValueError("bad shape"), IndexError("list index out of range")])
+def test_an_internal_error_is_a_traceback_not_a_user_mistake(error, image_file, capsys, monkeypatch):
+    """The builtins that user mistakes also raise: from inside the package they are bugs, shown with a traceback."""
+    predict_module = importlib.import_module("hrnet_explorer.predict")  # the package exports its function
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(predict_module, "predict", broken)
+    assert main(["predict", str(image_file), "-w", "random", "--input-size", "64", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and f"{type(error).__name__}: " in err and "in broken" in err
+    assert "hrnet-explorer: error:" not in err and "internal error" in err.splitlines()[-1]
+
+
+def test_a_user_mistake_from_deep_inside_is_one_line(image_file, capsys, monkeypatch):
+    from hrnet_explorer.errors import NotFoundError
+
+    predict_module = importlib.import_module("hrnet_explorer.predict")
+
+    def refuses(*args, **kwargs):
+        raise NotFoundError("No module stage9.module0: stages are 2, 3 and 4.")
+
+    monkeypatch.setattr(predict_module, "predict", refuses)
+    assert main(["predict", str(image_file), "-w", "random", "--input-size", "64", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "hrnet-explorer: error: No module stage9.module0: stages are 2, 3 and 4."
+    assert "Traceback" not in err
+
+
+def test_explain_offers_every_pixel_method_and_one_function_each():
+    from hrnet_explorer.attribution import PIXEL_METHODS
+    from hrnet_explorer.cli import explain
+
+    assert explain.PIXEL_EXPLAINERS == PIXEL_METHODS
+    assert set(explain.METHODS) == {*PIXEL_METHODS, "gradcam-streams", "stream-shares", "knockout"}

@@ -83,15 +83,15 @@ def test_explain_bar_on_a_real_terminal(image_file):
 
 
 def test_variants_measure_bar(capsys, monkeypatch):
-    from hrnet_explorer import cli
+    from hrnet_explorer.cli import describe
 
-    calls, stored = [], cli.variant_costs
+    calls, stored = [], describe.variant_costs
 
     def counted(name, measure=False):  # the stored counts (no 20 s recount), one call seen per variant
         calls.append(measure)
         return stored(name)
 
-    monkeypatch.setattr(cli, "variant_costs", counted)
+    monkeypatch.setattr(describe, "variant_costs", counted)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["variants", "--measure", "--json"]) == 0
     out, err = capsys.readouterr()
