@@ -79,7 +79,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_holds_the_app_the_examples_and_the_lab_model(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"hrnet_explorer/app.py", "hrnet_explorer/cli.py", "hrnet_explorer/ui/layout.py"} <= names
+    assert {"hrnet_explorer/app.py", "hrnet_explorer/cli/__init__.py", "hrnet_explorer/ui/layout.py"} <= names
     examples = {f"hrnet_explorer/assets/{Path(p).name}" for p in example_images()}
     assert len(examples) >= 8 and examples <= names  # every example image the checkout's app offers
     lab = {f"hrnet_explorer/assets/lab/{n}" for n in ("lab.safetensors", "lab.json", "eval.json", "README.md")}
