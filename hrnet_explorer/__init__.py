@@ -17,6 +17,7 @@ from .errors import (
     UserError,
     WeightsError,
 )
+from .export import save_trace
 from .fusion import FusionStats, spatial_summary
 from .graphs import GraphTracer
 from .images import MAX_PIXELS, display_crop, preprocess, read_image
@@ -77,6 +78,7 @@ __all__ = [
     "read_image",
     "spatial_summary",
     "trace",
+    "save_trace",
     "trace_many",
     "trace_names",
     "variant_costs",

@@ -171,6 +171,42 @@ def test_image_report_keep_all(tmp_path):
     assert "stage4.module0.edge1to0" in load_file(str(paths["safetensors"]))
 
 
+def test_save_trace_writes_the_kept_maps_and_a_manifest(w18_small, tmp_path):
+    """The core export under the image report: float32 maps by trace name, the manifest beside them, the caller's
+    entries in it, and the trace it reads left as it was."""
+    import torch
+
+    from hrnet_explorer import save_trace, trace
+    from hrnet_explorer.export import module_fusion
+
+    torch.manual_seed(0)
+    result = trace(w18_small, torch.randn(1, 3, SIZE, SIZE), keep="all")
+    saved = save_trace(result, tmp_path / "t.html", loaded=w18_small, manifest={"image": {"name": "noise"}})
+    assert saved.tensors == tmp_path / "t.safetensors" and saved.manifest == tmp_path / "t.json"
+    assert not result.fusion_cache  # read through a cache of its own
+    tensors = load_file(str(saved.tensors))
+    assert set(tensors) == set(saved.names) and "stage4.module0.edge1to0" not in tensors
+    assert set(tensors) == {n for n in result.maps if not any(k in n for k in (".branch", ".edge", ".presum"))}
+    assert torch.equal(tensors["logits"], result.logits.float())
+    manifest = json.loads(saved.manifest.read_text())
+    assert manifest["format"] == "hrnet-explorer-trace/1" and manifest["image"] == {"name": "noise"}
+    assert manifest["model"]["weights"]["random"] and manifest["model"]["preprocessing"]["input_size"] == [
+        3,
+        SIZE,
+        SIZE,
+    ]
+    matrix = module_fusion(result)["stage3.module0"].matrix("agreement", 0)
+    assert manifest["fusion"]["stage3.module0"]["agreement"] == matrix.tolist()
+    assert manifest["files"] == {"safetensors": "t.safetensors", "json": "t.json"}
+    every = save_trace(result, tmp_path / "all", keep="all")
+    assert (
+        set(every.names) == set(result.maps)
+        and json.loads(every.manifest.read_text())["model"]["name"] == "hrnet_w18_small"
+    )
+    with pytest.raises(ValueError, match="keep must be"):
+        save_trace(result, tmp_path / "x", keep="summaries")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

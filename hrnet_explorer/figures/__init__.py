@@ -25,6 +25,14 @@ from ..display import (
 )
 from ._draft import COMPACT_DESIGN_WIDTH
 from .attribution import attribution_figure, gradcam_figure, knockout_figure, stream_shares_figure
+from .dataset import (
+    accuracy_figure,
+    confidence_figure,
+    energy_figure,
+    reliance_figure,
+    shares_figure,
+    top_classes_figure,
+)
 from .fusion import decomposition_figure, fusion_matrices_figure, fusion_matrix_figure, sankey_figure
 from .maps import lanes_figure, module_maps_figure
 from .prediction import compare_figure, topk_figure, variants_figure
@@ -55,4 +63,10 @@ __all__ = [
     "faithfulness_figure",
     "randomisation_figure",
     "compare_figure",
+    "accuracy_figure",
+    "confidence_figure",
+    "top_classes_figure",
+    "energy_figure",
+    "shares_figure",
+    "reliance_figure",
 ]

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import plotly.graph_objects as go
 
+from ..analyses import Decomposition, Flow, fusion_flows
 from ..display import MEASURE_LABELS, MEASURE_NAMES, NEGATIVE_COLOR, REDUCTION_LABELS, stream_color
-from ..fusion import MEASURES, Decomposition, Flow, FusionStats, fusion_flows, spatial_summary
+from ..export import module_fusion
+from ..fusion import MEASURES, FusionStats, spatial_summary
 from ._common import DIVERGING, SEQUENTIAL, as_numpy, rgba, shrink, symmetric, weights_note
 from ._draft import Draft, finish, panel_grid, subplots, wrap
 
@@ -72,13 +74,6 @@ def _own_cache(trace: Trace) -> Trace:
     return dataclasses.replace(trace, fusion_cache=dict(trace.fusion_cache))
 
 
-def _module_fusion(trace: Trace) -> dict[str, FusionStats]:
-    """Every module's :class:`FusionStats`, by module name in forward order, what :func:`fusion_matrices_figure`
-    draws; ``trace`` is left as it was."""
-    own = _own_cache(trace)
-    return {r.name: own.fusion(r.stage, r.index) for r in trace.modules}
-
-
 def fusion_matrices_figure(
     fusion: Trace | Mapping[str, FusionStats],
     measure: str = "energy_share",
@@ -88,12 +83,12 @@ def fusion_matrices_figure(
     weights: Any = None,
 ) -> go.Figure:
     """Every module's [target × source] matrix, in forward order, on one colour scale. ``fusion``: every module's
-    statistics by name, in forward order, or a Trace to take them from (its weights then
-    go in the title; ``weights`` says them otherwise). ``compact``: two matrices a row, the colour bar below, for a
-    narrow screen."""
+    statistics by name, in forward order (:func:`~hrnet_explorer.export.module_fusion`), or a Trace to take them
+    from (its weights then go in the title; ``weights`` says them otherwise). ``compact``: two matrices a row, the
+    colour bar below, for a narrow screen."""
     if not isinstance(fusion, Mapping):
         weights = fusion.weights if weights is None else weights
-        fusion = _module_fusion(fusion)
+        fusion = module_fusion(fusion)
     if not fusion:
         raise ValueError("fusion_matrices_figure needs the statistics of at least one module.")
     names = list(fusion)
