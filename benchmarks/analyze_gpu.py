@@ -88,11 +88,12 @@ def correctness(device: str) -> dict:
     import torch
 
     from hrnet_explorer import load_model
-    from hrnet_explorer.analyze import RowEngine, _Crops
+    from hrnet_explorer.analyze import RowEngine
+    from hrnet_explorer.analyze.inputs import Crops
     from hrnet_explorer.sources import open_source
 
     fp32 = load_model("lab", "default", device, "fp32", cache=False)
-    crops = _Crops(open_source("lab:32", size=224), range(32), fp32.data_config, 224)
+    crops = Crops(open_source("lab:32", size=224), range(32), fp32.data_config, 224)
     x = torch.stack([crops[i][0] for i in range(32)])
 
     def compare(a, b):
@@ -163,12 +164,13 @@ def pipeline(folder: Path, device: str, batch: int, workers: int, limit: int, mo
     import torch
     from torch.utils.data import DataLoader
 
-    from hrnet_explorer.analyze import RowEngine, _Crops
+    from hrnet_explorer.analyze import RowEngine
+    from hrnet_explorer.analyze.inputs import Crops
     from hrnet_explorer.sources import open_source
 
     loaded = _loaded(device)
     source = open_source(str(folder))
-    crops = _Crops(source, range(min(limit, len(source))), loaded.data_config, 224)
+    crops = Crops(source, range(min(limit, len(source))), loaded.data_config, 224)
     cuda = device.startswith("cuda")
     loader = DataLoader(
         crops, batch_size=batch, num_workers=workers, pin_memory=cuda, prefetch_factor=4 if workers else None
@@ -240,10 +242,10 @@ def _probe(argv: list[str]) -> None:
     """Run analyze in this process, then print its peak memory (one PROBE line per rank)."""
     import torch
 
-    from hrnet_explorer.analyze import add_analyze_command
+    from hrnet_explorer.cli import analyze as analyze_command
 
     parser = argparse.ArgumentParser()
-    add_analyze_command(parser.add_subparsers())
+    analyze_command.add_command(parser.add_subparsers())
     args = parser.parse_args(["analyze", *argv])
     args.func(args)
     rank = int(os.environ.get("RANK", "0"))

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from hrnet_explorer import analyze as an
 from hrnet_explorer import load_model, trace
+from hrnet_explorer.analyze import parquet
 from hrnet_explorer.attribution import resolution_reliance
 from hrnet_explorer.cli import main
 from hrnet_explorer.fusion import MEASURES
@@ -169,7 +170,7 @@ def test_resume_skips_finished_shards(folder, weights_file, tmp_path, monkeypatc
     """A run that dies after its first shard leaves that shard; the rerun keeps it and does the rest."""
     out = tmp_path / "run"
     args = [*_on_folder(folder, weights_file, out), "-b", "4", "--shard-size", "8", "-q", "--reliance"]
-    real_write = an._ShardWriter._write
+    real_write = parquet.ShardWriter._write
     calls = []
 
     def dies_after_one(self, shard, buf):
@@ -178,13 +179,13 @@ def test_resume_skips_finished_shards(folder, weights_file, tmp_path, monkeypatc
         calls.append(shard)
         real_write(self, shard, buf)
 
-    monkeypatch.setattr(an._ShardWriter, "_write", dies_after_one)
+    monkeypatch.setattr(parquet.ShardWriter, "_write", dies_after_one)
     with pytest.raises(KeyboardInterrupt):
         _run(*args)
-    monkeypatch.setattr(an._ShardWriter, "_write", real_write)
-    first = an._shard_path(out, "rows", "hrnet_w18_small", 0)
+    monkeypatch.setattr(parquet.ShardWriter, "_write", real_write)
+    first = parquet.shard_path(out, "rows", "hrnet_w18_small", 0)
     assert first.exists() and not (out / "manifest.json").exists()
-    assert not an._shard_path(out, "rows", "hrnet_w18_small", 1).exists()
+    assert not parquet.shard_path(out, "rows", "hrnet_w18_small", 1).exists()
     stamp = first.stat().st_mtime_ns
     assert _run(*args) == 0
     assert first.stat().st_mtime_ns == stamp  # not redone
@@ -389,16 +390,45 @@ def test_python_dash_m_is_the_cli():
 def test_memory_does_not_hold_the_dataset(folder, weights_file, tmp_path):
     """At most one shard of rows is in memory: the writer holds nothing once a shard is written."""
     held = []
-    real_add = an._ShardWriter.add
+    real_add = parquet.ShardWriter.add
 
     def spy(self, *args):
         real_add(self, *args)
         held.append(sum(len(p[0]) for buf in self.open.values() for p in buf["rows"]))
 
     out = tmp_path / "run"
-    an._ShardWriter.add = spy
+    parquet.ShardWriter.add = spy
     try:
         assert _run(*_on_folder(folder, weights_file, out), "-b", "2", "--shard-size", "4", "-q") == 0
     finally:
-        an._ShardWriter.add = real_add
+        parquet.ShardWriter.add = real_add
     assert max(held) < 4 and held[-1] == 0
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--shard-size", "0"], "--shard-size must be at least 1"),
+        (["--input-size", "100"], "multiple of 32"),
+        (["--limit", "0"], "--limit must be at least 1"),
+        (["-b", "0"], "--batch-size must be at least 1"),
+        (["--workers", "-1"], "--workers must be 0 or more"),
+    ],
+)
+def test_bad_settings_are_one_line_errors_before_any_work(extra, message, tmp_path, capsys):
+    out = tmp_path / "x"
+    assert _run("analyze", "lab:4", "--out", str(out), "--device", "cpu", "-q", *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hrnet-explorer: error:") and message in err and err.count("\n") == 1
+    assert not out.exists()  # refused before run.json was written
+
+
+def test_run_settings_are_frozen_and_normalised(tmp_path):
+    import dataclasses
+
+    settings = an.RunSettings("lab:4", ["lab"], str(tmp_path), command=["x", "y"])
+    assert settings.variants == ("lab",) and settings.out == tmp_path and settings.command == ("x", "y")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.limit = 3
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
+        an.RunSettings("lab:4", (), tmp_path, precision="fp16")

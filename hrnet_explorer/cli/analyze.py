@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..analyze import DEFAULT_SHARD_SIZE, analyze
+from ..analyze import DEFAULT_SHARD_SIZE, RunSettings, run
 
 
-def run(args: argparse.Namespace) -> None:
-    manifest = analyze(
+def settings(args: argparse.Namespace) -> RunSettings:
+    """The command line as the run's settings (checked as they are made)."""
+    return RunSettings(
         args.source,
-        args.variant,
+        tuple(args.variant or ()),
         args.out,
         weights=args.weights,
         reliance=args.reliance,
@@ -24,6 +25,10 @@ def run(args: argparse.Namespace) -> None:
         shard_size=args.shard_size,
         progress=not args.quiet,
     )
+
+
+def analyze(args: argparse.Namespace) -> None:
+    manifest = run(settings(args))
     if "variants" not in manifest:
         return  # not rank 0
     for key, info in manifest["variants"].items():
@@ -60,4 +65,4 @@ def add_command(sub) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 on CUDA")
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="images per Parquet shard")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
-    p.set_defaults(func=run)
+    p.set_defaults(func=analyze)
