@@ -32,6 +32,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
         save_every=args.save_every,
         warmup_steps=min(_DEFAULTS.warmup_steps, args.steps // 10),
     )
+    if args.task == "segment":
+        from .segment_train import cmd_train_segment
+
+        return cmd_train_segment(args, config)
     card = train(args.out, config, device=args.device, progress=not args.quiet)
     record = card["training"]
     held = record["held_out"]
@@ -162,6 +166,12 @@ def add_lab_commands(subparsers) -> None:
         formatter_class=lab.formatter_class,
     )
     p.add_argument("--out", required=True, help="folder for lab.safetensors, lab.json and the resumable state")
+    p.add_argument(
+        "--task",
+        choices=("classify", "segment"),
+        default="classify",
+        help="classify: one class per image (lab.safetensors); segment: a class per pixel (lab-seg.safetensors)",
+    )
     p.add_argument("--variant", default=_DEFAULTS.variant, help="timm HRNet architecture")
     p.add_argument("--steps", type=_positive, default=_DEFAULTS.steps, help="optimiser steps")
     p.add_argument("--batch-size", type=_positive, default=_DEFAULTS.batch_size, help="images per step")
