@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .trace import Trace
     from .zoo import LoadedModel
 
-__all__ = ["TRACE_FORMAT", "SavedTrace", "save_trace", "module_fusion"]
+__all__ = ["TRACE_FORMAT", "SavedTrace", "save_trace", "module_fusion", "own_cache"]
 
 TRACE_FORMAT = "hrnet-explorer-trace/1"  # the safetensors metadata's "format"
 _INTERMEDIATE = re.compile(r"(?:branch|edge|presum)\d")  # the kinds keep="outputs" leaves out (hrnet_explorer.trace)
@@ -40,10 +40,16 @@ class SavedTrace:
     names: tuple[str, ...]
 
 
+def own_cache(result: Trace) -> Trace:
+    """``result`` with the same maps and a fusion cache of its own: Trace.fusion stores what it computes, and a
+    trace may be shared (the app's Analysis serves every request), so readers that are not its owner read this."""
+    return dataclasses.replace(result, fusion_cache=dict(result.fusion_cache))
+
+
 def module_fusion(result: Trace) -> dict[str, FusionStats]:
-    """Every module's :class:`~hrnet_explorer.fusion.FusionStats`, by module name in forward order. ``result`` is
-    left as it was: Trace.fusion caches what it computes, and a trace may be shared (the app's Analysis)."""
-    own = dataclasses.replace(result, fusion_cache=dict(result.fusion_cache))
+    """Every module's :class:`~hrnet_explorer.fusion.FusionStats`, by module name in forward order; ``result`` is
+    left as it was (:func:`own_cache`)."""
+    own = own_cache(result)
     return {r.name: own.fusion(r.stage, r.index) for r in result.modules}
 
 

@@ -4,7 +4,6 @@ fused map taken apart.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,7 @@ import plotly.graph_objects as go
 
 from ..analyses import Decomposition, Flow, fusion_flows
 from ..display import MEASURE_LABELS, MEASURE_NAMES, NEGATIVE_COLOR, REDUCTION_LABELS, stream_color
-from ..export import module_fusion
+from ..export import module_fusion, own_cache
 from ..fusion import MEASURES, FusionStats, spatial_summary
 from ._common import DIVERGING, SEQUENTIAL, as_numpy, rgba, shrink, symmetric, weights_note
 from ._draft import Draft, finish, panel_grid, subplots, wrap
@@ -66,12 +65,6 @@ def fusion_matrix_figure(
         height=380,
         coloraxis=dict(**scale, colorbar=dict(title=dict(text=wrap(MEASURE_LABELS[measure], 22)))),
     )
-
-
-def _own_cache(trace: Trace) -> Trace:
-    """``trace`` with a fusion cache of its own: Trace.fusion stores what it computes, and the trace a figure is
-    given may be shared (the app's Analysis serves every request), so a figure must not write into it."""
-    return dataclasses.replace(trace, fusion_cache=dict(trace.fusion_cache))
 
 
 def fusion_matrices_figure(
@@ -139,7 +132,7 @@ def sankey_figure(
     ``compact``: for a narrow screen (short stream labels, step labels turned when they would touch).
     """
     if not isinstance(flows, Sequence):
-        flows = fusion_flows(_own_cache(flows), measure)
+        flows = fusion_flows(own_cache(flows), measure)
     flows = [f for f in flows if abs(f.weight) > 1e-9]
     if not flows:
         raise ValueError("sankey_figure needs at least one non-zero Flow.")
