@@ -1,9 +1,20 @@
-"""The Gradio app: ``build_demo()`` returns the explorer's ``gr.Blocks`` (see ``app.py`` to launch it).
+"""The Gradio app: ``build_demo()`` returns the explorer's ``gr.Blocks`` (see ``hrnet_explorer.app`` to launch it).
+
+Floors, each importing only those below it:
+
+- ``choices``: the menus' entries and the parsers of every control (no gradio);
+- ``cache``: the model and analysis cache — one image through one model, traced once (no gradio);
+- ``text``: what the app says in words, Markdown and HTML (no gradio);
+- ``gradio_private`` and ``components``: Gradio's private API behind one adapter, the app's image input;
+- ``guard``: a user's mistake becomes one line, a bug a logged traceback and a generic message;
+- ``callbacks``: the endpoints, one per event;
+- ``layout``: the Blocks and their event wiring.
 
 Only this package imports gradio; the core (trace, fusion, attribution, figures) never does.
 """
 
-from .callbacks import Analysis, Explorer, TraceCache
+from .cache import Analysis, TraceCache
+from .callbacks import Explorer
 from .layout import (
     ASSETS,
     CONCURRENCY_LIMIT,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import types
 
 import gradio as gr
-from gradio.context import LocalContext
-from gradio.data_classes import ImageData
+
+from .gradio_private import ImageData, replace_preprocess, request_max_file_size
 
 __all__ = ["image_input"]
 
@@ -20,7 +19,7 @@ def _pass_file_through(self: gr.Image, payload: ImageData | None) -> str | bytes
     if payload.url and payload.url.startswith("data:"):
         encoded = payload.url.partition(",")[2]
         # A data: URL arrives inside the request, not as an upload: hold it to the upload limit here.
-        limit = getattr(LocalContext.blocks.get(None), "max_file_size", None)
+        limit = request_max_file_size()
         if limit is not None and len(encoded) * 3 // 4 > limit:
             raise gr.Error(f"The pasted image exceeds the maximum file size of {limit:,} bytes.", title="Image error")
         try:
@@ -37,10 +36,7 @@ def image_input(**kwargs) -> gr.Image:
 
     gr.Image decodes every upload with Pillow before the callback runs, so a broken file fails inside
     Gradio with a generic message. This one passes the file's path (or the bytes of a pasted data: URL)
-    and leaves decoding — and its clear :class:`~hrnet_explorer.images.ImageError` messages — to
-    :func:`hrnet_explorer.images.read_image`. (An instance override rather than a subclass: Gradio writes
-    a ``.pyi`` stub next to the module of every Component subclass.)
+    and leaves decoding — and its clear :class:`~hrnet_explorer.errors.ImageError` messages — to
+    :func:`hrnet_explorer.images.read_image`.
     """
-    component = gr.Image(type="filepath", **kwargs)
-    component.preprocess = types.MethodType(_pass_file_through, component)
-    return component
+    return replace_preprocess(gr.Image(type="filepath", **kwargs), _pass_file_through)

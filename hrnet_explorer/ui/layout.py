@@ -13,18 +13,13 @@ import torch
 
 from .. import __version__
 from ..attribution import PIXEL_METHODS
-from ..figures import COMPACT_WIDTH
+from ..display import COMPACT_WIDTH
 from ..fusion import MEASURES
 from ..zoo import ASSETS
-from .callbacks import (
-    DEFAULT_SIZE,
-    EVERY_MODULE,
-    INPUT_SIZES,
-    TOP1,
-    Explorer,
-    class_choices,
-)
+from .callbacks import Explorer
+from .choices import DEFAULT_SIZE, EVERY_MODULE, INPUT_SIZES, TOP1, class_choices
 from .components import image_input
+from .text import INTRO, TRUST_HELP, measure_choices, method_choices
 
 __all__ = [
     "build_demo",
@@ -44,33 +39,14 @@ CONCURRENCY_LIMIT = int(os.environ.get("HRNET_EXPLORER_CONCURRENCY", "1"))
 QUEUE_MAX_SIZE = int(os.environ.get("HRNET_EXPLORER_QUEUE", "16"))  # beyond it, new requests are refused
 MAX_FILE_SIZE = os.environ.get("HRNET_EXPLORER_MAX_FILE_SIZE", "20mb")  # a 40-megapixel JPEG fits
 DELETE_CACHE = (3600, 3600)  # every hour, delete uploads and outputs older than an hour
-_METHOD_NAMES = {
-    "ig": "Integrated Gradients",
-    "saliency": "Saliency",
-    "smoothgrad": "SmoothGrad",
-    "gradshap": "GradientSHAP",
-    "occlusion": "Occlusion",
-}
-TRUST_HELP = """The pixel methods often disagree. Score them on this image: **deletion** removes the pixels a map
-ranks highest first and watches the class's probability fall (a faithful map makes it fall fast: low area),
-**insertion** puts them back into a blurred image (high area is good); the **randomisation test** re-initialises
-the network from the head down and checks that the map changes (a map that stays similar ignores the model).
-A random map is scored beside them: a method no better than it tells you nothing. On a lab example image with
-the lab model, the known evidence region is scored too."""
-_MEASURE_NAMES = {"energy_share": "energy share", "agreement": "agreement", "relu_share": "ReLU share"}
 # Run in the browser before every event that draws figures: its last input, the hidden plot width, becomes the width
 # of the figure column now, so that a narrow screen gets compact figures (stacked panels, colour bars below;
-# hrnet_explorer.figures.COMPACT_WIDTH). Plotly resizes a figure to its column, but cannot re-flow its subplots.
+# hrnet_explorer.display.COMPACT_WIDTH). Plotly resizes a figure to its column, but cannot re-flow its subplots.
 PLOT_WIDTH_JS = """(...args) => {
     const column = document.getElementById("figures") || document.body;
     args[args.length - 1] = Math.round(column.getBoundingClientRect().width);
     return args;
 }"""
-
-INTRO = """# HRNet Explorer
-See how a High-Resolution Network thinks: timm's HRNet ImageNet classifiers keep four streams at 1/4, 1/8, 1/16
-and 1/32 resolution side by side and fuse them in every module. Upload an image (or paste one, or use the webcam),
-pick a variant and press **Analyze**; every tab reads the same traced forward pass."""
 
 
 def example_images(folder: Path = ASSETS) -> list[str]:
@@ -112,11 +88,6 @@ def build_demo(
     examples = example_images() if examples is None else [str(p) for p in examples]
     modules = ex.module_names(default_variant)
     last = modules[-1]
-    try:
-        from ..attribution import PIXEL_METHODS as methods
-    except ImportError:
-        methods = PIXEL_METHODS
-
     with gr.Blocks(title="HRNet Explorer", delete_cache=DELETE_CACHE, analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
         gr.Markdown(
@@ -191,9 +162,7 @@ def build_demo(
                     module_plot = gr.Plot(label="One module, stream by stream", elem_id="module-plot")
                 with gr.Tab("Fusion", id="fusion"):
                     with gr.Row():
-                        measure = gr.Radio(
-                            [(_MEASURE_NAMES[m], m) for m in MEASURES], value="energy_share", label="Measure"
-                        )
+                        measure = gr.Radio(measure_choices(MEASURES), value="energy_share", label="Measure")
                         fusion_btn = gr.Button("Show fusion", scale=0)
                     matrices_plot = gr.Plot(label="Share matrices", elem_id="matrices-plot")
                     sankey_plot = gr.Plot(label="Stream → stream flows", elem_id="sankey-plot")
@@ -206,7 +175,7 @@ def build_demo(
                 with gr.Tab("Attribution", id="attribution"):
                     with gr.Row():
                         method = gr.Dropdown(
-                            [(_METHOD_NAMES.get(m, m), m) for m in methods],
+                            method_choices(PIXEL_METHODS),
                             value="saliency",
                             label="Pixel method",
                             info="IG, SmoothGrad, GradientSHAP and Occlusion take seconds on a CPU",
@@ -233,7 +202,7 @@ def build_demo(
                         gr.Markdown(TRUST_HELP)
                         with gr.Row():
                             trust_methods = gr.CheckboxGroup(
-                                [(_METHOD_NAMES.get(m, m), m) for m in methods],
+                                method_choices(PIXEL_METHODS),
                                 value=["saliency", "ig"],
                                 label="Methods to score",
                                 info="on a CPU: seconds each, ×6 with the randomisation test",
