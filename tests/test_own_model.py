@@ -298,7 +298,7 @@ def test_cli_with_labels(checkpoint, image, tmp_path, capsys):
 def lab_dir(checkpoint, tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "lab"
     with_card(folder, checkpoint, {**CARD, "name": "lab"}, stem="lab")
-    monkeypatch.setattr(zoo, "LAB_DIR", folder)
+    monkeypatch.setattr(zoo.variants, "LAB_DIR", folder)
     return folder
 
 
@@ -319,7 +319,7 @@ def test_lab_by_name(lab_dir, image, capsys):
 
 
 def test_lab_missing_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo, "LAB_DIR", tmp_path)
+    monkeypatch.setattr(zoo.variants, "LAB_DIR", tmp_path)
     with pytest.raises(WeightsError, match=r"The lab model is missing: no .*lab\.safetensors"):
         load_model("lab", device="cpu")
     assert "lab" not in zoo.model_files()
@@ -370,7 +370,7 @@ def own_app(carded, checkpoint, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         lab = tmp_path_factory.mktemp("app-lab")
         with_card(lab, checkpoint, {**CARD, "name": "lab"}, stem="lab")
-        mp.setattr(zoo, "LAB_DIR", lab)
+        mp.setattr(zoo.variants, "LAB_DIR", lab)
         explorer = Explorer("cpu", models=carded.parent)
         with launched_demo(explorer) as (demo, url):
             yield demo, Client(url, verbose=False, download_files=False)

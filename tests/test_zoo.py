@@ -173,3 +173,28 @@ def test_preprocessing_follows_each_tag(full_tag, crop_pct, interpolation):
     timm_own = timm.data.create_transform(**config)(img).unsqueeze(0)
     assert torch.equal(ours, timm_own)
     assert torch.allclose(ours[0], _reference_transform(img, 224, crop_pct, interpolation), atol=1e-6)
+
+
+def test_timm_hrnet_table_contract():
+    """timm's private cfg_cls, read only by zoo.timm_hrnet, says what timm builds: the pinned range keeps it."""
+    from packaging.version import Version
+
+    from hrnet_explorer.zoo import timm_hrnet
+
+    assert Version("1.0.31") <= Version(timm.__version__) < Version("1.1")  # pyproject's pin
+    for name in (*zoo.VARIANTS, "hrnet_w18_ssld"):
+        cfg = timm_hrnet.architecture_config(name)
+        assert cfg is not None and isinstance(cfg["stem_width"], int), name
+        with torch.device("meta"):  # the structure without the weights' memory or their init
+            net = timm.create_model(name, pretrained=False)
+        assert net.conv1.out_channels == cfg["stem_width"]
+        for s in timm_hrnet.STAGES[1:]:
+            stage = cfg[f"stage{s}"]
+            modules = getattr(net, f"stage{s}")
+            assert len(modules) == stage["num_modules"] == timm_hrnet.module_counts(name)[s], (name, s)
+            widths = [branch[-1].conv2.out_channels for branch in modules[0].branches]
+            assert widths == list(stage["num_channels"]) and len(widths) == stage["num_branches"], (name, s)
+    cfg = timm_hrnet.architecture_config("hrnet_w18")
+    cfg["stage4"]["num_modules"] = 99  # a copy: the caller may change it, timm's table stays
+    assert timm_hrnet.module_counts("hrnet_w18")[4] == 3
+    assert timm_hrnet.architecture_config("resnet50") is None
