@@ -16,23 +16,23 @@ CUDA-event medians.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import warnings
 
 import timm
 import torch
 from gpu import cuda_ms, plain_graph
-from timm.models.hrnet import HighResolutionNet, cfg_cls
+from timm.models.hrnet import HighResolutionNet
 
 from hrnet_explorer import load_model
 from hrnet_explorer.graphs import GraphTracer
 from hrnet_explorer.runtime import autocast
 from hrnet_explorer.zoo import RandomWeightsWarning
+from hrnet_explorer.zoo.timm_hrnet import architecture_config
 
 
 def widened(variant: str, multiple: int = 8) -> dict:
-    cfg = copy.deepcopy(cfg_cls[variant])
+    cfg = architecture_config(variant)  # a copy of timm's build config
     for stage in ("stage1", "stage2", "stage3", "stage4"):
         cfg[stage]["num_channels"] = tuple(-(-c // multiple) * multiple for c in cfg[stage]["num_channels"])
     return cfg
@@ -77,7 +77,8 @@ def main() -> None:
         original = timm.create_model(variant)
         padded = HighResolutionNet(widened(variant))
         row = {"variant": variant, "device": torch.cuda.get_device_name(), "torch": torch.__version__}
-        row["widths"] = [cfg_cls[variant]["stage4"]["num_channels"], widened(variant)["stage4"]["num_channels"]]
+        widths = (architecture_config(variant), widened(variant))
+        row["widths"] = [cfg["stage4"]["num_channels"] for cfg in widths]
         for name, net in (("original", original), ("padded", padded)):
             for kind, value in images_per_s(net, args.batch, args.repeats, args.compile).items():
                 row[f"{name}_{kind}_img_s"] = round(value, 1)
