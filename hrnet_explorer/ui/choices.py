@@ -15,6 +15,7 @@ from ..anatomy import module_refs
 from ..display import COMPACT_WIDTH
 from ..errors import InputError, WeightsError
 from ..zoo import get_variant, weight_tags
+from ..zoo.timm_hrnet import module_counts
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -65,9 +66,9 @@ def module_names(variant: str) -> list[str]:
     """``stage{s}.module{m}`` of every HighResolutionModule of ``variant``, without building it if timm's
     config table has it."""
     card = get_variant(variant)
-    cfg = getattr(timm.models.hrnet, "cfg_cls", {}).get(card.name)
-    if cfg is not None:
-        return [f"stage{s}.module{m}" for s in (2, 3, 4) for m in range(cfg[f"stage{s}"]["num_modules"])]
+    counts = module_counts(card.name)
+    if counts is not None:
+        return [f"stage{s}.module{m}" for s, n in counts.items() for m in range(n)]
     return [r.name for r in module_refs(timm.create_model(card.name, pretrained=False))]
 
 
