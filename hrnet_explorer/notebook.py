@@ -25,9 +25,9 @@ from .zoo import ASSETS, VARIANTS, LoadedModel, RandomWeightsWarning, get_varian
 
 PREFIX = "HRNET_EXPLORER_"
 
-# 05: the variants loaded, timed and traced when HRNET_EXPLORER_VARIANTS is "auto". All nine at 224 px took
-# over ten minutes in one cell on a busy 2-core CPU (issue 11); these three took 156 s there, so a CPU gets
-# the smallest, the first of full depth and a middle width.
+# 05: the variants loaded, timed and traced when HRNET_EXPLORER_VARIANTS is "auto". All nine at 224 px are far
+# too slow for one cell on a busy CPU (issue 11 has the numbers), so a CPU gets the smallest, the first of full
+# depth and a middle width.
 CPU_VARIANTS = ("hrnet_w18_small", "hrnet_w18", "hrnet_w32")
 
 

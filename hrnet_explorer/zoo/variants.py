@@ -76,7 +76,7 @@ def weight_tags(variant: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def imagenet_class_names() -> tuple[str, ...]:
-    """The 1000 ImageNet-1k class names by index (timm ships them; read once, ~20 ms)."""
+    """The 1000 ImageNet-1k class names by index (timm ships them; read once)."""
     info = ImageNetInfo()
     return tuple(info.index_to_description(i) for i in range(1000))
 
