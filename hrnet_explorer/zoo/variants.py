@@ -15,6 +15,8 @@ LAB = "lab"  # load_model(LAB): the model trained on the lab task, shipped as a 
 # Package data (in the wheel too): the example images, their sources and licences, and the lab model.
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 LAB_DIR = ASSETS / "lab"  # lab.safetensors + its card lab.json
+LAB_SEG = "lab-seg"  # load_model(LAB_SEG): the dense model trained on the dense lab (hrnet_explorer.lab.segment)
+LAB_SEG_DIR = ASSETS / "lab-seg"  # lab-seg.safetensors + its segmentation card lab-seg.json
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from . import variants
 from .cards import _card_data_config, read_card
 from .variants import (
     LAB,
+    LAB_SEG,
     VARIANTS,
     VariantCard,
     base_variant,
@@ -77,6 +78,13 @@ def _parse_weights(card: VariantCard, weights: str | os.PathLike | None) -> tupl
 
 def _request(variant: str, weights: str | os.PathLike | None) -> tuple[VariantCard | None, str, str | None]:
     """→ (the variant asked for, or None for the lab model; kind; spec) — see :func:`_parse_weights`."""
+    if variant == LAB_SEG:  # the dense lab model: its card says task segmentation (hrnet_explorer.dense)
+        if weights not in (None, "default"):
+            raise WeightsError(f"The dense lab model has one set of weights, 'default'; got {str(weights)!r}.")
+        path = variants.LAB_SEG_DIR / "lab-seg.safetensors"
+        if not path.is_file():
+            raise WeightsError(f"The dense lab model is missing: no {path}.")
+        return None, "file", str(path)
     if variant != LAB:
         card = get_variant(variant)
         return (card, *_parse_weights(card, weights))
@@ -169,8 +177,19 @@ def _build_file(asked: VariantCard | None, path: Path, seed: int) -> _Built:
             f"Model card {card_path} is for {card['architecture']}, but variant {asked.name} was asked for: "
             f"load it as variant {base_variant(card['architecture'])}."
         )
+    if card is not None and card.get("task") == "segmentation":  # a dense HRNet (hrnet_explorer.dense)
+        from ..dense.card import read_dense
+
+        model, source = read_dense(path, card, card_path, seed)
+        names, name = tuple(card["class_names"]), card.get("name", path.stem)
+        return _Built(card["architecture"], model, source, names, name, _card_data_config(card), card)
     state = _read_state_dict(path)
     head = state.get("classifier.weight")
+    if head is None and "head.classifier.weight" in state:
+        raise CardError(
+            f"Checkpoint {path} is a dense (segmentation) model: it needs a model card {card_path} beside it "
+            'that says "task": "segmentation".'
+        )
     if head is None or head.ndim != 2:
         raise WeightsError(f"Checkpoint {path} has no classifier head (classifier.weight): not an HRNet classifier.")
     n = head.shape[0]
