@@ -16,8 +16,7 @@ Consumers — code that shows it:
 
 - :func:`progress_bar` (the CLI, the lab, the reports' command): a tqdm bar on stderr on a terminal,
   optionally a plain line every few seconds off one (logs of a torchrun job), else ``None``.
-- the app turns the same callback into Gradio's ``progress(fraction, desc=…)``; it needs only
-  :func:`fraction`.
+- :func:`fraction` (the app): the same callback as Gradio's ``progress(fraction, desc=…)``.
 
 This module is core: it imports neither gradio nor plotly, and tqdm only when a bar is drawn.
 """
@@ -109,9 +108,18 @@ class Phases:
             self._report()  # its end is reported by next()
 
 
-def fraction(progress: Callable[[float], None]) -> Progress:
-    """A :data:`Progress` callback that hands ``progress`` the fraction done, in [0, 1] (Gradio's style)."""
-    return lambda done, total: progress(done / total if total else 1.0)
+def fraction(progress: Callable[..., None], what: str | None = None, unit: str = "batch") -> Progress:
+    """A :data:`Progress` callback that hands ``progress`` the fraction done, in [0, 1] — Gradio's
+    ``progress(fraction, desc=…)``. With ``what``, also ``desc="{what}: {unit} {done}/{total}"`` ("IG: batch 3/8")."""
+
+    def report(done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        if what is None:
+            progress(share)
+        else:
+            progress(share, desc=f"{what}: {unit} {done}/{total}")
+
+    return report
 
 
 @contextlib.contextmanager

@@ -51,6 +51,10 @@ def test_fraction():
     progress(1, 4)
     progress(0, 0)
     assert seen == [0.25, 1.0]
+    described = []
+    progress = fraction(lambda share, desc: described.append((share, desc)), "IG")
+    progress(3, 8)
+    assert described == [(3 / 8, "IG: batch 3/8")]
 
 
 def test_bar_is_none_when_quiet_or_off_a_terminal(monkeypatch, capsys):
