@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .zoo import WeightsError
+from .errors import UserError
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -92,7 +93,7 @@ def _ui():
 def build(models: str | os.PathLike | None = None) -> gr.Blocks:
     """The app's Blocks: the nine variants and the lab model, plus the carded checkpoints in ``models``.
 
-    A bad card or two models of one name raise :class:`~hrnet_explorer.zoo.WeightsError` now, before any launch.
+    A bad card or two models of one name raise :class:`~hrnet_explorer.errors.WeightsError` now, before any launch.
     """
     ui = _ui()
     return ui.build_demo() if models is None else ui.build_demo(ui.Explorer(models=models))
@@ -101,6 +102,9 @@ def build(models: str | os.PathLike | None = None) -> gr.Blocks:
 def launch(demo: gr.Blocks, args: argparse.Namespace) -> None:
     """Queue and serve ``demo`` as every start of the app does (blocks until the server stops)."""
     ui = _ui()
+    # The server log: where an endpoint's internal error leaves its traceback (ui.guard); a no-op when the host
+    # (a test, an embedding app) has configured logging already.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     bound_native_memory()
     demo.queue(max_size=ui.QUEUE_MAX_SIZE, default_concurrency_limit=ui.CONCURRENCY_LIMIT)
     demo.launch(
@@ -139,7 +143,7 @@ def main(argv: Sequence[str] | None = None, *, demo: gr.Blocks | None = None, pr
     args = parser.parse_args(argv)
     try:
         serve(args, demo)
-    except WeightsError as exc:
+    except UserError as exc:
         sys.exit(f"{parser.prog}: error: {exc}")
 
 

@@ -6,16 +6,20 @@ weights, which the app must announce with its banner.
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
+import logging
 import os
 import pickle
 import re
+import traceback
 from pathlib import Path
 
 import pytest
 import torch
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from servers import launched_demo
 
 from hrnet_explorer.ui import (
@@ -25,6 +29,7 @@ from hrnet_explorer.ui import (
     example_images,
 )
 from hrnet_explorer.ui.gpu import gpu
+from hrnet_explorer.ui.guard import INTERNAL_ERROR
 
 VARIANT = "hrnet_w18_small"
 EXAMPLE = str(ASSETS / "grace_hopper.jpg")
@@ -394,3 +399,61 @@ def test_long_attributions_report_real_progress(explorer):
         assert [f for f, _ in seen] == [k / total for k in range(total + 1)], seen
         assert [d.rsplit(" ", 1)[1] for _, d in seen] == [f"{k}/{total}" for k in range(total + 1)]
         assert all(d.startswith(name) for _, d in seen), seen
+
+
+def test_an_internal_error_is_a_generic_message_and_a_logged_traceback(client, monkeypatch, caplog):
+    """A bug (here a bare ValueError and a RuntimeError, neither a UserError) is not shown as the user's mistake:
+    the browser gets a generic message with a reference, the server log the traceback under that reference."""
+    from hrnet_explorer.ui import callbacks
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug in the costs, at /srv/secret/path.py")
+
+    def other_bug(*args, **kwargs):
+        raise RuntimeError("shape mismatch deep inside")
+
+    monkeypatch.setattr(callbacks, "variant_costs", bug)
+    monkeypatch.setattr(callbacks, "decompose", other_bug)
+    caplog.set_level(logging.ERROR, logger="hrnet_explorer.ui")
+    for call, secret in (
+        (lambda: client.predict(handle_file(EXAMPLE), *MODEL, "energy_share", api_name="/analyze"), "/srv/secret"),
+        (lambda: client.predict(handle_file(EXAMPLE), *MODEL, "stage4.module0", "0", api_name="/decompose"), "shape"),
+    ):
+        with pytest.raises(AppError) as info:
+            call()
+        message = str(info.value)
+        assert INTERNAL_ERROR in message and secret not in message, message
+        ref = re.search(r"\(ref ([0-9a-f]{8})\)", message).group(1)
+        logged = [r for r in caplog.records if ref in r.getMessage()]
+        assert len(logged) == 1 and logged[0].levelno == logging.ERROR and logged[0].exc_info is not None
+        assert secret in "".join(traceback.format_exception(*logged[0].exc_info))
+    monkeypatch.undo()
+    _, summary, *_ = client.predict(handle_file(EXAMPLE), *MODEL, "energy_share", api_name="/analyze")
+    assert VARIANT in summary  # ...and the app still answers
+
+
+USER_MISTAKES = [  # ours, then a few that Gradio refuses itself (a value outside a menu that takes none)
+    ("/analyze", (VARIANT, "default", "512", "energy_share"), "Input size must be a multiple of 32"),
+    ("/analyze", (VARIANT, "ms_aug_in1k", "default", "energy_share"), "Unknown weights 'ms_aug_in1k'"),
+    ("/streams", (*MODEL, "l2", "stage4"), "Expected a module name like 'stage4.module0'"),
+    ("/streams", (*MODEL, "l2", "stage9.module0"), "stage 9"),
+    ("/decompose", (*MODEL, "stage4.module7", "0"), "module 7"),
+    ("/attribute", (*MODEL, "saliency", "1000"), "this model's classes are 0..999, got 1000"),
+    ("/attribute", (*MODEL, "saliency", "goldfish"), "expected a class index 0..999"),
+    ("/gradcam", (*MODEL, "stage4.module0", "-3: nothing"), "this model's classes are 0..999, got -3"),
+    ("/stream_shares", (*MODEL, "top-1 prediction", 1), "less than minimum value 4"),
+    ("/knockout", (*MODEL, "stream", "0", "0", "0", "stage2.modulo", "top-1 prediction"), "Expected a module name"),
+    ("/analyze", (VARIANT, "default", "default", "entropy"), "not in the list of choices"),
+    ("/analyze", ("hrnet_w17", "default", "default", "energy_share"), "not in the list of choices"),
+    ("/attribute", (*MODEL, "lime", "top-1 prediction"), "not in the list of choices"),
+    ("/knockout", (*MODEL, "layer", "0", "0", "0", "every module", "top-1 prediction"), "not in the list of choices"),
+]
+
+
+@pytest.mark.parametrize(("api", "args", "expected"), USER_MISTAKES, ids=[f"{a}:{e[:24]}" for a, _, e in USER_MISTAKES])
+def test_every_user_mistake_is_one_line(client, api, args, expected):
+    with pytest.raises(AppError) as info:
+        client.predict(handle_file(EXAMPLE), *args, api_name=api)
+    message = str(info.value)
+    assert html.unescape(expected) in html.unescape(message) and INTERNAL_ERROR not in message, message
+    assert "\n" not in message.strip() and "Traceback" not in message

@@ -33,6 +33,7 @@ from hrnet_explorer.cli import main
 from hrnet_explorer.images import ImageError, read_image
 from hrnet_explorer.predict import predict
 from hrnet_explorer.ui import DELETE_CACHE, example_images
+from hrnet_explorer.ui.guard import INTERNAL_ERROR
 from hrnet_explorer.zoo import ASSETS, WeightsError, load_model
 
 VARIANT = "hrnet_w18_small"
@@ -170,7 +171,8 @@ def _through_the_app(client: Client, path: str) -> tuple[str, str]:
     try:
         banner, summary, *_ = analyze(client, handle_file(path))
     except AppError as exc:  # a gr.Error: the message reached the client
-        return ("crash" if GENERIC_ERROR in str(exc) else "reject"), str(exc)
+        internal = GENERIC_ERROR in str(exc) or INTERNAL_ERROR in str(exc)  # a bug, not the user's mistake
+        return ("crash" if internal else "reject"), str(exc)
     except ValueError as exc:  # gradio_client refuses uploads over the server's max_file_size itself
         return "reject", str(exc)
     except Exception as exc:
