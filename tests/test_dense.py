@@ -174,3 +174,18 @@ def test_no_warning_for_random_weights_asked_for():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         create_dense("hrnet_w18_small", 2, "random")
+
+
+def test_load_model_reads_a_dense_checkpoint_by_its_card(tmp_path):
+    from hrnet_explorer import load_model
+    from hrnet_explorer.dense import DenseHRNet
+
+    model, path = _written(tmp_path)
+    loaded = load_model("hrnet_w18_small", path, "cpu")
+    assert isinstance(loaded.model, DenseHRNet) and loaded.card["task"] == "segmentation"
+    assert loaded.class_names == ("background", "a", "b") and loaded.name == "toy-seg"
+    with pytest.raises(CardError, match="is for hrnet_w18_small, but variant hrnet_w18 was asked for"):
+        load_model("hrnet_w18", path, "cpu")
+    path.with_suffix(".json").unlink()
+    with pytest.raises(CardError, match="is a dense \\(segmentation\\) model: it needs a model card"):
+        load_model("hrnet_w18_small", path, "cpu")

@@ -4,6 +4,9 @@
 - :mod:`.trace` — :func:`dense_trace`: the backbone's trace names + the head's, one forward.
 - :mod:`.split` — the exact per-stream split of the head's pre-activation and class scores (pure maths);
   :func:`head_split` applies it to a dense trace.
+- :mod:`.card` — dense checkpoints and their segmentation cards; :mod:`.metrics` — IoU, boundary F.
+- :mod:`.explain` — a pixel, a region or a class explained: the exact split, Captum's layer IG, Grad-CAM, IG and
+  Saliency, stream and fuse-edge knockouts (imported on its own: it needs Captum, training does not).
 """
 
 from .analyses import head_split
