@@ -44,6 +44,7 @@ from ..figures import (
 )
 from ..fusion import MEASURES
 from ..images import preprocess, read_image
+from ..progress import fraction
 from ..zoo import VARIANTS
 from .cache import TRACE_CACHE_SIZE, Analysis, Workbench
 from .choices import (
@@ -80,9 +81,7 @@ def batch_progress(progress, what: str):
     """An attribution's ``progress(done, total)`` (batches) shown on the app's progress bar: the real fraction,
     described as "IG: batch 3/8". None under ZeroGPU, where the attribution runs in a process of its own (and
     on a GPU, in a moment)."""
-    if ZERO_GPU:
-        return None
-    return lambda done, total: progress(done / total, desc=f"{what}: batch {done}/{total}")
+    return None if ZERO_GPU else fraction(progress, what)
 
 
 def lab_evidence(image: Any, a: Analysis) -> torch.Tensor | None:
@@ -370,7 +369,7 @@ class Explorer(Workbench):
             out=out,
             loaded=a.loaded,
             input_size=a.input_size,
-            progress=lambda done, total: progress(done / total, desc=f"Report: step {done}/{total}"),
+            progress=fraction(progress, "Report", "step"),
         )
         bundle = os.path.join(folder, f"hrnet-explorer-{a.loaded.name}-trace.zip")
         with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as zf:  # float32 maps hardly compress
