@@ -7,6 +7,8 @@ from typing import Literal
 
 import torch
 
+from .errors import InputError
+
 Precision = Literal["fp32", "bf16"]
 
 
@@ -17,11 +19,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(f"Unknown device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'.") from exc
+        raise InputError(f"Unknown device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'.") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"Device {device!r} asked for, but CUDA is not available here: use 'cpu' or 'auto'.")
+        raise InputError(f"Device {device!r} asked for, but CUDA is not available here: use 'cpu' or 'auto'.")
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"Unsupported device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'.")
+        raise InputError(f"Unsupported device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'.")
     return dev
 
 

@@ -213,3 +213,9 @@ def test_explain_offers_every_pixel_method_and_one_function_each():
 
     assert explain.PIXEL_EXPLAINERS == PIXEL_METHODS
     assert set(explain.METHODS) == {*PIXEL_METHODS, "gradcam-streams", "stream-shares", "knockout"}
+
+
+def test_a_device_that_is_not_there_is_one_line(image_file, capsys):
+    assert main(["predict", str(image_file), "-w", "random", "--device", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("hrnet-explorer: error: Unknown device 'tpu'") and "Traceback" not in err

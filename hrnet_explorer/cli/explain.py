@@ -11,9 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from ..errors import InputError
+from ..images import display_scale
 from ..progress import progress_bar
+from ..render import Sheet, colorbar, overlay
+from ..zoo import LoadedModel
 from .common import QUIET_HELP, add_model_args, header, load, print_json
 
 # = attribution.PIXEL_METHODS (tests check it), spelled out so that building the parser imports no Captum
@@ -29,7 +34,7 @@ class Explained:
     body: dict
     arrays: dict[str, torch.Tensor]
     lines: list[str] = field(default_factory=list)
-    sheet: Any = None  # a render.Sheet when --out FILE.png asked for one
+    sheet: Sheet | None = None  # the map(s) over the crop, when there is a crop (--out)
 
 
 def pixel_options(args: argparse.Namespace) -> dict:
@@ -37,17 +42,15 @@ def pixel_options(args: argparse.Namespace) -> dict:
     return {"n_steps": args.steps} if args.steps and args.method == "ig" else {}
 
 
-def _grid(heatmap, cells: int = 7) -> list[list[float]]:
+def _grid(heatmap: torch.Tensor, cells: int = 7) -> list[list[float]]:
     """The heatmap averaged over a cells×cells grid (for text and JSON)."""
-    import torch.nn.functional as F
-
     return F.adaptive_avg_pool2d(heatmap[None, None], cells)[0, 0].tolist()
 
 
-def _pixels(args: argparse.Namespace, loaded, x, target: int | None, crop) -> Explained:
+def _pixels(
+    args: argparse.Namespace, loaded: LoadedModel, x: torch.Tensor, target: int | None, crop: Image.Image | None
+) -> Explained:
     from .. import attribution as attr
-    from ..images import display_scale
-    from ..render import Sheet, colorbar, overlay
 
     with progress_bar(args.method, quiet=args.quiet) as progress:
         result = attr.attribute_pixels(loaded, x, args.method, target, progress=progress, **pixel_options(args))
@@ -77,10 +80,10 @@ def _pixels(args: argparse.Namespace, loaded, x, target: int | None, crop) -> Ex
     return out
 
 
-def _gradcam(args: argparse.Namespace, loaded, x, target: int | None, crop) -> Explained:
+def _gradcam(
+    args: argparse.Namespace, loaded: LoadedModel, x: torch.Tensor, target: int | None, crop: Image.Image | None
+) -> Explained:
     from .. import attribution as attr
-    from ..images import display_scale
-    from ..render import Sheet, colorbar, overlay
 
     module = -1 if args.module is None else args.module
     result = attr.gradcam_streams(loaded, x, target, stage=args.stage or 4, module=module)
@@ -103,7 +106,9 @@ def _gradcam(args: argparse.Namespace, loaded, x, target: int | None, crop) -> E
     return out
 
 
-def _shares(args: argparse.Namespace, loaded, x, target: int | None, crop) -> Explained:
+def _shares(
+    args: argparse.Namespace, loaded: LoadedModel, x: torch.Tensor, target: int | None, crop: Image.Image | None
+) -> Explained:
     from .. import attribution as attr
 
     with progress_bar("stream shares", quiet=args.quiet) as progress:
@@ -121,7 +126,9 @@ def _shares(args: argparse.Namespace, loaded, x, target: int | None, crop) -> Ex
     return out
 
 
-def _knockout(args: argparse.Namespace, loaded, x, target: int | None, crop) -> Explained:
+def _knockout(
+    args: argparse.Namespace, loaded: LoadedModel, x: torch.Tensor, target: int | None, crop: Image.Image | None
+) -> Explained:
     from .. import attribution as attr
 
     if args.stream is not None or args.edge is not None:
@@ -146,7 +153,8 @@ def _knockout(args: argparse.Namespace, loaded, x, target: int | None, crop) -> 
     return out
 
 
-Method = Callable[[argparse.Namespace, Any, torch.Tensor, "int | None", Any], Explained]
+# (arguments, model, input, target class or None for the top-1, the crop to draw on or None) → what it gave
+Method = Callable[[argparse.Namespace, LoadedModel, torch.Tensor, "int | None", "Image.Image | None"], Explained]
 METHODS: dict[str, Method] = {m: _pixels for m in PIXEL_EXPLAINERS} | {
     "gradcam-streams": _gradcam,
     "stream-shares": _shares,

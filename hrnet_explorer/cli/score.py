@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+import torch
 
 from ..progress import progress_bar
+from ..zoo import LoadedModel
 from .explain import MAPLESS, pixel_options
 
 
-def _num(value) -> str:
+def _num(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.3f}"
 
 
-def score(args: argparse.Namespace, loaded, x, result, lines: list[str]) -> dict:
+def score(args: argparse.Namespace, loaded: LoadedModel, x: torch.Tensor, result: Any, lines: list[str]) -> dict:
     """Deletion/insertion and the randomisation test for pixel maps; deletion/insertion per stream for Grad-CAM;
     shares vs knockouts for the per-stream methods. Appends its text to ``lines``; returns the JSON part."""
     from .. import attribution as attr
 
     steps, baseline = args.score_steps or 20, args.score_baseline or "blur"
 
-    def curves(heat, method: str) -> dict:
+    def curves(heat: Any, method: str) -> dict:  # a map, or a pixel result (its heatmap)
         f = attr.deletion_insertion(loaded, x, heat, result.target, steps=steps, baseline=baseline, method=method)
         return f.to_dict()
 
