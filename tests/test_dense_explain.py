@@ -8,17 +8,9 @@ import torch
 from hrnet_explorer import load_model
 from hrnet_explorer.dense import create_dense
 from hrnet_explorer.dense.card import dense_card, load_dense, write_dense
-from hrnet_explorer.dense.explain import (
-    Region,
-    class_region,
-    dense_knockout,
-    knockout_table,
-    region_gradcam,
-    region_pixels,
-    region_split,
-    region_stream_shares,
-    resolve_class,
-)
+from hrnet_explorer.dense.explain import region_gradcam, region_pixels, region_split, region_stream_shares
+from hrnet_explorer.dense.knockouts import dense_knockout, knockout_table
+from hrnet_explorer.dense.regions import Region, class_region, resolve_class
 from hrnet_explorer.errors import ArgumentError, InputError, NotFoundError, OutOfRangeError, UserError
 
 SIZE = (64, 96)
