@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import InputError, MissingFileError
+
 if TYPE_CHECKING:  # plotly is imported where a page is drawn: `analyze` and the CLI run without it
     import plotly.graph_objects as go
 
@@ -465,7 +467,7 @@ def dataset_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     elif (run_dir / "run.json").exists():
         manifest = {"settings": json.loads((run_dir / "run.json").read_text()), "variants": {}, "complete": False}
     else:
-        raise FileNotFoundError(f"{run_dir} holds no analyze run (no manifest.json or run.json).")
+        raise MissingFileError(f"{run_dir} holds no analyze run (no manifest.json or run.json).")
     variants = list(manifest.get("variants") or manifest["settings"]["variants"])
     tables = {v: read_rows(run_dir, v) for v in variants}
     errors = read_errors(run_dir)
@@ -598,10 +600,10 @@ def image_report(
     from .zoo import RandomWeightsWarning, load_model
 
     if keep not in ("outputs", "all"):
-        raise ValueError(f"keep must be 'outputs' or 'all', not {keep!r}.")
+        raise InputError(f"keep must be 'outputs' or 'all', not {keep!r}.")
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"--out must end in .html; got {str(out)!r}.")
+        raise InputError(f"--out must end in .html; got {str(out)!r}.")
     if loaded is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from ..errors import InputError
 from ..runtime import resolve_device
 from .evaluate import evaluate
 from .task import CLASSES, FAMILY, render
@@ -48,14 +49,14 @@ class TrainConfig:
         from ..zoo import VARIANTS
 
         if self.variant not in VARIANTS:
-            raise ValueError(f"Unknown variant {self.variant!r}: use one of {', '.join(VARIANTS)}.")
+            raise InputError(f"Unknown variant {self.variant!r}: use one of {', '.join(VARIANTS)}.")
         for name in ("steps", "batch_size", "size", "eval_n", "save_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}.")
+                raise InputError(f"{name} must be ≥ 1, got {getattr(self, name)}.")
         if self.size % 32:
-            raise ValueError(f"size must be a multiple of 32 (HRNet's upsampling), got {self.size}.")
+            raise InputError(f"size must be a multiple of 32 (HRNet's upsampling), got {self.size}.")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup_steps >= 0):
-            raise ValueError("lr must be > 0, weight_decay and warmup_steps ≥ 0.")
+            raise InputError("lr must be > 0, weight_decay and warmup_steps ≥ 0.")
 
 
 def _schedule(config: TrainConfig):
