@@ -3,40 +3,52 @@
 Ten classes in two families:
 
 - **fine** (``stripes-horizontal``, ``stripes-vertical``, ``stripes-diagonal``, ``stripes-antidiagonal``,
-  ``checker``): a zero-mean sinusoidal grating of period 3–5 px inside an elliptical region. The
-  grating's orientation (or the checker's two orientations) is the class; the region's outline, size,
-  place, colour, the grating's contrast, period and phase are drawn from one distribution for all five.
+  ``checker``): a zero-mean grating of period ``PERIOD`` = 3–5 px inside an elliptical region. A stripe class
+  is one plane wave of that period at its orientation; ``checker`` is the product of two axis-aligned
+  waves, scaled so that its two Fourier components (on the diagonals) have the same period and together the
+  same energy as one stripe grating: every fine class has in-mask variance ``contrast² / 2``. The grating
+  fades in over ``TAPER`` px inside the ellipse's edge (an erf profile), so the outline carries no trace of
+  the orientation. The region's outline, size, place, colour, the grating's contrast, period and phase are
+  drawn from one distribution for all five.
 - **coarse** (``disk``, ``square``, ``triangle``, ``ring``, ``cross``): the large-scale shape of a plainly
-  coloured region. Shapes have equal area; size, place, rotation and colour come from one distribution
-  for all five.
+  coloured region. Shapes have equal area; size, place and rotation come from one distribution for all five.
 
-Every image is class-independent clutter — a smooth colour field (4×4 and 8×8 grids, bilinearly
-upsampled) and isotropic Gaussian pixel noise — with one evidence region painted on it. The noise is
-added after the region is painted, so it is the same inside and outside.
+Every image is class-independent clutter — a smooth colour field (4×4 and 8×8 grids, bilinearly upsampled)
+and isotropic Gaussian pixel noise truncated at 3σ — with one evidence region painted on it. The noise is
+added after the region is painted, so it is the same inside and outside. The region's colour is drawn from
+one distribution for all ten classes, inside ``COLOUR_RANGE``, chosen with the largest grating excursion
+and the noise bound so that **no pixel ever clips** at 0 or 1 (clipping would shift the mean colour of a
+strongly modulated region, and so tell the classes apart by colour).
 
-Ground truth, true by construction:
+Ground truth, true by construction and checked on rendered pixels by ``tests/test_lab_truth.py``:
 
-1. Only the pixels of the evidence region (``LabSample.mask``) carry class information: the clutter
-   is drawn independently of the label, so redrawing the region as the clutter beneath it
-   (``evidence=False``) leaves nothing to classify (accuracy falls to chance, 10 %).
-2. The fine classes' information lies only at spatial frequencies of 1/5–1/3 cycles per pixel: a
-   Gaussian blur of sigma ``BLUR_SIGMA`` = 3 px scales a period-5 grating by exp(-2π²σ²/P²) < 1e-3, so
-   blurred fine images differ only in outline-free noise. The coarse classes' shapes (≥ 40 px across)
-   survive that blur.
+1. Only the pixels of the evidence region (``LabSample.mask``) carry class information: the clutter is
+   drawn independently of the label, so redrawing the region as the clutter beneath it (``evidence=False``)
+   leaves nothing to classify (chance, 10 %). A sample rendered with another label (``labels=``) differs
+   from it only inside the two classes' regions.
+2. The fine classes' information lies only at spatial frequencies of 1/5–1/3 cycles per pixel: a Gaussian
+   blur of sigma ``BLUR_SIGMA`` = 3 px scales a period-5 grating by exp(-2π²σ²/P²) < 1e-3, and the taper
+   keeps the edge from leaking the grating into low frequencies. After that blur a classifier on the
+   region's mean colour, on a gradient-orientation histogram of the blurred region or on a 7×7 low-pass
+   image stays at chance among the fine classes (measured in the tests). The coarse classes' shapes
+   (≥ 40 px across) survive the blur.
 
-Not true by construction, and so measured rather than assumed: which of HRNet's streams a trained
-model uses for either family.
+Not true by construction, and so measured rather than assumed: which of HRNet's streams a trained model
+uses for either family, or for each class.
 
-Every random draw is a counter-based hash of (split, index, what is drawn, element), computed with
-integer tensor arithmetic, so a sample depends only on (split, index, size) and a whole batch renders
-in one vectorised pass (on the GPU during training). The hash is exact everywhere; the float maths after
-it rounds slightly differently across devices and thread counts, which moves a rare pixel by one 8-bit
-level.
+:func:`render_scenes` paints two evidence regions in one image — one fine, one coarse, in opposite halves —
+for checks that a map follows the class it explains rather than the most salient blob.
+
+Every random draw is a counter-based hash of (split, index, what is drawn, element), computed with integer
+tensor arithmetic, so a sample depends only on (split, index, size) and a whole batch renders in one
+vectorised pass (on the GPU during training). The hash is exact everywhere; the float maths after it rounds
+slightly differently across devices and thread counts, which moves a rare pixel by one 8-bit level.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,14 +59,23 @@ from PIL import Image
 __all__ = [
     "BLUR_SIGMA",
     "CLASSES",
+    "COARSE",
+    "COLOUR_RANGE",
+    "CONTRAST",
     "FAMILY",
+    "FINE",
+    "PERIOD",
     "SPLITS",
+    "TAPER",
     "LabBatch",
     "LabSample",
+    "LabScenes",
     "LabDataset",
     "gaussian_blur",
     "render",
+    "render_scenes",
     "sample",
+    "to_pil",
 ]
 
 FINE = ["stripes-horizontal", "stripes-vertical", "stripes-diagonal", "stripes-antidiagonal", "checker"]
@@ -63,11 +84,21 @@ CLASSES: list[str] = FINE + COARSE
 FAMILY: dict[str, str] = {**dict.fromkeys(FINE, "fine"), **dict.fromkeys(COARSE, "coarse")}
 SPLITS: dict[str, int] = {"train": 1, "val": 2, "test": 3}
 BLUR_SIGMA = 3.0  # px; removes the fine classes' gratings (period ≤ 5 px), keeps the coarse shapes
+PERIOD = (3.0, 5.0)  # px, the fine gratings' period range (every class, the checker's components too)
+CONTRAST = (0.08, 0.14)  # the gratings' amplitude: a stripe spans colour ± contrast, the checker ± √2 contrast
+TAPER = 2.5  # px: sigma of the erf edge over which a grating fades in; half amplitude 2.5 TAPER inside the edge
+NOISE = (0.02, 0.04)  # pixel noise sigma, truncated at 3 sigma
+# The region colour's range per channel: the largest excursion (checker peak √2 · 0.14) plus the noise bound
+# (3 · 0.04) from either end, with a margin of 3 grey levels, so that no pixel reaches 0 or 1.
+COLOUR_RANGE = (0.33, 0.67)
+_CLUTTER_BASE = (0.35, 0.3)  # base colour 0.35 + 0.3 u per channel; the smooth fields add at most ± 0.15
+_TAPER_OFFSET = 2.5  # the taper's centre, in TAPER units inside the edge: at the edge the grating is Φ(-2.5) = 0.6 %
 
 # What is drawn: each draw has its own stream of the hash.
 _U_SIZE, _U_X, _U_Y, _U_ROT, _U_ASPECT, _U_PERIOD, _U_PHASE1, _U_PHASE2, _U_CONTRAST = range(9)
-_U_OFFSET_MAG, _U_NOISE, _U_DIRECTION = 10, 11, 12  # _U_DIRECTION + 0, 1, 2: one per colour channel
+_U_OFFSET, _U_NOISE, _U_SIDE, _U_AXIS = 10, 11, 12, 13  # _U_OFFSET: one per colour channel (element)
 _F_COARSE_GRID, _F_FINE_GRID, _F_BASE, _F_NOISE = 20, 21, 22, 23  # fields (one value per element)
+_SCENE = 5000  # scenes' regions: key (split, index, _SCENE + j), apart from single samples' (split, index)
 _M32 = 0xFFFFFFFF
 
 
@@ -109,6 +140,15 @@ class LabBatch:
     masks: torch.Tensor
 
 
+@dataclass(frozen=True)
+class LabScenes:
+    """Two-evidence scenes: images (B, 3, S, S); labels (B, 2) and masks (B, 2, S, S), [fine, coarse] each."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+
+
 def _smooth_field(key: tuple, grid: int, size: int, device: torch.device) -> torch.Tensor:
     """(B, 3, S, S) bilinear upsampling of a (grid × grid) field of uniform values in [-1, 1]."""
     element = torch.arange(3 * grid * grid, device=device).view(1, 3, grid, grid)
@@ -139,10 +179,24 @@ def _shape_masks(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor, aspect: torc
     return torch.stack([disk, square, triangle, ring, cross, ellipse])
 
 
+def _taper(u: torch.Tensor, v: torch.Tensor, r: torch.Tensor, aspect: torch.Tensor) -> torch.Tensor:
+    """(B, S, S) the fine gratings' envelope: an erf edge of sigma ``TAPER`` px inside the ellipse's outline.
+
+    The distance to the outline is the first-order one, (1 - F) / |∇F| with F the ellipse's quadratic form:
+    exact at the edge, where it matters (a hard-edged grating leaks into low frequencies along every stretch
+    of outline parallel to its stripes, and that leak survives any blur).
+    """
+    a2, b2 = (r * aspect) ** 2, (r / aspect) ** 2
+    quadratic = u * u / a2 + v * v / b2
+    gradient = 2 * torch.sqrt((u / a2) ** 2 + (v / b2) ** 2)
+    distance = (1 - quadratic) / gradient.clamp_min(1e-6)
+    return 0.5 * (1 + torch.erf((distance / TAPER - _TAPER_OFFSET) / math.sqrt(2)))
+
+
 def _grating(x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, period, phase1, phase2) -> torch.Tensor:
-    """(B, S, S) zero-mean fine pattern in [-1, 1] of each sample's fine class (unused for coarse ones)."""
+    """(B, S, S) zero-mean fine pattern of variance 1/2 for each sample's fine class (unused for coarse ones)."""
     w = 2 * math.pi / period
-    diag = w / math.sqrt(2)
+    diag = w / math.sqrt(2)  # a wave along a diagonal, or each axis factor of the checker: period `period`
     shape = torch.broadcast_shapes(x.shape, y.shape, period.shape)
     patterns = torch.stack(
         [
@@ -152,8 +206,9 @@ def _grating(x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, period, pha
                 torch.cos(w * x + phase1),
                 torch.cos(diag * (x + y) + phase1),
                 torch.cos(diag * (x - y) + phase1),
-                # Two axis-aligned gratings multiplied: equal energy, mean zero, no single orientation.
-                2.0 * torch.cos(w * x + phase1) * torch.cos(w * y + phase2),
+                # cos·cos = (cos(diagonal) + cos(antidiagonal)) / 2, both of period `period`; √2 gives the
+                # pair the variance of one stripe grating (1/2), at a peak of √2.
+                math.sqrt(2) * torch.cos(diag * x + phase1) * torch.cos(diag * y + phase2),
             )
         ]
     )
@@ -161,51 +216,25 @@ def _grating(x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, period, pha
     return patterns.gather(0, index)[0]
 
 
-def render(
-    indices: torch.Tensor | list[int] | range,
-    split: str = "test",
-    size: int = 224,
-    device: str | torch.device = "cpu",
-    *,
-    evidence: bool = True,
-    clutter: int = 0,
-) -> LabBatch:
-    """Render the samples ``indices`` of ``split`` in one vectorised pass on ``device``.
+def _region(
+    key: tuple,
+    own: torch.Tensor,
+    labels: torch.Tensor,
+    r: torch.Tensor,
+    cx: torch.Tensor,
+    cy: torch.Tensor,
+    size: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One evidence region per sample, (B, S, S) masks and (B, 3, S, S) pixels, at radius ``r`` and centre.
 
-    ``evidence=False`` redraws the region as the clutter beneath it (the label and mask are kept: the
-    mask says where the evidence *was*). ``clutter`` picks the background: 0 is the sample's own, any
-    other number a new, independent background behind the same evidence.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"Unknown lab split {split!r}: use one of {', '.join(SPLITS)}.")
-    if not 32 <= size <= 1024:
-        raise ValueError(f"Lab images are 32..1024 px, got {size}.")
-    device = torch.device(device)
-    index = torch.as_tensor(indices, dtype=torch.int64, device=device).reshape(-1)
-    if index.numel() == 0 or int(index.min()) < 0:
-        raise ValueError("Lab indices must be a non-empty list of non-negative integers.")
-    b = index.numel()
-    labels = index % len(CLASSES)
-    key = (SPLITS[split], index.view(b, 1, 1, 1))
-    back = (SPLITS[split], index.view(b, 1, 1, 1), 1000 + clutter)
+    ``own``: the sample's own clutter base colour (normalised, in (0, 1)), which the region's colour is set
+    off from; ``key`` draws everything else (rotation, aspect, colour offset, the grating)."""
+    b = labels.numel()
 
     def draw(what: int) -> torch.Tensor:  # one uniform per sample, shape (B, 1, 1)
         return _uniform(*key, what).view(b, 1, 1)
 
-    # Clutter: base colour, two smooth colour fields, noise; none of it depends on the label.
-    channels = torch.arange(3, device=device).view(1, 3, 1, 1)
-    base = 0.25 + 0.5 * _uniform(*back, _F_BASE, channels)
-    field = (
-        base
-        + 0.15 * _smooth_field((*back, _F_COARSE_GRID), 4, size, device)
-        + 0.07 * _smooth_field((*back, _F_FINE_GRID), 8, size, device)
-    )
-
-    # Evidence region geometry, in pixels; sizes scale with the image, the fine period does not.
-    r = size * (0.11 + 0.09 * draw(_U_SIZE))
-    extent = 1.6 * r + 2
-    cx = extent + (size - 2 * extent) * draw(_U_X)
-    cy = extent + (size - 2 * extent) * draw(_U_Y)
     theta = 2 * math.pi * draw(_U_ROT)
     aspect = 1.0 + 0.5 * draw(_U_ASPECT)
     coords = torch.arange(size, device=device, dtype=torch.float32) + 0.5
@@ -217,25 +246,134 @@ def render(
     shape_index = torch.where(fine, len(COARSE), labels - len(FINE))
     masks = shapes.gather(0, shape_index.view(1, b, 1, 1).expand(1, b, size, size))[0]
 
-    # Region colour: the sample's own mean clutter colour pushed by 0.3–0.5 in a random direction (its own:
-    # a replaced background leaves the evidence exactly as it was).
-    own_base = 0.25 + 0.5 * _uniform(*key, 1000, _F_BASE, channels)
-    direction = torch.stack([_normal(*key, _U_DIRECTION + c) for c in range(3)], dim=1).view(b, 3, 1, 1)
-    direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-6)
-    colour = (own_base + (0.3 + 0.2 * draw(_U_OFFSET_MAG)).unsqueeze(1) * direction).clamp(0.05, 0.95)
-    region = colour.expand(b, 3, size, size)
+    # Colour: per channel a third to two thirds of the way round the colour range from the clutter's own
+    # base (modulo the range), so the region always stands off its surround by ≥ 0.35 of the range.
+    channels = torch.arange(3, device=device).view(1, 3, 1, 1)
+    offset = 0.35 + 0.3 * _uniform(*key, _U_OFFSET, channels)
+    lo, hi = COLOUR_RANGE
+    region = (lo + (hi - lo) * torch.frac(own + offset)).expand(b, 3, size, size)
     if bool(fine.any()):
-        period = 3.0 + 2.0 * draw(_U_PERIOD)
-        contrast = 0.12 + 0.1 * draw(_U_CONTRAST)
+        period = PERIOD[0] + (PERIOD[1] - PERIOD[0]) * draw(_U_PERIOD)
+        contrast = CONTRAST[0] + (CONTRAST[1] - CONTRAST[0]) * draw(_U_CONTRAST)
         pattern = _grating(x, y, labels, period, 2 * math.pi * draw(_U_PHASE1), 2 * math.pi * draw(_U_PHASE2))
-        region = region + (fine.view(b, 1, 1) * contrast * pattern).unsqueeze(1)
+        envelope = _taper(u, v, r, aspect)
+        region = region + (fine.view(b, 1, 1) * contrast * envelope * pattern).unsqueeze(1)
+    return masks, region
 
-    image = torch.where(masks.unsqueeze(1), region, field) if evidence else field
-    sigma = 0.02 + 0.04 * _uniform(*back, _U_NOISE).view(b, 1, 1, 1)
+
+def _checked_indices(indices, split: str, size: int, device) -> tuple[torch.Tensor, torch.device]:
+    if split not in SPLITS:
+        raise ValueError(f"Unknown lab split {split!r}: use one of {', '.join(SPLITS)}.")
+    if not 32 <= size <= 1024:
+        raise ValueError(f"Lab images are 32..1024 px, got {size}.")
+    device = torch.device(device)
+    index = torch.as_tensor(indices, dtype=torch.int64, device=device).reshape(-1)
+    if index.numel() == 0 or int(index.min()) < 0:
+        raise ValueError("Lab indices must be a non-empty list of non-negative integers.")
+    return index, device
+
+
+def _clutter(back: tuple, size: int, device: torch.device) -> torch.Tensor:
+    """(B, 3, S, S) the label-free colour field, within [0.2, 0.8]."""
+    channels = torch.arange(3, device=device).view(1, 3, 1, 1)
+    base = _CLUTTER_BASE[0] + _CLUTTER_BASE[1] * _uniform(*back, _F_BASE, channels)
+    return (
+        base
+        + 0.1 * _smooth_field((*back, _F_COARSE_GRID), 4, size, device)
+        + 0.05 * _smooth_field((*back, _F_FINE_GRID), 8, size, device)
+    )
+
+
+def _finish(image: torch.Tensor, back: tuple, size: int, device: torch.device) -> torch.Tensor:
+    """Add the truncated pixel noise and quantise to 8-bit levels (no clamp needed: nothing reaches 0 or 1)."""
+    b = image.shape[0]
+    sigma = NOISE[0] + (NOISE[1] - NOISE[0]) * _uniform(*back, _U_NOISE).view(b, 1, 1, 1)
     element = torch.arange(3 * size * size, device=device).view(1, 3, size, size)
-    image = image + sigma * _normal(*back, _F_NOISE, element)
-    image = torch.round(image.clamp(0, 1) * 255) / 255  # what an 8-bit image file holds
-    return LabBatch(image, labels, masks)
+    image = image + sigma * _normal(*back, _F_NOISE, element).clamp(-3, 3)
+    return torch.round(image * 255) / 255  # what an 8-bit image file holds
+
+
+def render(
+    indices: torch.Tensor | Sequence[int] | range,
+    split: str = "test",
+    size: int = 224,
+    device: str | torch.device = "cpu",
+    *,
+    evidence: bool = True,
+    clutter: int = 0,
+    labels: torch.Tensor | Sequence[int] | None = None,
+) -> LabBatch:
+    """Render the samples ``indices`` of ``split`` in one vectorised pass on ``device``.
+
+    Sample ``i`` has label ``i % 10`` (``CLASSES`` order). ``evidence=False`` redraws the region as the clutter
+    beneath it (the label and mask are kept: the mask says where the evidence *was*). ``clutter`` picks the
+    background: 0 is the sample's own, any other number a new, independent background behind the same
+    evidence. ``labels`` (one per index) overrides the label: the same sample — place, size, rotation,
+    colour, grating draws, clutter, noise — painted as another class, so two such renders differ exactly
+    where either class's region lies.
+    """
+    index, device = _checked_indices(indices, split, size, device)
+    b = index.numel()
+    if labels is None:
+        label = index % len(CLASSES)
+    else:
+        label = torch.as_tensor(labels, dtype=torch.int64, device=device).reshape(-1)
+        if label.numel() != b or int(label.min()) < 0 or int(label.max()) >= len(CLASSES):
+            raise ValueError(f"labels must be {b} class indices in 0..{len(CLASSES) - 1}, one per index.")
+    key = (SPLITS[split], index.view(b, 1, 1, 1))
+    back = (SPLITS[split], index.view(b, 1, 1, 1), 1000 + clutter)
+    field = _clutter(back, size, device)
+    # Region geometry, in pixels; sizes scale with the image, the fine period does not.
+    r = size * (0.11 + 0.09 * _uniform(*key, _U_SIZE).view(b, 1, 1))
+    extent = 1.6 * r + 2
+    cx = extent + (size - 2 * extent) * _uniform(*key, _U_X).view(b, 1, 1)
+    cy = extent + (size - 2 * extent) * _uniform(*key, _U_Y).view(b, 1, 1)
+    # The colour is set off from the sample's own clutter (clutter 0), so a replaced background leaves the
+    # evidence exactly as it was.
+    own = _uniform(*key, 1000, _F_BASE, torch.arange(3, device=device).view(1, 3, 1, 1))
+    masks, region = _region(key, own, label, r, cx, cy, size, device)
+    image = torch.where(masks.unsqueeze(1), region, field) if evidence else field
+    return LabBatch(_finish(image, back, size, device), label, masks)
+
+
+def render_scenes(
+    indices: torch.Tensor | Sequence[int] | range,
+    split: str = "test",
+    size: int = 224,
+    device: str | torch.device = "cpu",
+) -> LabScenes:
+    """Two-evidence scenes: one fine and one coarse region in one image, on the clutter of sample ``i``.
+
+    Scene ``i`` holds fine class ``i % 5`` and coarse class ``5 + (i // 5) % 5`` (every pair once in 25
+    scenes). The two regions lie in opposite halves of the image (left/right or top/bottom, which one and
+    which side drawn per scene) at the small end of the training sizes (radius 0.11–0.13 of the image), each
+    drawn as a single sample's region is. Only the two regions carry class information, each its own class.
+    """
+    index, device = _checked_indices(indices, split, size, device)
+    b = index.numel()
+    labels = torch.stack([index % 5, len(FINE) + (index // 5) % 5], dim=1)
+    back = (SPLITS[split], index.view(b, 1, 1, 1), 1000)
+    scene = (SPLITS[split], index.view(b, 1, 1, 1), _SCENE)
+    image = _clutter(back, size, device)
+    own = _uniform(
+        SPLITS[split], index.view(b, 1, 1, 1), 1000, _F_BASE, torch.arange(3, device=device).view(1, 3, 1, 1)
+    )
+    vertical = _uniform(*scene, _U_AXIS).view(b, 1, 1) < 0.5  # True: halves are top/bottom
+    fine_first = _uniform(*scene, _U_SIDE).view(b, 1, 1) < 0.5  # True: the fine region in the first half
+    masks = []
+    for j in range(2):
+        key = (SPLITS[split], index.view(b, 1, 1, 1), _SCENE + 1 + j)
+        r = size * (0.11 + 0.02 * _uniform(*key, _U_SIZE).view(b, 1, 1))
+        extent = 1.6 * r + 2
+        across = extent + (size - 2 * extent) * _uniform(*key, _U_X).view(b, 1, 1)  # anywhere across
+        first = fine_first if j == 0 else ~fine_first
+        start = torch.where(first, extent, size / 2 + extent)  # along: within its own half
+        along = start + (size / 2 - 2 * extent) * _uniform(*key, _U_Y).view(b, 1, 1)
+        cx, cy = torch.where(vertical, across, along), torch.where(vertical, along, across)
+        mask, region = _region(key, own, labels[:, j], r, cx, cy, size, device)
+        image = torch.where(mask.unsqueeze(1), region, image)
+        masks.append(mask)
+    return LabScenes(_finish(image, back, size, device), labels, torch.stack(masks, dim=1))
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float = BLUR_SIGMA) -> torch.Tensor:
