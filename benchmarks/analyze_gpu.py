@@ -117,15 +117,14 @@ def correctness(device: str) -> dict:
 def compute_ceilings(device: str, batch: int) -> dict:
     """images/s with the batch already on the GPU (no decode, no copies)."""
     import torch
-    from gpu import cuda_ms  # benchmarks/gpu.py, beside this script
+    from gpu import cuda_ms, plain_copy  # benchmarks/gpu.py, beside this script
 
     from hrnet_explorer.analyze import RowEngine
-    from hrnet_explorer.graphs import fast_model
     from hrnet_explorer.runtime import autocast
 
     loaded = _loaded(device)
     row = {}
-    net = fast_model(loaded.model, True)
+    net = plain_copy(loaded.model, True)
     xf = torch.randn(batch, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
 
     def plain():

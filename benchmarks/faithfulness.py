@@ -23,7 +23,8 @@ import warnings
 import timm
 import torch
 
-from hrnet_explorer.attribution import _copies, _fast_model, attribute_pixels, deletion_insertion
+from hrnet_explorer.attribution import attribute_pixels, deletion_insertion
+from hrnet_explorer.copies import private_copy
 from hrnet_explorer.zoo import RandomWeightsWarning, load_model
 
 
@@ -71,7 +72,7 @@ def main() -> None:
         with torch.inference_mode():
             loaded.model(batch)
 
-    fast_copy = _fast_model(_copies(loaded.model))  # what deletion_insertion runs: BatchNorm folded, channels_last
+    fast_copy = private_copy(loaded.model, "folded").net  # what deletion_insertion runs (BN folded, NHWC)
 
     def fast():
         with torch.inference_mode():

@@ -17,8 +17,8 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from hrnet_explorer.analyses import fusion_flows  # noqa: E402
 from hrnet_explorer.figures import fusion_matrices_figure, sankey_figure, topk_figure, variants_figure  # noqa: E402
-from hrnet_explorer.fusion import fusion_flows  # noqa: E402
 from hrnet_explorer.ui import ASSETS, Explorer  # noqa: E402
 from hrnet_explorer.ui.callbacks import variant_costs  # noqa: E402
 

@@ -19,6 +19,7 @@ the fast traces' worst per-map deviation from the exact trace; GPU memory over 5
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -27,10 +28,16 @@ import warnings
 import torch
 
 from hrnet_explorer import load_model, trace
-from hrnet_explorer.graphs import GraphTracer, fast_model, warm_up
+from hrnet_explorer.graphs import GraphTracer, warm_up
 from hrnet_explorer.pad import needs_padding
 from hrnet_explorer.runtime import autocast
 from hrnet_explorer.zoo import VARIANTS, RandomWeightsWarning
+
+
+def plain_copy(model: torch.nn.Module, channels_last: bool) -> torch.nn.Module:
+    """The baseline: the model as timm builds it (in-place ReLUs, BatchNorm), an eval copy in the given layout."""
+    net = copy.deepcopy(model).eval()
+    return net.to(memory_format=torch.channels_last) if channels_last else net
 
 
 def cuda_ms(fn, repeats: int = 20, warmup: int = 3) -> float:
@@ -75,7 +82,7 @@ def bench_variant(variant: str, batch: int, repeats: int) -> dict:
     row["b1_plain_eager_ms"] = cuda_ms(eager_plain, repeats)
     row["b1_trace_eager_ms"] = cuda_ms(lambda: trace(loaded, x1), repeats)
     for fmt, channels_last in (("nchw", False), ("nhwc", True)):
-        net = fast_model(loaded.model, channels_last)
+        net = plain_copy(loaded.model, channels_last)
         xg = x1.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         graph = plain_graph(net, xg, "fp32")
         row[f"b1_plain_graph_{fmt}_ms"] = cuda_ms(graph.replay, repeats)
@@ -100,7 +107,7 @@ def bench_variant(variant: str, batch: int, repeats: int) -> dict:
     del eager, graph_trace
 
     # Throughput at batch N: bf16 autocast + channels_last, eager.
-    net = fast_model(loaded.model, True)
+    net = plain_copy(loaded.model, True)
     xb = torch.randn(batch, 3, 224, 224, device="cuda").contiguous(memory_format=torch.channels_last)
 
     def plain_batch():
@@ -168,7 +175,7 @@ def bench_speed2(
 
         layouts = [(fmt, fmt == "nhwc") for fmt in b1_layouts] if b == 1 else [("nhwc", True)]
         for fmt, channels_last in layouts:
-            net = fast_model(loaded.model, channels_last)
+            net = plain_copy(loaded.model, channels_last)
             xi = xl if channels_last else x
 
             def eager(net=net, xi=xi, precision=precision):

@@ -16,11 +16,12 @@ import time
 import warnings
 
 import torch
-from captum.attr._utils.approximation_methods import approximation_parameters
 from torch.profiler import ProfilerActivity, profile
 
 from hrnet_explorer.attribution import attribute_pixels
-from hrnet_explorer.attribution._core import _copies, _fast_model, _prepare
+from hrnet_explorer.attribution._captum import integration_points
+from hrnet_explorer.attribution._core import _prepare
+from hrnet_explorer.copies import private_copy
 from hrnet_explorer.fold import fingerprint
 from hrnet_explorer.graphs import GraphedIG
 from hrnet_explorer.zoo import load_model
@@ -52,19 +53,19 @@ def main() -> None:
     out["attribute_pixels_ms"] = wall_ms(lambda: attribute_pixels(loaded, x, "ig", n_steps=STEPS))
     out["fingerprint_ms"] = wall_ms(lambda: fingerprint(loaded.model))
     out["prepare_ms"] = wall_ms(lambda: _prepare(loaded, x, None))  # input checks, the copies' lookup
-    entry = _copies(loaded.model)
-    graphed = next(iter(entry.graphed.values()))  # the GraphedIG attribute_pixels built and replays
+    padded = private_copy(loaded.model, "padded")
+    graphed = next(v for k, v in padded.derived.items() if k[0] == "graphed_ig")  # what attribute_pixels replays
     xl = x.contiguous(memory_format=torch.channels_last)
     b = torch.zeros_like(xl)
     out["graphedig_call_ms"] = wall_ms(lambda: graphed(xl, b, None))
     out["replay_only_ms"] = wall_ms(graphed.graph.replay)
 
-    weights, alphas = approximation_parameters("gausslegendre")
-    fast = _fast_model(entry)
+    alphas, weights = integration_points("gausslegendre", STEPS)
+    fast = private_copy(loaded.model, "folded").net
 
     def build(chunk: int, benchmark: bool, precision: str = "fp32") -> GraphedIG:
         with torch.backends.cudnn.flags(enabled=True, benchmark=benchmark, deterministic=False, allow_tf32=True):
-            return GraphedIG(fast, tuple(xl.shape), alphas(STEPS), weights(STEPS), chunk, precision)
+            return GraphedIG(fast, tuple(xl.shape), alphas, weights, chunk, precision)
 
     reference = graphed(xl, b, None)[0]
     for benchmark in (False, True):

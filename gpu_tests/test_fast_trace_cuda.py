@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from hrnet_explorer import load_model, trace, zoo
+from hrnet_explorer.analyses import reconstruction_error
 from hrnet_explorer.fold import FAST_RTOL
 from hrnet_explorer.graphs import GraphTracer
-from hrnet_explorer.report import module_reconstruction_error
 
 if not torch.cuda.is_available():
     raise RuntimeError("gpu_tests need a CUDA device; the CPU suite is tests/.")
@@ -58,7 +58,7 @@ def test_fast_traces_keep_the_contract(variant):
         print(f"{variant}: worst per-map deviation {dev:.2e}")
         assert dev <= FAST_RTOL["cuda"], dev
         for ref in fast.modules:
-            assert module_reconstruction_error(fast, ref.stage, ref.index) <= 1e-5 * float(
+            assert reconstruction_error(fast, ref.stage, ref.index) <= 1e-5 * float(
                 fast[f"{ref.name}.fused0"].abs().max()
             )
 
@@ -113,6 +113,6 @@ def test_padded_graph_tracer_keeps_the_contract(variant, precision):
     bound = FAST_RTOL["cuda"] if precision == "fp32" else 1.1 * worst_rel(folded, exact)
     assert dev <= bound, report
     for ref in padded.modules:
-        assert module_reconstruction_error(padded, ref.stage, ref.index) <= 1e-5 * float(
+        assert reconstruction_error(padded, ref.stage, ref.index) <= 1e-5 * float(
             padded[f"{ref.name}.fused0"].float().abs().max()
         )

@@ -154,3 +154,25 @@ def test_graph_trace_is_a_cached_fast_trace(loaded):
     assert torch.equal(graph_trace(loaded, x).logits, first.logits)  # kept maps were not overwritten
     graph_trace(loaded, torch.randn(1, 3, 160, 192, device="cuda"))  # another shape: another tracer
     assert len(_TRACERS[loaded.model][1]) == 2
+
+
+def test_a_users_hook_on_the_model_is_never_captured_in_a_graph(loaded):
+    """CUDA graphs replay what was recorded: a user's hook on the caller's model must not end up in one."""
+    from hrnet_explorer import attribution
+    from hrnet_explorer.analyze import RowEngine
+    from hrnet_explorer.graphs import graph_trace
+
+    fired = []
+    handle = loaded.model.stage4[0].fuse_act.register_forward_hook(lambda *a: fired.append(1))
+    try:
+        x = torch.randn(1, 3, 224, 224, device="cuda")
+        graph_trace(loaded, x)
+        GraphTracer(loaded, 1, 224)(x)
+        attribution.attribute_pixels(loaded, x, "ig", n_steps=4)  # IG's CUDA graph on the padded copy
+        RowEngine(loaded, 2, 224, reliance=True).submit(torch.zeros(2, 3, 224, 224, dtype=torch.uint8)).get()
+        assert fired == []
+        with torch.inference_mode():
+            loaded.model(x)
+        assert fired  # the hook is live on the caller's model
+    finally:
+        handle.remove()

@@ -12,8 +12,9 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .copies import private_copy
 from .errors import InputError, UserError
-from .graphs import GraphTracer, fast_model
+from .graphs import GraphTracer
 from .images import ImageInput, preprocess
 from .predict import ClassScore, topk_from_logits
 from .runtime import autocast
@@ -106,12 +107,14 @@ def predict_many(
 ) -> list[list[ClassScore]]:
     """Top-``topk`` classes of every image (named with the model's classes): plain batched forwards (no
     trace), in the model's precision."""
-    net = fast_model(loaded.model, channels_last) if channels_last else loaded.model
+    run = private_copy(loaded.model, "exact", channels_last=channels_last)  # a plain forward, on a private copy
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     loader = _loader(loaded, images, batch_size, input_size, num_workers)
     results: list[list[ClassScore]] = []
     with torch.inference_mode(), autocast(loaded.device, loaded.precision):
         for batch in loader:
             x = batch.to(loaded.device, non_blocking=True).contiguous(memory_format=memory_format)
-            results += [topk_from_logits(row, topk, loaded.class_names) for row in net(x).float().cpu()]
+            with run.lock:
+                logits = run.net(x).float().cpu()
+            results += [topk_from_logits(row, topk, loaded.class_names) for row in logits]
     return results

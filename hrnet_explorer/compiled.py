@@ -20,38 +20,42 @@ No captum, plotly or gradio here: this module runs where only torch and timm are
 
 from __future__ import annotations
 
-import copy
+import functools
 import time
 
 import torch
-from timm.models.hrnet import HighResolutionNet
+from timm.models.hrnet import HighResolutionModule, HighResolutionNet
 from torch import nn
 
-from .fold import fast_copy
+from .anatomy import check_hrnet, fuse_act, fuse_edges, module_refs
+from .copies import private_copy
+from .errors import InputError
+from .graphs import tracer_copy
 from .images import check_input_tensor
-from .pad import pad_channels
 from .runtime import Precision, autocast
-from .trace import Trace, _check_hrnet, module_refs
+from .trace import Trace
 from .zoo import LoadedModel
 
-__all__ = ["trace_forward", "TraceModule", "CompiledTracer"]
+__all__ = ["trace_forward", "CompiledTracer"]
 
 
-def _module_forward(mod: nn.Module, xs: list[torch.Tensor], p: str, out: dict[str, torch.Tensor]) -> list:
+def _module_forward(
+    mod: HighResolutionModule, xs: list[torch.Tensor], p: str, out: dict[str, torch.Tensor]
+) -> list[torch.Tensor]:
     """``HighResolutionModule.forward`` with every branch, edge, pre-activation sum and output kept."""
     xs = [branch(x) for branch, x in zip(mod.branches, xs, strict=True)]
     for i, x in enumerate(xs):
         out[f"{p}.branch{i}"] = x
-    fused = []
-    for i, row in enumerate(mod.fuse_layers):
-        y = None
-        for j, f in enumerate(row):
-            e = f(xs[j])
-            out[f"{p}.edge{j}to{i}"] = e
-            y = e if y is None else y + e
-        out[f"{p}.presum{i}"] = y
-        fused.append(mod.fuse_act(y))
-        out[f"{p}.fused{i}"] = fused[-1]
+    fused: list[torch.Tensor] = []
+    y = None
+    for j, i, edge in fuse_edges(mod):  # target by target, sources in order: timm's order of additions
+        e = edge(xs[j])
+        out[f"{p}.edge{j}to{i}"] = e
+        y = e if j == 0 else y + e
+        if j == len(xs) - 1:
+            out[f"{p}.presum{i}"] = y
+            fused.append(fuse_act(mod)(y))
+            out[f"{p}.fused{i}"] = fused[-1]
     return fused
 
 
@@ -105,19 +109,6 @@ def trace_forward(
     return out
 
 
-class TraceModule(nn.Module):
-    """``net`` wrapped so that ``forward(x)`` returns :func:`trace_forward`'s dict (what gets compiled); a padded
-    ``net``'s maps are sliced to their unpadded widths."""
-
-    def __init__(self, net: HighResolutionNet):
-        super().__init__()
-        self.net = _check_hrnet(net)
-        self.widths = dict(getattr(net, "hrnet_explorer_widths", {}))
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return trace_forward(self.net, x, self.widths)
-
-
 class CompiledTracer:
     """A full trace (``keep="all"``) of ``model`` through ``torch.compile``; compiled on the first call.
 
@@ -140,24 +131,19 @@ class CompiledTracer:
         backend: str = "inductor",
     ):
         self.loaded = model if isinstance(model, LoadedModel) else None
-        source = _check_hrnet(self.loaded.model if self.loaded else model)
+        source = check_hrnet(self.loaded.model if self.loaded else model)
         if source.training:
-            raise ValueError("The model is in training mode; call model.eval() first.")
-        if fold:
-            net = fast_copy(source, channels_last)
-        else:
-            with torch.inference_mode(False), torch.no_grad():
-                net = copy.deepcopy(source).eval().requires_grad_(False)
-            net = net.to(memory_format=torch.channels_last) if channels_last else net
-        if pad:
-            pad_channels(net)
+            raise InputError("The model is in training mode; call model.eval() first.")
+        self.copy = private_copy(source, tracer_copy(fold, pad), channels_last=channels_last)
+        net = self.copy.net
         self.net, self.fold, self.pad = net, fold, pad
         self.source = source
         self.precision = precision or (self.loaded.precision if self.loaded else "fp32")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.device = next(net.parameters()).device
-        self.module = TraceModule(net)
-        self.compiled = torch.compile(self.module, mode=mode, backend=backend, fullgraph=True, dynamic=False)
+        widths = dict(getattr(net, "hrnet_explorer_widths", {}))
+        forward = functools.partial(trace_forward, net, widths=widths)
+        self.compiled = torch.compile(forward, mode=mode, backend=backend, fullgraph=True, dynamic=False)
         self.compile_seconds: dict[tuple[int, ...], float] = {}  # input shape → first call's wall time
 
     def __call__(self, x: torch.Tensor) -> Trace:
@@ -165,7 +151,7 @@ class CompiledTracer:
         shape = tuple(x.shape)
         first = shape not in self.compile_seconds
         start = time.perf_counter()
-        with torch.inference_mode(), autocast(self.device, self.precision):
+        with self.copy.lock, torch.inference_mode(), autocast(self.device, self.precision):
             maps = self.compiled(x)
         if first:
             if self.device.type == "cuda":

@@ -1,11 +1,11 @@
-"""BatchNorm folded into the convolutions, module structure kept: a private fast copy of an HRNet.
+"""BatchNorm folded into the convolutions, module structure kept (for the private folded copies of
+:mod:`hrnet_explorer.copies`); the fingerprint that tells when a model's weights changed.
 
 In eval mode a BatchNorm is an affine map per channel, so ``bn(conv(x))`` equals one convolution with
 scaled weights and a bias. :func:`fold_batchnorm` rewrites each conv/BN pair of timm's HRNet that way
 and puts an ``nn.Identity`` where the BN was. Unlike ``torch.fx`` fusion (a flat ``GraphModule``),
-every module the trace hooks (``act2``, ``layer1``, transitions, branches, ``fuse_layers[i][j]``,
-``fuse_act``, ``incre_modules``, the children of ``downsamp_modules``, ``final_layer``, ``global_pool``)
-stays where it was, so the same hooks capture the same names, and the fusion identity
+every module the hook engine hooks (:mod:`hrnet_explorer.hooks`) stays where it was, so the same hooks
+capture the same names, and the fusion identity
 ``fused_i = ReLU(Σ_j edge_j→i)`` still holds exactly within the folded model's own trace.
 
 Pairs, from timm's hrnet.py / resnet.py: ``convK``→``bnK`` inside the stem, BasicBlocks and
@@ -19,23 +19,10 @@ the convolutions then sum in another order. On a CPU in fp32 every map of the fa
 
 from __future__ import annotations
 
-import copy
-import threading
-import weakref
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-__all__ = [
-    "FAST_RTOL",
-    "cached_fast_copy",
-    "clear_fast_copies",
-    "clear_hooks",
-    "fast_copy",
-    "fingerprint",
-    "fold_batchnorm",
-]
+__all__ = ["FAST_RTOL", "clear_hooks", "fingerprint", "fold_batchnorm"]
 
 #: The numerical contract of a fast (folded) trace against the exact trace, per map:
 #: ``max|fast − exact| ≤ rtol · max|exact|``. "cpu": fp32 on a CPU. "cuda": fp32 with cuDNN's default
@@ -99,18 +86,6 @@ _HOOK_DICTS = (
 )
 
 
-def fast_copy(net: nn.Module, channels_last: bool = True) -> nn.Module:
-    """A private copy of ``net``: no hooks, eval mode, frozen, BatchNorm folded, channels_last.
-
-    The caller's model is untouched.
-    """
-    with torch.inference_mode(False), torch.no_grad():
-        fast = copy.deepcopy(net)
-    clear_hooks(fast)
-    fast = fold_batchnorm(fast.requires_grad_(False))
-    return fast.to(memory_format=torch.channels_last) if channels_last else fast
-
-
 def _version(t: torch.Tensor) -> int:
     try:
         return t._version
@@ -140,32 +115,3 @@ def clear_hooks(module: nn.Module) -> None:
             hooks = getattr(m, name, None)
             if hooks:
                 hooks.clear()
-
-
-@dataclass
-class _Entry:
-    fingerprint: tuple
-    net: nn.Module
-    lock: threading.Lock = field(default_factory=threading.Lock)  # held while hooks are on `net`
-
-
-_CACHE: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
-_CACHE_LOCK = threading.Lock()
-
-
-def cached_fast_copy(net: nn.Module) -> tuple[nn.Module, threading.Lock]:
-    """The :func:`fast_copy` of ``net`` (channels_last), built once per model and weights; and the lock
-    to hold while hooks are on it (concurrent traces of one model must not see each other's hooks).
-    The copy goes when ``net`` is garbage-collected, or is rebuilt when its weights change."""
-    fp = fingerprint(net)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(net)
-        if hit is None or hit.fingerprint != fp:
-            hit = _CACHE[net] = _Entry(fp, fast_copy(net))
-        return hit.net, hit.lock
-
-
-def clear_fast_copies() -> None:
-    """Drop every cached fast copy."""
-    with _CACHE_LOCK:
-        _CACHE.clear()

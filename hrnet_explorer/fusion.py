@@ -1,7 +1,8 @@
-"""Analyses of how HRNet's streams exchange information — pure tensor maths over captured maps.
+"""How HRNet's streams exchange information — pure tensor maths over captured maps (no Trace: the analyses over
+a Trace are :mod:`hrnet_explorer.analyses`).
 
 Definitions, for one HighResolutionModule, target stream i and source stream j, with
-``e_ij = fuse_layers[i][j](branch_j)`` (already at stream i's resolution), the pre-activation
+``e_ij`` what stream j's fuse edge sends to stream i (already at stream i's resolution), the pre-activation
 ``z_i = Σ_j e_ij`` and the fused output ``r_i = ReLU(z_i)``; ⟨a, b⟩ sums over channels and pixels
 of one sample:
 
@@ -16,22 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:  # trace.py imports this module: no runtime import the other way
-    from .trace import ModuleRef, Trace
-
 __all__ = [
     "FusionStats",
-    "fusion_stats",
+    "fusion_row",
+    "share_rows",
     "stack_fusion_stats",
-    "Flow",
-    "fusion_flows",
-    "Decomposition",
-    "decompose",
     "MEASURES",
     "spatial_summary",
     "summarize_map",
@@ -89,119 +83,19 @@ def stack_fusion_stats(rows: Sequence[tuple[torch.Tensor, ...]]) -> FusionStats:
     return FusionStats(*(torch.stack(c, dim=1).float() for c in cols))
 
 
-def fusion_stats(edges: Sequence[Sequence[torch.Tensor]], presums: Sequence[torch.Tensor]) -> FusionStats:
-    """Statistics of a module from ``edges[i][j]`` (source j into target i) and pre-activations."""
-    if len(edges) != len(presums):
-        raise ValueError(f"{len(edges)} rows of edges but {len(presums)} pre-activations.")
-    return stack_fusion_stats([fusion_row(row, z) for row, z in zip(edges, presums, strict=True)])
-
-
-@dataclass(frozen=True)
-class Flow:
-    """One stream → stream flow of a Sankey: from ``source`` at position ``step`` to ``target`` at ``step+1``."""
-
-    step: int  # 0 = input of the first HighResolutionModule
-    label: str  # e.g. "stage3.module1" or "transition3"
-    source: int
-    target: int
-    weight: float
-
-
-def fusion_flows(trace: Trace, measure: str = "energy_share", sample: int = 0) -> list[Flow]:
-    """Every stream → stream flow of the network, in forward order, for a Sankey diagram.
-
-    Position 0 holds the inputs of the first HighResolutionModule (``transition1``'s streams). Each
-    module is one step: a flow from source j to target i weighs ``measure[target i, source j]`` (signed
-    for "agreement"). Each transition that creates a stream is one step too: the new stream gets a flow
-    of weight 1 from the previous lowest-resolution stream (it is computed from it), and the other
-    streams pass through with weight 1.
-    """
-    if measure not in MEASURES:
-        raise ValueError(f"Unknown measure {measure!r}; choose one of {', '.join(MEASURES)}.")
-    flows: list[Flow] = []
-    step = 0
-    previous: ModuleRef | None = None
-    for ref in trace.modules:
-        if previous is not None and ref.num_streams > previous.num_streams:
-            label, n = f"transition{ref.stage - 1}", previous.num_streams
-            flows += [Flow(step, label, k, k, 1.0) for k in range(n)]
-            flows += [Flow(step, label, n - 1, k, 1.0) for k in range(n, ref.num_streams)]
-            step += 1
-        matrix = trace.fusion(ref.stage, ref.index).matrix(measure, sample)
-        flows += [
-            Flow(step, ref.name, j, i, float(matrix[i, j]))
-            for i in range(ref.num_streams)
-            for j in range(ref.num_streams)
-        ]
-        step += 1
-        previous = ref
-    return flows
-
-
-def _resolve_module(trace: Trace, stage: int, module: int) -> ModuleRef:
-    """``module`` may count from the end (-1: the stage's last module)."""
-    refs = [r for r in trace.modules if r.stage == stage]
-    if not refs:
-        raise ValueError(f"No stage {stage}; HRNet's fusing stages are 2, 3 and 4.")
-    if not -len(refs) <= module < len(refs):
-        raise ValueError(f"Stage {stage} has {len(refs)} module(s) (0..{len(refs) - 1}); got module {module}.")
-    return refs[module]
-
-
-@dataclass(frozen=True)
-class Decomposition:
-    """One fused map taken apart: ``fused = ReLU(presum)``, ``presum = Σ_j contributions[j]``.
-
-    Tensors are [B, C, H, W] at the target stream's resolution, as captured (no copies).
-    """
-
-    module: str  # e.g. "stage4.module0"
-    stage: int
-    index: int
-    target: int  # the target stream i
-    contributions: list[torch.Tensor]  # contributions[j] = fuse_layers[i][j](branch j): what source j sends
-    presum: torch.Tensor  # Σ_j contributions[j], the input of the shared ReLU
-    fused: torch.Tensor  # ReLU(presum): the module's output for stream i
-    energy_share: torch.Tensor  # [B, N]: this target's row of the module's energy shares
-    agreement: torch.Tensor  # [B, N]
-    relu_share: torch.Tensor  # [B, N]
-    max_error: float  # max(|Σ_j contributions − presum|, |ReLU(Σ_j contributions) − fused|), 0 in fp32
-
-    @property
-    def sources(self) -> list[int]:
-        return list(range(len(self.contributions)))
-
-
-def decompose(trace: Trace, stage: int, module: int, target: int) -> Decomposition:
-    """Take the fused output of stream ``target`` of module ``module`` (negative counts from the end) of
-    ``stage`` apart into what each source stream sent. Needs a trace with ``keep="all"``."""
-    ref = _resolve_module(trace, stage, module)
-    if not 0 <= target < ref.num_streams:
-        raise ValueError(f"{ref.name} has streams 0..{ref.num_streams - 1}; got target stream {target}.")
-    p = ref.name
-    parts = [trace[f"{p}.edge{j}to{target}"] for j in range(ref.num_streams)]
-    presum, fused = trace[f"{p}.presum{target}"], trace[f"{p}.fused{target}"]
-    total = parts[0].float()
-    for part in parts[1:]:  # left to right, as the module adds them: the error is exactly 0 in fp32
-        total = total + part.float()
-    error = max(
-        float((total - presum.float()).abs().max()),
-        float((total.clamp_min(0) - fused.float()).abs().max()),
-    )
-    stats = trace.fusion(ref.stage, ref.index)
-    return Decomposition(
-        p,
-        ref.stage,
-        ref.index,
-        target,
-        parts,
-        presum,
-        fused,
-        stats.energy_share[:, target],
-        stats.agreement[:, target],
-        stats.relu_share[:, target],
-        error,
-    )
+def share_rows(edges: Sequence[torch.Tensor], presum: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Energy share, agreement and ReLU share ([B, N] each) of one target stream, as :func:`fusion_row` defines
+    them, by reductions in float32 over the maps' own dtype (no stacked float32 copy; under bf16 autocast the
+    products are rounded to bf16): what the dataset engine computes inside its CUDA graph."""
+    dims = tuple(range(1, presum.ndim))
+    tiny = torch.finfo(torch.float32).tiny
+    relu = presum.clamp_min(0)
+    energy = torch.stack([torch.linalg.vector_norm(e, dim=dims, dtype=torch.float32).square() for e in edges], 1)
+    dz = torch.stack([(e * presum).sum(dims, dtype=torch.float32) for e in edges], 1)
+    dr = torch.stack([(e * relu).sum(dims, dtype=torch.float32) for e in edges], 1)
+    nz = torch.linalg.vector_norm(presum, dim=dims, dtype=torch.float32).square().clamp_min(tiny)
+    nr = torch.linalg.vector_norm(relu, dim=dims, dtype=torch.float32).square().clamp_min(tiny)
+    return energy / energy.sum(1, keepdim=True).clamp_min(tiny), dz / nz[:, None], dr / nr[:, None]
 
 
 def spatial_summary(feature: torch.Tensor, method: str = "l2", size: tuple[int, int] | None = None) -> torch.Tensor:

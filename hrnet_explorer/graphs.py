@@ -13,29 +13,28 @@ forward itself. The hooks are removed as soon as capture ends.
 
 from __future__ import annotations
 
-import copy
-import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .fold import fast_copy, fingerprint
+from .copies import CopyKind, private_copy
+from .errors import InputError
+from .hooks import KEEPS, Keep, MapRecorder, hooks_installed, hrnet_hooks
 from .images import check_input_tensor
-from .pad import pad_channels
 from .runtime import Precision, autocast
-from .trace import Keep, Trace, _check_hrnet, _hooks_for, _Recorder, _trace_of, hooks_installed
+from .trace import Trace, _trace_of
 from .zoo import LoadedModel
 
-__all__ = ["GraphTracer", "GraphedIG", "fast_model", "graph_trace", "warm_up"]
+__all__ = ["GraphTracer", "GraphedIG", "graph_trace", "tracer_copy", "warm_up"]
 
 
-def fast_model(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """An eval-mode copy of ``model`` in channels_last memory format (the caller's model is untouched)."""
-    net = copy.deepcopy(_check_hrnet(model)).eval()
-    return net.to(memory_format=torch.channels_last) if channels_last else net
+def tracer_copy(fold: bool, pad: bool) -> CopyKind:
+    """The private copy (:mod:`hrnet_explorer.copies`) a fast tracer runs: padded implies folded."""
+    if pad and not fold:
+        raise InputError("pad=True pads the BatchNorm-folded copy: it needs fold=True.")
+    return "padded" if pad else "folded" if fold else "exact"
 
 
 def warm_up(fn: Callable[[], object], device: torch.device, iterations: int = 3) -> None:
@@ -53,13 +52,14 @@ class GraphTracer:
     """A traced forward of one (model, batch size, input size) captured as a CUDA graph.
 
     ``keep`` as in :func:`~hrnet_explorer.trace.trace`. ``precision`` "bf16" (default: the
-    LoadedModel's) runs under bf16 autocast; ``channels_last`` converts a private copy of the model.
-    ``fold``: BatchNorm folded into that copy's convolutions before capture (:mod:`hrnet_explorer.fold`):
+    LoadedModel's) runs under bf16 autocast. The graph runs a private copy of the model (:mod:`hrnet_explorer.copies`),
+    in channels_last unless ``channels_last=False``.
+    ``fold``: that copy has BatchNorm folded into its convolutions (:mod:`hrnet_explorer.fold`):
     faster, and within ``FAST_RTOL["cuda"]`` of the exact trace instead of bit-exact. ``pad``: channel widths
     padded to multiples of 8 in that copy (:func:`hrnet_explorer.pad.pad_channels`: zero channels, tensor-core
-    friendly at large batches; an upper bound of 1.22–1.29× the images/s for w18/w30/w44 at batch 256 on an H200);
-    the maps are sliced back to their widths once, at capture (views of the static buffers; names, shapes and fusion
-    statistics as unpadded), within ``FAST_RTOL["cuda"]`` of the exact trace.
+    friendly at large batches; benchmarks/README.md); the maps are sliced back to their widths once, at capture
+    (views of the static buffers; names, shapes and fusion statistics as unpadded), within
+    ``FAST_RTOL["cuda"]`` of the exact trace.
     Calls with another shape raise; build one tracer per shape (warm-up and capture take ~1 s).
     """
 
@@ -77,23 +77,22 @@ class GraphTracer:
         pad: bool = False,
     ):
         if loaded.device.type != "cuda":
-            raise ValueError(f"CUDA graphs need a CUDA device; this model is on {loaded.device}. Use trace().")
-        if keep not in ("all", "outputs", "summaries"):
-            raise ValueError(f"keep must be 'all', 'outputs' or 'summaries', not {keep!r}.")
+            raise InputError(f"CUDA graphs need a CUDA device; this model is on {loaded.device}. Use trace().")
+        if keep not in KEEPS:
+            raise InputError(f"keep must be 'all', 'outputs' or 'summaries', not {keep!r}.")
         size = input_size or loaded.data_config["input_size"][-1]
         h, w = (size, size) if isinstance(size, int) else size
         self.loaded = loaded
         self.input_shape = (batch_size, 3, h, w)
         self.precision = precision or loaded.precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.net = fast_copy(loaded.model, channels_last) if fold else fast_model(loaded.model, channels_last)
-        if pad:
-            pad_channels(self.net)
+        self.copy = private_copy(loaded.model, tracer_copy(fold, pad), channels_last=channels_last)
+        self.net = self.copy.net
         self.fold, self.pad = fold, pad
         self.static_input = check_input_tensor(
             torch.zeros(self.input_shape, device=loaded.device).contiguous(memory_format=self.memory_format)
         )
-        self._recorder = _Recorder(keep, None, None, getattr(self.net, "hrnet_explorer_widths", None))
+        self._recorder = MapRecorder(keep, narrow=getattr(self.net, "hrnet_explorer_widths", None))
         self.graph = torch.cuda.CUDAGraph()
         self._capture(warmup)
 
@@ -104,21 +103,22 @@ class GraphTracer:
             with torch.inference_mode(), autocast(device, self.precision, cache=False):
                 self.net(self.static_input)
 
-        warm_up(forward, device, warmup)
         rec = self._recorder
-        with (
-            hooks_installed(_hooks_for(self.net, rec)),
-            torch.inference_mode(),
-            autocast(device, self.precision, cache=False),
-            torch.cuda.graph(self.graph),
-        ):
-            rec.put("logits", self.net(self.static_input))
+        with self.copy.lock:  # the copy is shared: nobody else's hooks during warm-up and capture
+            warm_up(forward, device, warmup)
+            with (
+                hooks_installed(hrnet_hooks(self.net, rec)),
+                torch.inference_mode(),
+                autocast(device, self.precision, cache=False),
+                torch.cuda.graph(self.graph),
+            ):
+                rec.put("logits", self.net(self.static_input))
 
     def __call__(self, x: torch.Tensor) -> Trace:
         """Copy ``x`` into the static input, replay, and return the trace (valid until the next call)."""
         x = check_input_tensor(x)
         if tuple(x.shape) != self.input_shape:
-            raise ValueError(
+            raise InputError(
                 f"This GraphTracer was captured for inputs of shape {self.input_shape}; got {tuple(x.shape)}. "
                 "Build a GraphTracer for that shape."
             )
@@ -127,35 +127,26 @@ class GraphTracer:
         return _trace_of(self._recorder, self.net, tuple(x.shape), self.loaded, exact=not (self.fold or self.pad))
 
 
-_TRACERS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, OrderedDict]] = weakref.WeakKeyDictionary()
-_TRACERS_LOCK = threading.Lock()
-
-
 def graph_trace(loaded: LoadedModel, x: torch.Tensor, store: str | torch.device = "cpu", max_shapes: int = 4) -> Trace:
     """A full fast trace of ``x`` (``keep="all"``, BatchNorm folded and channel widths padded to multiples of 8:
-    within ``FAST_RTOL["cuda"]`` of the exact trace) replayed from a :class:`GraphTracer` kept per (model, input
-    shape): what an app on a GPU runs per request. Padding is free where no width needs it and faster where one
-    does (w18 at batch 1 on an H100: 3.9 ms padded, 4.8 ms folded only; benchmarks/README.md). The first call for
-    a shape captures (~1 s); later ones replay. Every module's fusion statistics are computed on the GPU, then the
-    maps and statistics are copied to ``store`` (a Trace that owns them) while the tracer is held, so concurrent
-    callers never see each other's buffers.
+    within ``FAST_RTOL["cuda"]`` of the exact trace) replayed from a :class:`GraphTracer` kept per input shape on the
+    model's padded private copy: what an app on a GPU runs per request. Padding is free where no width needs it and
+    faster where one does (benchmarks/README.md). The first call for a shape captures (~1 s); later ones replay.
+    Every module's fusion statistics are computed on the GPU, then the maps and statistics are copied to ``store``
+    (a Trace that owns them) while the copy's lock is held, so concurrent callers never see each other's buffers.
     Up to ``max_shapes`` tracers per model (least recently used dropped); rebuilt when the weights change."""
     x = check_input_tensor(x)
-    shape, fp = tuple(x.shape), fingerprint(loaded.model)
-    with _TRACERS_LOCK:
-        hit = _TRACERS.get(loaded.model)
-        if hit is None or hit[0] != fp:
-            hit = _TRACERS[loaded.model] = (fp, OrderedDict())
-        tracers = hit[1]
+    shape = tuple(x.shape)
+    padded = private_copy(loaded.model, "padded")
+    with padded.lock:
+        tracers: OrderedDict = padded.derived.setdefault("graph_trace", OrderedDict())
         key = (shape, loaded.precision)
         if key not in tracers:
-            tracers[key] = (GraphTracer(loaded, shape[0], shape[-2:], fold=True, pad=True), threading.Lock())
+            tracers[key] = GraphTracer(loaded, shape[0], shape[-2:], fold=True, pad=True)
             if len(tracers) > max_shapes:
                 tracers.popitem(last=False)
         tracers.move_to_end(key)
-        tracer, lock = tracers[key]
-    with lock:
-        result = tracer(x.to(loaded.device))
+        result = tracers[key](x.to(loaded.device))
         for ref in result.modules:  # every module's fusion statistics, computed where the maps are
             result.fusion(ref.stage, ref.index)
         return result.head(shape[0], store)
@@ -185,13 +176,13 @@ class GraphedIG:
     ):
         param = next(net.parameters())
         if param.device.type != "cuda":
-            raise ValueError(f"CUDA graphs need a CUDA device; this model is on {param.device}.")
+            raise InputError(f"CUDA graphs need a CUDA device; this model is on {param.device}.")
         if net.training or any(p.requires_grad for p in net.parameters()):
-            raise ValueError("GraphedIG needs an eval-mode model with frozen parameters (a private copy).")
+            raise InputError("GraphedIG needs an eval-mode model with frozen parameters (a private copy).")
         if len(shape) != 4 or shape[0] != 1:
-            raise ValueError(f"GraphedIG explains one image: shape (1, 3, H, W), not {shape}.")
+            raise InputError(f"GraphedIG explains one image: shape (1, 3, H, W), not {shape}.")
         if len(alphas) != len(weights) or not alphas or chunk < 1:
-            raise ValueError("GraphedIG needs as many weights as alphas (at least one) and a chunk ≥ 1.")
+            raise InputError("GraphedIG needs as many weights as alphas (at least one) and a chunk ≥ 1.")
         device = param.device
         self.net, self.precision, self.device, self.shape = net, precision, device, tuple(shape)
         self.alphas = torch.tensor(alphas, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
@@ -230,7 +221,7 @@ class GraphedIG:
     ) -> tuple[torch.Tensor, int, float, float, float]:
         """→ (attributions on the GPU — a fresh tensor —, target, f(x), f(baseline), Σ attributions)."""
         if tuple(x.shape) != self.shape or tuple(baseline.shape) != self.shape:
-            raise ValueError(f"This GraphedIG was captured for shape {self.shape}; got {tuple(x.shape)}.")
+            raise InputError(f"This GraphedIG was captured for shape {self.shape}; got {tuple(x.shape)}.")
         self.x.copy_(x)
         self.b.copy_(baseline)
         self.target.fill_(-1 if target is None else target)

@@ -15,12 +15,12 @@ padded with weight 0, bias 0, mean 0, variance 1 (0 ↦ 0), the classifier ``Lin
 downsample), transitions, BasicBlock branches, fuse layers (1×1 conv + BN + Upsample, strided 3×3 conv chains),
 ``incre_modules``, ``downsamp_modules``, ``final_layer`` and the classifier. Any other module with parameters or
 buffers, or a grouped convolution, is refused. The module structure is kept, so the trace hooks
-(:func:`hrnet_explorer.trace._hooks_for`) capture the same names.
+(:func:`hrnet_explorer.hooks.hrnet_hooks`) capture the same names.
 
 A map of the padded copy is sliced back to its original width (``t[:, :C]``, a view) before anyone sees it:
 ``net.hrnet_explorer_widths`` holds ``{trace name: original channels}`` for every name whose width changed, found
 by running the hooks over a shape-only (``meta``) forward before and after padding (which also proves the padded
-widths consistent). The trace recorder (``_Recorder(narrow=...)``) and :func:`hrnet_explorer.compiled.trace_forward`
+widths consistent). The trace recorder (``MapRecorder(narrow=...)``) and :func:`hrnet_explorer.compiled.trace_forward`
 slice with it, so names, shapes and fusion statistics are those of the unpadded copy. Numerically the padded copy
 is a fast copy (the convolutions sum in another order): within ``FAST_RTOL`` of the exact trace.
 """
@@ -31,7 +31,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .trace import _check_hrnet, _hooks_for, _Recorder, hooks_installed
+from .anatomy import check_hrnet
+from .hooks import MapRecorder, hooks_installed, hrnet_hooks
 
 __all__ = ["PAD_MULTIPLE", "needs_padding", "pad_channels", "padded_width", "trace_shapes"]
 
@@ -55,11 +56,11 @@ def needs_padding(net: nn.Module, multiple: int = PAD_MULTIPLE) -> bool:
 def trace_shapes(net: nn.Module, height: int = 64, width: int = 64) -> dict[str, tuple[int, ...]]:
     """Every trace name's shape for a 1×C×height×width input, from a shape-only forward: the parameters are
     replaced by ``meta`` tensors (no storage, no arithmetic), the trace hooks record the shapes."""
-    net = _check_hrnet(net)
-    rec = _Recorder("all", None, None)
+    net = check_hrnet(net)
+    rec = MapRecorder("all")
     meta = {k: v.to("meta") for k, v in [*net.named_parameters(), *net.named_buffers()]}
     x = torch.empty(1, net.conv1.in_channels, height, width, device="meta")
-    with hooks_installed(_hooks_for(net, rec)), torch.no_grad():
+    with hooks_installed(hrnet_hooks(net, rec)), torch.no_grad():
         rec.put("logits", functional_call(net, meta, (x,)))
     return rec.shapes
 
@@ -106,7 +107,7 @@ def pad_channels(net: nn.Module, multiple: int = PAD_MULTIPLE) -> nn.Module:
     copy padded already, a grouped convolution, or a module with parameters that is not a Conv2d, BatchNorm2d or
     Linear.
     """
-    net = _check_hrnet(net)
+    net = check_hrnet(net)
     if isinstance(multiple, bool) or not isinstance(multiple, int):
         raise TypeError(f"multiple must be an int, not {type(multiple).__name__}.")
     if multiple < 1:

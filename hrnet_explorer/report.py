@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
+from .analyses import reconstruction_error
 from .predict import topk_from_logits
 from .trace import Trace
 from .zoo import LoadedModel
-
-
-def module_reconstruction_error(result: Trace, stage: int, index: int) -> float:
-    """max over streams of |ReLU(Σ_j edge_ji) − fused_i| — zero when the trace is exact."""
-    ref = result.module(stage, index)
-    worst = 0.0
-    for i in range(ref.num_streams):
-        total = sum(result[f"{ref.name}.edge{j}to{i}"] for j in range(ref.num_streams))
-        worst = max(worst, float((total.clamp_min(0) - result[f"{ref.name}.fused{i}"]).abs().max()))
-    return worst
 
 
 def trace_summary(result: Trace, sample: int = 0, *, model: LoadedModel | None = None, topk: int = 5) -> dict:
@@ -33,7 +24,7 @@ def trace_summary(result: Trace, sample: int = 0, *, model: LoadedModel | None =
                 "agreement": stats.matrix("agreement", sample).tolist(),
                 "relu_share": stats.matrix("relu_share", sample).tolist(),
                 "active_fraction": stats.active_fraction[sample].tolist(),
-                "max_reconstruction_error": module_reconstruction_error(result, ref.stage, ref.index),
+                "max_reconstruction_error": reconstruction_error(result, ref.stage, ref.index),
             }
         )
     top = topk_from_logits(result.logits[sample], topk, model.class_names if model else None)

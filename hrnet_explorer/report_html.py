@@ -593,7 +593,8 @@ def image_report(
     from . import attribution as attr
     from . import figures as F
     from .costs import variant_costs
-    from .fusion import MEASURES, decompose, fusion_flows
+    from .analyses import decompose, fusion_flows
+    from .fusion import MEASURES
     from .images import display_crop, preprocess, read_image
     from .predict import predict
     from .trace import _is_intermediate, trace

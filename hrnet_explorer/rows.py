@@ -8,15 +8,17 @@ hundred numbers per image are copied back (asynchronously, into pinned memory, w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .graphs import fast_model, warm_up
+from .anatomy import ModuleRef, module_refs
+from .copies import private_copy
+from .fusion import share_rows
+from .graphs import warm_up
+from .hooks import Recorder, hooks_installed, hrnet_hooks, knockout_hooks, stream_edges
 from .runtime import autocast
-from .trace import hooks_installed, module_refs
 from .zoo import LoadedModel
 
 __all__ = ["RowEngine", "share_rows", "MEASURES", "SHARE_STAGE", "TOPK"]
@@ -31,23 +33,11 @@ def _mean_square(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(t, dim=tuple(range(1, t.ndim)), dtype=torch.float32).square() / t[0].numel()
 
 
-def share_rows(edges: Sequence[torch.Tensor], presum: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Energy share, agreement and ReLU share ([B, N] each) of one target stream, as
-    :func:`~hrnet_explorer.fusion.fusion_row` defines them, by reductions in float32 over the maps'
-    own dtype (no stacked float32 copy; under bf16 autocast the products are rounded to bf16)."""
-    dims = tuple(range(1, presum.ndim))
-    tiny = torch.finfo(torch.float32).tiny
-    relu = presum.clamp_min(0)
-    energy = torch.stack([torch.linalg.vector_norm(e, dim=dims, dtype=torch.float32).square() for e in edges], 1)
-    dz = torch.stack([(e * presum).sum(dims, dtype=torch.float32) for e in edges], 1)
-    dr = torch.stack([(e * relu).sum(dims, dtype=torch.float32) for e in edges], 1)
-    nz = torch.linalg.vector_norm(presum, dim=dims, dtype=torch.float32).square().clamp_min(tiny)
-    nr = torch.linalg.vector_norm(relu, dim=dims, dtype=torch.float32).square().clamp_min(tiny)
-    return energy / energy.sum(1, keepdim=True).clamp_min(tiny), dz / nz[:, None], dr / nr[:, None]
+class _Stats(Recorder):
+    """The hook engine's client that reduces each module's outputs to the row's numbers as the forward runs:
+    every fused stream's energy, and stage 4's share matrices (only those modules' edges are hooked)."""
 
-
-class _Stats:
-    """Forward hooks that reduce each module's outputs to the row's numbers as the forward runs."""
+    record_maps = False
 
     def __init__(self, net: torch.nn.Module):
         self.refs = module_refs(net)
@@ -62,43 +52,25 @@ class _Stats:
             for j in range(r.num_streams)
         ]
         self._edges: dict[str, list] = {}
-        self._calls: dict[str, int] = {}
-        self.hooks = []
-        for ref in self.refs:
-            mod = getattr(net, f"stage{ref.stage}")[ref.index]
-            self.hooks.append((mod, "forward_pre", self._start(ref)))
-            self.hooks.append((mod.fuse_act, "forward", self._fused(ref)))
-            if ref.stage == SHARE_STAGE:
-                for i, row in enumerate(mod.fuse_layers):
-                    for j, edge in enumerate(row):
-                        self.hooks.append((edge, "forward", self._edge(ref, j, i)))
+        self.hooks = hrnet_hooks(net, self)
 
-    def _start(self, ref):
-        def hook(module, args):
-            self._calls[ref.name] = 0
+    def edges_for(self, ref: ModuleRef) -> bool:
+        return ref.stage == SHARE_STAGE
+
+    def on_module_start(self, ref: ModuleRef) -> None:
+        self._edges[ref.name] = [None] * ref.num_streams
+
+    def on_edge(self, ref: ModuleRef, source: int, target: int, tensor: torch.Tensor) -> None:
+        self._edges[ref.name][source] = tensor
+
+    def on_fused(self, ref: ModuleRef, target: int, presum: torch.Tensor, fused: torch.Tensor) -> None:
+        self.values[f"energy.{ref.name}.stream{target}"] = _mean_square(fused)
+        if ref.stage == SHARE_STAGE:
+            rows = share_rows(self._edges[ref.name], presum)
+            for measure, row in zip(MEASURES, rows, strict=True):
+                for j in range(ref.num_streams):
+                    self.values[f"{measure}.{ref.name}.edge{j}to{target}"] = row[:, j]
             self._edges[ref.name] = [None] * ref.num_streams
-
-        return hook
-
-    def _edge(self, ref, source, target):
-        def hook(module, args, output):
-            self._edges[ref.name][source] = output
-
-        return hook
-
-    def _fused(self, ref):
-        def hook(module, args, output):
-            i = self._calls[ref.name]  # the shared ReLU fires once per target stream, in order
-            self._calls[ref.name] = i + 1
-            self.values[f"energy.{ref.name}.stream{i}"] = _mean_square(output)
-            if ref.stage == SHARE_STAGE:
-                rows = share_rows(self._edges[ref.name], args[0])
-                for measure, row in zip(MEASURES, rows, strict=True):
-                    for j in range(ref.num_streams):
-                        self.values[f"{measure}.{ref.name}.edge{j}to{i}"] = row[:, j]
-                self._edges[ref.name] = [None] * ref.num_streams
-
-        return hook
 
     def collect(self) -> dict[str, torch.Tensor]:
         out = {
@@ -107,23 +79,6 @@ class _Stats:
         }
         self.values = {}
         return out
-
-
-def _zero_output(module, args, output):
-    return torch.zeros_like(output)
-
-
-def _knockout_hooks(net: torch.nn.Module, stream: int) -> list:
-    """Zero every fuse edge that leaves ``stream`` into another stream, in every module that has it
-    (:func:`~hrnet_explorer.attribution.resolution_reliance`'s knockout, ``self_edge=False``)."""
-    hooks = []
-    for ref in module_refs(net):
-        if stream < ref.num_streams:
-            mod = getattr(net, f"stage{ref.stage}")[ref.index]
-            hooks += [
-                (mod.fuse_layers[i][stream], "forward", _zero_output) for i in range(ref.num_streams) if i != stream
-            ]
-    return hooks
 
 
 @dataclass
@@ -168,7 +123,9 @@ class RowEngine:
         if self.graphs and not self.cuda:
             raise ValueError("CUDA graphs need a CUDA device.")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.net = fast_model(loaded.model, channels_last)
+        # The exact private copy in this layout; its lock is held around every forward and the capture.
+        self.copy = private_copy(loaded.model, "exact", channels_last=channels_last)
+        self.net = self.copy.net
         cfg = loaded.data_config
         self.mean = torch.tensor(cfg["mean"], device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(cfg["std"], device=self.device).view(1, 3, 1, 1)
@@ -176,7 +133,11 @@ class RowEngine:
         self.num_classes = self.net.num_classes
         self.topk = min(TOPK, self.num_classes)
         self.final_streams = module_refs(self.net)[-1].num_streams
-        self.knockouts = [_knockout_hooks(self.net, k) for k in range(self.final_streams)] if reliance else []
+        # A stream's knockout as resolution_reliance's (self_edge=False): its edges into the other streams, everywhere.
+        refs = module_refs(self.net)
+        self.knockouts = (
+            [knockout_hooks(self.net, stream_edges(refs, k)) for k in range(self.final_streams)] if reliance else []
+        )
         self.energy_names = self.stats.energy_names if stats else []
         self.share_names = self.stats.share_names if stats else []
         self.reliance_names = [f"reliance.stream{k}" for k in range(len(self.knockouts))]
@@ -186,6 +147,10 @@ class RowEngine:
 
     def _compute(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """uint8 [B, 3, S, S] on the device → top-5 indices and probabilities, statistics, reliance."""
+        with self.copy.lock:  # hooks go on the shared copy (or, under capture, are recorded into the graph)
+            return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         xf = ((x.float() / 255.0 - self.mean) / self.std).contiguous(memory_format=self.memory_format)
         precision = self.loaded.precision
         with torch.inference_mode(), autocast(self.device, precision, cache=not self.graphs):

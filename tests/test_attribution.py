@@ -19,6 +19,8 @@ from PIL import Image
 from hrnet_explorer import attribution as A
 from hrnet_explorer import zoo
 from hrnet_explorer.cli import main as cli_main
+from hrnet_explorer.copies import _CACHE as COPIES
+from hrnet_explorer.copies import private_copy
 from hrnet_explorer.trace import module_refs, trace
 
 
@@ -69,12 +71,11 @@ def _assert_no_hooks(model: torch.nn.Module) -> None:
 
 
 def _assert_copies_clean(net: torch.nn.Module) -> None:
-    entry = A._COPIES.get(net)
+    entry = COPIES.get(net)
     if entry is not None:
-        _assert_no_hooks(entry.exact)
-        if entry.fast is not None:
-            _assert_no_hooks(entry.fast)
-        assert not entry.lock.locked()
+        for held in entry.copies.values():
+            _assert_no_hooks(held.net)
+            assert not held.lock._is_owned()
 
 
 # ---------------------------------------------------------------------------------------------- IG
@@ -109,10 +110,10 @@ def test_ig_exact_copy_is_plain_captum(w18_small):
 
 def test_fast_copy_matches_model(w18_small):
     x = _image(64)
-    entry = A._copies(w18_small.model)
-    fast = A._fast_model(entry)
-    assert fast is not entry.exact and not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
-    assert torch.equal(_logits(entry.exact, x), _logits(w18_small.model, x))  # exact: bitwise
+    exact = private_copy(w18_small.model, "exact").net
+    fast = private_copy(w18_small.model, "folded").net
+    assert fast is not exact and not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert torch.equal(_logits(exact, x), _logits(w18_small.model, x))  # exact: bitwise
     ref = _logits(w18_small.model, x)
     torch.testing.assert_close(
         _logits(fast, x.contiguous(memory_format=torch.channels_last)), ref, rtol=1e-4, atol=1e-4
@@ -242,7 +243,7 @@ def test_gradcam_streams_shapes_and_hand_computation(w18_small):
 
 def test_body_and_head_reproduce_the_model(w18_small):
     x = _image(64)
-    net = A._copies(w18_small.model).exact
+    net = private_copy(w18_small.model, "exact").net
     with torch.no_grad():
         assert torch.equal(A._head(net, *A._body(net, x)), w18_small.model(x))
 
@@ -373,13 +374,13 @@ def test_hooks_removed_when_the_forward_raises(w18_small, monkeypatch):
     x = _image(64)
     net = w18_small.model
     before = _state(net)
-    entry = A._copies(net)
-    fast = A._fast_model(entry)
+    entry = private_copy(net, "exact")
+    fast = private_copy(net, "folded").net
 
     def boom(*args, **kwargs):
         raise RuntimeError("boom mid-forward")
 
-    monkeypatch.setattr(entry.exact.classifier, "forward", boom)
+    monkeypatch.setattr(entry.net.classifier, "forward", boom)
     monkeypatch.setattr(fast.classifier, "forward", boom)
     calls = [
         lambda: A.gradcam_streams(w18_small, x),
@@ -394,9 +395,9 @@ def test_hooks_removed_when_the_forward_raises(w18_small, monkeypatch):
     for call in calls:
         with pytest.raises(RuntimeError, match="boom"):
             call()
-        _assert_no_hooks(entry.exact)
+        _assert_no_hooks(entry.net)
         _assert_no_hooks(fast)
-        assert not entry.lock.locked()
+        assert not entry.lock._is_owned()
     monkeypatch.undo()
     A.clear_attribution_cache()
     assert _state(net) == before
@@ -407,14 +408,14 @@ def test_private_copies_cached_rebuilt_and_released():
     loaded = _load_random("hrnet_w18_small")
     x = _image(64)
     A.knockout(loaded, x)
-    entry = A._COPIES[loaded.model]
+    entry = COPIES[loaded.model]
     A.knockout(loaded, x, stream=0)
-    assert A._COPIES[loaded.model] is entry  # reused
+    assert COPIES[loaded.model] is entry  # reused
     state = loaded.model.state_dict()
     state["classifier.bias"] = state["classifier.bias"] + 1.0
     loaded.model.load_state_dict(state)
     res = A.knockout(loaded, x)
-    assert A._COPIES[loaded.model] is not entry  # new weights: rebuilt
+    assert COPIES[loaded.model] is not entry  # new weights: rebuilt
     assert res.logit_before == float(_logits(loaded.model, x)[0, res.target])
     ref = weakref.ref(loaded.model)
     del loaded, entry

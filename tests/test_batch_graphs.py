@@ -11,7 +11,8 @@ from PIL import Image
 
 from hrnet_explorer import predict, trace
 from hrnet_explorer.batch import predict_many, trace_many
-from hrnet_explorer.graphs import GraphedIG, GraphTracer, fast_model, graph_trace
+from hrnet_explorer.copies import make_copy
+from hrnet_explorer.graphs import GraphedIG, GraphTracer, graph_trace
 
 
 def images(n: int) -> list[Image.Image]:
@@ -26,11 +27,11 @@ def test_graph_tracer_needs_cuda(w18_small):
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
         graph_trace(w18_small, torch.randn(1, 3, 64, 64))
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
-        GraphedIG(fast_model(w18_small.model).requires_grad_(False), (1, 3, 64, 64), [0.5], [1.0], 1)
+        GraphedIG(make_copy(w18_small.model, channels_last=True), (1, 3, 64, 64), [0.5], [1.0], 1)
 
 
-def test_fast_model_is_a_channels_last_copy(w18_small):
-    net = fast_model(w18_small.model)
+def test_a_channels_last_copy_computes_the_same(w18_small):
+    net = make_copy(w18_small.model, channels_last=True)
     assert net is not w18_small.model
     assert net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert w18_small.model.conv1.weight.is_contiguous()  # the caller's model is untouched

@@ -21,6 +21,7 @@ from hrnet_explorer import attribution as A
 from hrnet_explorer import load_model
 from hrnet_explorer.attribution._core import _blur
 from hrnet_explorer.cli import main
+from hrnet_explorer.copies import private_copy
 from hrnet_explorer.figures import faithfulness_figure, randomisation_figure
 from hrnet_explorer.lab import sample
 
@@ -63,8 +64,7 @@ def test_curves_shapes_ends_and_monotone_fractions(w18_small, x64):
 
 
 def test_both_curves_are_one_batched_forward(w18_small, x64):
-    entry = A._copies(w18_small.model)
-    fast = A._fast_model(entry)
+    fast = private_copy(w18_small.model, "folded").net
     batches = []
     handle = fast.register_forward_hook(lambda m, args, out: batches.append(args[0].shape[0]))
     try:

@@ -13,8 +13,15 @@ from test_trace import all_hooks, module_flags
 from torch import nn
 
 from hrnet_explorer import trace, trace_names, zoo
-from hrnet_explorer.fold import FAST_RTOL, cached_fast_copy, fast_copy, fold_batchnorm
-from hrnet_explorer.report import module_reconstruction_error
+from hrnet_explorer.analyses import reconstruction_error
+from hrnet_explorer.copies import make_copy, private_copy
+from hrnet_explorer.fold import FAST_RTOL, fold_batchnorm
+
+
+def folded_copy(model: nn.Module):
+    """The cached folded copy trace() runs on a CPU, and its lock."""
+    held = private_copy(model, "folded")
+    return held.net, held.lock
 
 
 def check_fast_against_exact(model: nn.Module, x: torch.Tensor, rtol: float) -> float:
@@ -30,7 +37,7 @@ def check_fast_against_exact(model: nn.Module, x: torch.Tensor, rtol: float) -> 
         assert dev <= rtol, f"{name}: max|fast − exact| = {dev:.2e} of max|exact|"
         worst = max(worst, dev)
     for ref in fast.modules:  # the fusion identity holds exactly within the fast trace itself
-        assert module_reconstruction_error(fast, ref.stage, ref.index) <= 1e-6
+        assert reconstruction_error(fast, ref.stage, ref.index) <= 1e-6
     assert all_hooks(model) == 0
     return worst
 
@@ -52,7 +59,7 @@ def test_fast_trace_matches_exact_trace_for_every_variant(variant):
     before = module_flags(model)
     check_fast_against_exact(model, torch.randn(2, 3, 64, 64), FAST_RTOL["cpu"])
     assert module_flags(model) == before  # the caller's BatchNorms are still there
-    fast, _ = cached_fast_copy(model)
+    fast, _ = folded_copy(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     assert fast.hrnet_explorer_folded == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
@@ -91,7 +98,7 @@ def test_fast_copy_leaves_the_caller_alone_and_drops_its_hooks(w18_small):
     model = w18_small.model
     handle = model.stage2[0].fuse_act.register_forward_hook(lambda *a: None)
     try:
-        copy_ = fast_copy(model)
+        copy_ = make_copy(model, "folded", channels_last=True)
         assert all_hooks(copy_) == 0 and all_hooks(model) == 1
     finally:
         handle.remove()
@@ -100,7 +107,7 @@ def test_fast_copy_leaves_the_caller_alone_and_drops_its_hooks(w18_small):
 
 
 def test_an_error_inside_the_fast_forward_leaves_no_hooks_and_no_held_lock(w18_small):
-    fast, lock = cached_fast_copy(w18_small.model)
+    fast, lock = folded_copy(w18_small.model)
 
     def explode(module, args, output):
         raise RuntimeError("boom inside the fast copy")
@@ -111,7 +118,7 @@ def test_an_error_inside_the_fast_forward_leaves_no_hooks_and_no_held_lock(w18_s
             trace(w18_small, torch.randn(1, 3, 64, 64))
     finally:
         ours.remove()
-    assert all_hooks(fast) == 0 and not lock.locked()
+    assert all_hooks(fast) == 0 and not lock._is_owned()
     assert trace(w18_small, torch.randn(1, 3, 64, 64)).logits.shape == (1, 1000)
 
 
@@ -162,5 +169,5 @@ def test_memory_is_flat_over_500_fast_traces(w18_small):
     after = proc.memory_info().rss
     assert after - before < 30 * 2**20, f"RSS grew by {(after - before) / 2**20:.1f} MiB over 500 fast traces"
     assert after - at_100 < 10 * 2**20, f"RSS grew by {(after - at_100) / 2**20:.1f} MiB from trace 100 to 500"
-    fast, _ = cached_fast_copy(w18_small.model)
+    fast, _ = folded_copy(w18_small.model)
     assert all_hooks(fast) == 0

@@ -14,12 +14,12 @@ from PIL import Image
 
 from hrnet_explorer import figures as F
 from hrnet_explorer import trace
+from hrnet_explorer.analyses import decompose, fusion_flows
 from hrnet_explorer.attribution import KnockoutResult, PixelAttribution, StreamGradCAM, StreamShares
 from hrnet_explorer.attribution.faithfulness import Faithfulness, PerturbationCurve
 from hrnet_explorer.attribution.randomisation import RandomisationTest
 from hrnet_explorer.costs import CostReport
 from hrnet_explorer.figures import _draft as D
-from hrnet_explorer.fusion import decompose, fusion_flows
 from hrnet_explorer.predict import ClassScore, Prediction, topk_from_logits
 from hrnet_explorer.ui.callbacks import compact
 from hrnet_explorer.zoo import WeightsSource

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from hrnet_explorer import fusion, trace, zoo
-from hrnet_explorer.fusion import MEASURES, Decomposition, decompose, fusion_flows, spatial_summary
+from hrnet_explorer.analyses import Decomposition, decompose, fusion_flows
+from hrnet_explorer.fusion import MEASURES, spatial_summary
 
 
 @pytest.fixture(scope="module")

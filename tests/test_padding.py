@@ -12,11 +12,13 @@ from test_trace import all_hooks
 from torch import nn
 
 from hrnet_explorer import trace, trace_names, zoo
+from hrnet_explorer.analyses import reconstruction_error
 from hrnet_explorer.compiled import CompiledTracer, trace_forward
-from hrnet_explorer.fold import FAST_RTOL, fast_copy
+from hrnet_explorer.copies import make_copy, private_copy
+from hrnet_explorer.fold import FAST_RTOL
+from hrnet_explorer.hooks import MapRecorder, hooks_installed, hrnet_hooks
 from hrnet_explorer.pad import needs_padding, pad_channels, padded_width, trace_shapes
-from hrnet_explorer.report import module_reconstruction_error
-from hrnet_explorer.trace import Trace, _hooks_for, _Recorder, _trace_of, hooks_installed
+from hrnet_explorer.trace import Trace, _trace_of
 
 
 def random_model(variant: str, seed: int = 3) -> nn.Module:
@@ -35,8 +37,8 @@ def random_model(variant: str, seed: int = 3) -> nn.Module:
 
 def hook_trace(net: nn.Module, x: torch.Tensor, keep: str = "all", extra=()) -> Trace:
     """What trace() does on its fast copy, for any private copy (padded ones sliced by their recorded widths)."""
-    rec = _Recorder(keep, None, None, getattr(net, "hrnet_explorer_widths", None))
-    with hooks_installed(_hooks_for(net, rec) + list(extra)), torch.inference_mode():
+    rec = MapRecorder(keep, narrow=getattr(net, "hrnet_explorer_widths", None))
+    with hooks_installed(hrnet_hooks(net, rec) + list(extra)), torch.inference_mode():
         rec.put("logits", net(x))
     return _trace_of(rec, net, tuple(x.shape), None, exact=False)
 
@@ -75,8 +77,8 @@ class ModuleOutputs:
 @pytest.mark.parametrize("variant", list(zoo.VARIANTS))
 def test_padded_trace_equals_the_unpadded_fast_trace(variant):
     model = random_model(variant)
-    folded = fast_copy(model)
-    padded = pad_channels(fast_copy(model))
+    folded = make_copy(model, "folded", channels_last=True)
+    padded = pad_channels(make_copy(model, "folded", channels_last=True))
     x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
 
     widths = padded.hrnet_explorer_widths
@@ -110,7 +112,7 @@ def test_padded_trace_equals_the_unpadded_fast_trace(variant):
         a, b = summaries.fusion(ref.stage, ref.index), unpadded.fusion(ref.stage, ref.index)
         for field, value in vars(b).items():
             assert torch.allclose(getattr(a, field), value, rtol=1e-4, atol=1e-5), (ref.name, field)
-        assert module_reconstruction_error(result, ref.stage, ref.index) <= 1e-6
+        assert reconstruction_error(result, ref.stage, ref.index) <= 1e-6
     for name, maps in hook_trace(folded, x, keep="summaries").summaries.items():
         for k, v in maps.items():
             assert torch.allclose(summaries.summaries[name][k], v, rtol=1e-4, atol=1e-5), (name, k)
@@ -124,7 +126,7 @@ def test_padded_copy_against_the_exact_trace_and_unfolded_batchnorms():
     # Padding an unfolded copy pads its BatchNorms too (weight 0, bias 0, mean 0, variance 1: 0 stays 0).
     unfolded = pad_channels(copy.deepcopy(model).eval().requires_grad_(False))
     assert any(isinstance(m, nn.BatchNorm2d) and m.num_features == 24 for m in unfolded.modules())
-    for net in (unfolded, pad_channels(fast_copy(model, channels_last=False))):
+    for net in (unfolded, pad_channels(make_copy(model, "folded", channels_last=False))):
         result = hook_trace(net, x)
         assert result.shapes == exact.shapes
         for name, ref in exact.maps.items():
@@ -133,7 +135,7 @@ def test_padded_copy_against_the_exact_trace_and_unfolded_batchnorms():
 
 def test_trace_forward_of_a_padded_copy_is_its_hook_trace():
     model = random_model("hrnet_w18_small_v2")
-    padded = pad_channels(fast_copy(model))
+    padded = pad_channels(make_copy(model, "folded", channels_last=True))
     x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         out = trace_forward(padded, x, padded.hrnet_explorer_widths)
@@ -165,10 +167,10 @@ def test_shapes_and_the_padding_rule():
     assert padded_width(18, 16) == 32 and padded_width(18, 1) == 18
     model = random_model("hrnet_w18_small")
     assert trace_shapes(model) == trace(model, torch.randn(1, 3, 64, 64), exact=True).shapes
-    sixteen = pad_channels(fast_copy(random_model("hrnet_w18")), multiple=16)
+    sixteen = pad_channels(make_copy(random_model("hrnet_w18"), "folded", channels_last=True), multiple=16)
     assert sixteen.stage4[0].branches[2][0].conv1.out_channels == 80  # 72 → 80
     assert sixteen.hrnet_explorer_widths["stage4.module0.fused2"] == 72
-    same = pad_channels(fast_copy(model), multiple=1)
+    same = pad_channels(make_copy(model, "folded", channels_last=True), multiple=1)
     assert same.hrnet_explorer_widths == {}
 
 
@@ -177,7 +179,7 @@ def test_bad_input_raises_clearly(w18_small):
         pad_channels(nn.Sequential(nn.Conv2d(3, 18, 3)))
     with pytest.raises(TypeError, match="HighResolutionNet"):
         pad_channels(timm.create_model("resnet18", pretrained=False))
-    copy_ = fast_copy(w18_small.model)
+    copy_ = make_copy(w18_small.model, "folded", channels_last=True)
     for bad in (0, -8):
         with pytest.raises(ValueError, match="positive"):
             pad_channels(copy_, multiple=bad)
@@ -186,7 +188,7 @@ def test_bad_input_raises_clearly(w18_small):
     pad_channels(copy_)
     with pytest.raises(ValueError, match="padded already"):
         pad_channels(copy_)
-    odd = fast_copy(w18_small.model)
+    odd = make_copy(w18_small.model, "folded", channels_last=True)
     odd.stage2[0].fuse_act = nn.PReLU()
     with pytest.raises(ValueError, match="PReLU"):
         pad_channels(odd)
@@ -195,7 +197,7 @@ def test_bad_input_raises_clearly(w18_small):
 def test_padded_weights_keep_their_layout_and_trace_many_refuses_pad_on_cpu(w18_small):
     from hrnet_explorer.batch import trace_many
 
-    padded = pad_channels(fast_copy(random_model("hrnet_w18_small_v2")))
+    padded = pad_channels(make_copy(random_model("hrnet_w18_small_v2"), "folded", channels_last=True))
     conv = padded.stage2[0].branches[0][0].conv1  # 18 → 24 in and out, 3×3
     assert conv.weight.shape == (24, 24, 3, 3) and conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.requires_grad and torch.all(conv.weight[18:] == 0) and torch.all(conv.bias[18:] == 0)
@@ -205,15 +207,12 @@ def test_padded_weights_keep_their_layout_and_trace_many_refuses_pad_on_cpu(w18_
 
 @pytest.mark.parametrize("variant", ["hrnet_w18_small", "hrnet_w18_small_v2"])
 def test_ig_graphs_run_on_a_padded_copy_only_where_a_width_needs_it(variant):
-    """IG's CUDA graph (GraphedIG) runs on _padded_model: built once, frozen, the fast copy itself when nothing
-    needs padding; its input gradients (what every IG step computes) are the fast copy's, and that copy stays
+    """IG's CUDA graph (GraphedIG) runs on the padded private copy: built once, frozen, the fast copy itself when
+    nothing needs padding; its input gradients (what every IG step computes) are the fast copy's, and that copy stays
     unpadded (the other methods hook it)."""
-    from hrnet_explorer.attribution._core import _copies, _fast_model, _padded_model
-
     model = random_model(variant)
-    entry = _copies(model)
-    padded, fast = _padded_model(entry), _fast_model(entry)
-    assert _padded_model(entry) is padded and entry.padded is padded
+    padded, fast = private_copy(model, "padded").net, private_copy(model, "folded").net
+    assert private_copy(model, "padded").net is padded
     assert not padded.training and not any(p.requires_grad for p in padded.parameters())
     if variant == "hrnet_w18_small":
         assert padded is fast

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from hrnet_explorer import trace, trace_names, zoo
-from hrnet_explorer.report import module_reconstruction_error, trace_summary
+from hrnet_explorer.analyses import reconstruction_error
+from hrnet_explorer.copies import private_copy
+from hrnet_explorer.report import trace_summary
 
 EXPECTED_MODULES = {  # modules in stage 2/3/4, from timm's HRNet configs
     "hrnet_w18_small": (1, 1, 1),
@@ -47,7 +49,7 @@ def check_exact(model: torch.nn.Module, x: torch.Tensor, variant: str) -> None:
             assert fused.shape[-1] * 2**i == result[f"{p}.fused0"].shape[-1]  # stream i has stride 4·2^i
             for j in range(n):
                 assert result[f"{p}.edge{j}to{i}"].shape == fused.shape
-        assert module_reconstruction_error(result, ref.stage, ref.index) <= 1e-6
+        assert reconstruction_error(result, ref.stage, ref.index) <= 1e-6
         stats = result.fusion(ref.stage, ref.index)
         assert (stats.energy_share >= 0).all()
         assert torch.allclose(stats.energy_share.sum(-1), torch.ones(x.shape[0], n), atol=1e-6)
@@ -79,18 +81,19 @@ def test_names_are_in_forward_order(w18_small):
 
 
 def test_no_hooks_remain_after_an_exception_inside_the_forward(w18_small):
-    model = w18_small.model
+    exact = private_copy(w18_small.model, "exact")  # what the exact trace runs
 
     def explode(module, args, output):
         raise RuntimeError("boom inside stage3")
 
-    ours = model.stage3[0].fuse_act.register_forward_hook(explode)
+    ours = exact.net.stage3[0].fuse_act.register_forward_hook(explode)
     try:
         with pytest.raises(RuntimeError, match="boom"):
             trace(w18_small, torch.randn(1, 3, 64, 64), exact=True)
     finally:
         ours.remove()
-    assert all_hooks(model) == 0
+    assert all_hooks(exact.net) == 0 and all_hooks(w18_small.model) == 0
+    assert not exact.lock._is_owned()
 
 
 def test_model_is_left_as_found(w18_small):

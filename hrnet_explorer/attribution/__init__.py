@@ -30,16 +30,13 @@ targets and baselines they share. Every public name is importable from here.
 
 How the pitfalls of timm's HRNet are handled:
 
-- **The caller's model is never touched.** Every method runs on a private copy, built once per model
-  and cached (weakly keyed on the model, rebuilt when its parameters are replaced or changed):
-  ``exact`` is a ``copy.deepcopy`` with every ReLU ``inplace=False``, parameters frozen
-  (``requires_grad=False``), no hooks; its logits are bitwise those of the original. ``fast``
-  (input-gradient methods and Occlusion, unless ``fast=False``) is the exact copy with every
-  BatchNorm folded into its convolution (``hrnet_explorer.fold``) in channels_last layout: the same
-  function up to fp32 rounding (~1e-6 relative), about 30% faster on CPU. Hooks (Grad-CAM,
-  knockouts) go on the exact copy only, and every use of the exact copy holds its lock, so
-  concurrent callers (the app) never see each other's hooks; a ``predict()`` or ``trace()`` on the
-  original model is never affected.
+- **The caller's model is never touched.** Every method runs on a private copy from the one cache of
+  copies (:mod:`hrnet_explorer.copies`: weakly keyed on the model, rebuilt when its parameters are replaced or
+  changed): ``exact`` has every ReLU ``inplace=False``, parameters frozen, no hooks; its logits are bitwise
+  those of the original. ``folded`` (input-gradient methods and Occlusion, unless ``fast=False``) has every
+  BatchNorm folded into its convolution (``hrnet_explorer.fold``) in channels_last layout: the same function up
+  to fp32 rounding (~1e-6 relative). Hooks (Grad-CAM, knockouts) go on the exact copy only, and every use of a
+  copy holds its lock, so concurrent callers (the app, traces of the same model) never see each other's hooks.
 - **The shared ``fuse_act``.** It is one ReLU called once per output stream, so Captum's layer
   methods would only see its last call. Per-stream methods hook the ``HighResolutionModule`` itself
   instead: it is called once per forward and returns the list of all fused streams (Captum 0.9
@@ -53,21 +50,14 @@ How the pitfalls of timm's HRNet are handled:
   Occlusion and knockouts only run forwards and work anywhere. Attribution always runs in fp32.
 """
 
-from ._core import (  # noqa: F401  (private helpers: the tests reach in)
-    _COPIES,
-    BASELINES,
-    _copies,
-    _fast_model,
-    clear_attribution_cache,
-    default_internal_batch_size,
-)
+from ..copies import clear_private_copies as clear_attribution_cache
+from ._core import BASELINES, default_internal_batch_size
 from .faithfulness import (
     PERTURBATION_BASELINES,
     Faithfulness,
     PerturbationCurve,
     StreamAgreement,
     deletion_insertion,
-    perturbation_order,
     random_map,
     spearman,
     stream_agreement,
@@ -104,7 +94,6 @@ __all__ = [
     "Faithfulness",
     "StreamAgreement",
     "deletion_insertion",
-    "perturbation_order",
     "random_map",
     "spearman",
     "stream_agreement",

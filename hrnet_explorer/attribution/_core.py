@@ -3,23 +3,20 @@ baselines, and the small helpers every result uses (see the package's docstring 
 
 from __future__ import annotations
 
-import copy
 import math
-import threading
-import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.models.hrnet import HighResolutionNet
+from timm.models.hrnet import HighResolutionModule, HighResolutionNet
 from torch import nn
 
-from ..fold import clear_hooks, fingerprint, fold_batchnorm
+from ..anatomy import ModuleRef, check_hrnet, hr_module, module_refs, resolve_module
+from ..copies import PrivateCopy, private_copy
+from ..errors import ArgumentError, InputError
 from ..images import ImageInput, to_batch
-from ..pad import needs_padding, pad_channels
-from ..trace import ModuleRef, _check_hrnet, module_refs
 from ..zoo import LoadedModel, imagenet_class_names
 
 BASELINES = ("zeros", "black", "white", "blur")  # "zeros" is the dataset-mean image (0 after normalisation)
@@ -78,76 +75,6 @@ class _Steps:
 
 
 # --------------------------------------------------------------------------------------------------
-# Private copies of the caller's model
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Copies:
-    fingerprint: tuple
-    exact: HighResolutionNet  # deepcopy, ReLUs not in-place, frozen parameters, bitwise-equal logits
-    lock: threading.Lock = field(default_factory=threading.Lock)  # held while hooks are on `exact`
-    fast: nn.Module | None = None  # BN folded, channels_last; built on first use
-    padded: nn.Module | None = None  # `fast` with channel widths padded to multiples of 8, for IG's CUDA graphs
-    graphed: dict = field(default_factory=dict)  # (shape, steps, ...) → GraphedIG of `padded` (IG as one CUDA graph)
-
-
-_COPIES: weakref.WeakKeyDictionary[nn.Module, _Copies] = weakref.WeakKeyDictionary()
-_COPIES_LOCK = threading.Lock()
-
-
-def _copies(net: HighResolutionNet) -> _Copies:
-    fp = fingerprint(net)
-    with _COPIES_LOCK:
-        hit = _COPIES.get(net)
-        if hit is not None and hit.fingerprint == fp:
-            return hit
-        # Never build under the caller's inference_mode: inference-tensor weights cannot be saved for backward.
-        with torch.inference_mode(False), torch.no_grad():
-            exact = copy.deepcopy(net)
-        clear_hooks(exact)
-        for m in exact.modules():
-            if isinstance(m, nn.ReLU):
-                m.inplace = False
-        exact.requires_grad_(False).eval()
-        entry = _Copies(fp, exact)
-        _COPIES[net] = entry
-        return entry
-
-
-def _fast_model(entry: _Copies) -> nn.Module:
-    """The exact copy with BatchNorm folded into the convolutions, channels_last (built once)."""
-    with _COPIES_LOCK:
-        if entry.fast is None:
-            # Folded in place of the BatchNorms (hrnet_explorer.fold): module names and hooks stay where they were.
-            with torch.inference_mode(False), torch.no_grad():
-                entry.fast = fold_batchnorm(copy.deepcopy(entry.exact)).to(memory_format=torch.channels_last)
-        return entry.fast
-
-
-def _padded_model(entry: _Copies) -> nn.Module:
-    """The fast copy with every channel width padded to a multiple of 8 (:mod:`hrnet_explorer.pad`; the fast copy
-    itself where no width needs it). Same function, same logits: on an H100 IG-50's graph replays 10 % faster for
-    w18 and 16 % for w30, and its attributions stay as close to the exact path's (benchmarks/README.md). Only IG's
-    CUDA graphs use it: their maps never leave the graph, so the wider tensors are never seen."""
-    fast = _fast_model(entry)
-    with _COPIES_LOCK:
-        if entry.padded is None:
-            if not needs_padding(fast):
-                entry.padded = fast
-            else:
-                with torch.inference_mode(False), torch.no_grad():
-                    entry.padded = pad_channels(copy.deepcopy(fast))
-        return entry.padded
-
-
-def clear_attribution_cache() -> None:
-    """Drop every private model copy (they also go when their model is garbage-collected)."""
-    with _COPIES_LOCK:
-        _COPIES.clear()
-
-
-# --------------------------------------------------------------------------------------------------
 # Inputs, targets, baselines
 # --------------------------------------------------------------------------------------------------
 
@@ -160,22 +87,25 @@ def _require_grad(what: str) -> None:
         )
 
 
-def _prepare(loaded: LoadedModel, inputs: torch.Tensor | ImageInput, input_size: int | None):
-    """→ (caller's net, its private copies, a fresh fp32 1x3xHxW tensor on the model's device)."""
+def _prepare(
+    loaded: LoadedModel, inputs: torch.Tensor | ImageInput, input_size: int | None
+) -> tuple[HighResolutionNet, PrivateCopy, torch.Tensor]:
+    """→ (caller's net, its exact private copy (:mod:`hrnet_explorer.copies`), a fresh fp32 1x3xHxW tensor on the
+    model's device). The other copies: ``private_copy(net, "folded")``, ``private_copy(net, "padded")``."""
     if not isinstance(loaded, LoadedModel):
-        raise TypeError(f"Expected a LoadedModel (from hrnet_explorer.load_model), got {type(loaded).__name__}.")
-    net = _check_hrnet(loaded.model)
+        raise ArgumentError(f"Expected a LoadedModel (from hrnet_explorer.load_model), got {type(loaded).__name__}.")
+    net = check_hrnet(loaded.model)
     if net.training:
-        raise ValueError(
+        raise InputError(
             "The model is in training mode (BatchNorm would update its statistics); call model.eval() first."
         )
     x = to_batch(inputs, loaded.data_config, input_size)
     if x.shape[0] != 1:
-        raise ValueError(f"Attribution explains one image at a time; got a batch of {x.shape[0]}.")
+        raise InputError(f"Attribution explains one image at a time; got a batch of {x.shape[0]}.")
     param = next(net.parameters())
     # clone(): a fresh tensor, never an inference tensor nor the caller's (Captum sets requires_grad).
     x = x.detach().to(param.device, torch.float32).clone()
-    return net, _copies(net), x
+    return net, private_copy(net, "exact"), x
 
 
 def _check_target(target: int | None, num_classes: int) -> int | None:
@@ -185,9 +115,9 @@ def _check_target(target: int | None, num_classes: int) -> int | None:
         try:
             target = int(target)  # numpy / 0-dim tensor integers
         except (TypeError, ValueError):
-            raise TypeError(f"target must be a class index (int) or None, got {type(target).__name__}.") from None
+            raise ArgumentError(f"target must be a class index (int) or None, got {type(target).__name__}.") from None
     if not 0 <= target < num_classes:
-        raise ValueError(f"target must be a class index in 0..{num_classes - 1}, got {target}.")
+        raise InputError(f"target must be a class index in 0..{num_classes - 1}, got {target}.")
     return target
 
 
@@ -198,7 +128,7 @@ def _baseline(kind: str | torch.Tensor | float, x: torch.Tensor, loaded: LoadedM
         if b.ndim == 3:
             b = b.unsqueeze(0)
         if b.shape[1:] != x.shape[1:]:
-            raise ValueError(f"A baseline tensor must have the input's shape {tuple(x.shape)}, got {tuple(b.shape)}.")
+            raise InputError(f"A baseline tensor must have the input's shape {tuple(x.shape)}, got {tuple(b.shape)}.")
         return b.clone()
     if isinstance(kind, (int, float)) and not isinstance(kind, bool):
         return torch.full_like(x, float(kind))
@@ -212,7 +142,7 @@ def _baseline(kind: str | torch.Tensor | float, x: torch.Tensor, loaded: LoadedM
         return ((1.0 - mean) / std).expand_as(x).clone()
     if kind == "blur":
         return _blur(x, max(x.shape[-2:]) / 16)
-    raise ValueError(f"Unknown baseline {kind!r}; use one of {', '.join(BASELINES)}, a number or a tensor.")
+    raise InputError(f"Unknown baseline {kind!r}; use one of {', '.join(BASELINES)}, a number or a tensor.")
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -280,14 +210,6 @@ def _top1_unless(target: int | None, model: nn.Module, x: torch.Tensor) -> int:
     return target if target is not None else int(_logits(model, x)[0].argmax())
 
 
-def _resolve_module(net: HighResolutionNet, stage: int, module: int) -> tuple[ModuleRef, nn.Module]:
-    refs = [r for r in module_refs(net) if r.stage == stage]
-    if not refs:
-        raise ValueError(f"No stage {stage!r}: HRNet's fusing stages are 2, 3 and 4.")
-    if not isinstance(module, int) or not -len(refs) <= module < len(refs):
-        raise ValueError(
-            f"Stage {stage} has {len(refs)} module(s) ({', '.join(r.name for r in refs)}); "
-            f"module must be in {-len(refs)}..{len(refs) - 1}, got {module!r}."
-        )
-    ref = refs[module]
-    return ref, getattr(net, f"stage{stage}")[ref.index]
+def _resolve_module(net: HighResolutionNet, stage: int, module: int) -> tuple[ModuleRef, HighResolutionModule]:
+    ref = resolve_module(module_refs(net), stage, module)
+    return ref, hr_module(net, ref)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..copies import private_copy
 from ..errors import ArgumentError, InputError, NumericError
 from ..images import ImageInput
 from ..zoo import LoadedModel
@@ -41,7 +42,6 @@ from ._core import (
     _baseline,
     _baseline_name,
     _check_target,
-    _fast_model,
     _names_field,
     _prepare,
     _TargetLabel,
@@ -57,7 +57,6 @@ __all__ = [
     "Faithfulness",
     "StreamAgreement",
     "deletion_insertion",
-    "perturbation_order",
     "random_map",
     "spearman",
     "stream_agreement",
@@ -158,7 +157,7 @@ def _check_steps(steps: int, pixels: int) -> int:
     return steps
 
 
-def perturbation_order(heatmap, seed: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
+def _perturbation_order(heatmap, seed: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
     """Flat pixel indices, most relevant first (descending signed value); ties in a seeded random order (the
     same on every device). Sorted on ``device`` (default: the map's)."""
     flat = torch.as_tensor(heatmap).detach().flatten()
@@ -214,7 +213,7 @@ def deletion_insertion(
         method = method or heatmap.method
         target = heatmap.target if target is None else target
         heatmap = heatmap.heatmap
-    net, entry, x = _prepare(loaded, inputs, input_size)
+    net, _, x = _prepare(loaded, inputs, input_size)
     target = _check_target(target, net.num_classes)
     hw = (x.shape[-2], x.shape[-1])
     heat = _check_heatmap(heatmap, hw)
@@ -224,18 +223,18 @@ def deletion_insertion(
     base = _perturbation_baseline(baseline, x, loaded)
     # rank[p]: the position of pixel p in the order; image k perturbs the pixels of rank < n_k.
     rank = torch.empty(pixels, dtype=torch.long, device=x.device)
-    rank[perturbation_order(heat, seed, x.device)] = torch.arange(pixels, device=x.device)
+    rank[_perturbation_order(heat, seed, x.device)] = torch.arange(pixels, device=x.device)
     rank = rank.view(1, 1, *hw)
     counts = (torch.arange(steps + 1, dtype=torch.long) * pixels * 2 + steps) // (2 * steps)  # round(k·N/steps)
     inner = (rank < counts[1:-1].view(-1, 1, 1, 1).to(x.device)) if steps > 1 else rank.new_zeros((0, 1, *hw)).bool()
     deleted = torch.where(inner, base, x)
     inserted = torch.where(inner, x, base)
     batch = torch.cat([x, base, deleted, inserted])  # 2·steps images
-    model = _fast_model(entry)
-    batch = batch.contiguous(memory_format=torch.channels_last) if model is not entry.exact else batch
+    folded = private_copy(net, "folded")
+    batch = batch.contiguous(memory_format=torch.channels_last)
     chunk = batch_size or default_internal_batch_size(x.device, batch.shape[0], hw)
-    with torch.inference_mode():
-        logits = torch.cat([model(part).float() for part in batch.split(chunk)])
+    with folded.lock, torch.inference_mode():
+        logits = torch.cat([folded.net(part).float() for part in batch.split(chunk)])
     target = int(logits[0].argmax()) if target is None else target
     p = logits.double().softmax(-1)[:, target].cpu()
     p_x, p_b = float(p[0]), float(p[1])

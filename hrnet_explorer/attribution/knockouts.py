@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 import torch
 from timm.models.hrnet import HighResolutionNet
 
+from ..anatomy import ModuleRef, module_refs
+from ..copies import PrivateCopy
+from ..errors import InputError
+from ..hooks import hooks_installed, knockout_hooks, stream_edges
 from ..images import ImageInput
 from ..predict import ClassScore, topk_from_logits
-from ..trace import ModuleRef, hooks_installed, module_refs
 from ..zoo import LoadedModel
-from ._core import _check_target, _Copies, _names_field, _prepare, _resolve_module, _TargetLabel
+from ._core import _check_target, _names_field, _prepare, _resolve_module, _TargetLabel
 
 __all__ = ["KnockoutResult", "knockout", "resolution_reliance"]
 
@@ -65,10 +68,10 @@ def _select_modules(net: HighResolutionNet, stage: int | None, module: int | Non
     refs = module_refs(net)
     if stage is None:
         if module is not None:
-            raise ValueError("module= needs stage= too (e.g. stage=4, module=0); leave both out for every module.")
+            raise InputError("module= needs stage= too (e.g. stage=4, module=0); leave both out for every module.")
         return refs, "everywhere"
     if stage not in (2, 3, 4):
-        raise ValueError(f"No stage {stage!r}: HRNet's fusing stages are 2, 3 and 4.")
+        raise InputError(f"No stage {stage!r}: HRNet's fusing stages are 2, 3 and 4.")
     if module is None:
         chosen = [r for r in refs if r.stage == stage]
         return chosen, (f"in {chosen[0].name}" if len(chosen) == 1 else f"in stage {stage} (all {len(chosen)} modules)")
@@ -86,14 +89,14 @@ def _edges_to_zero(
 ) -> tuple[list[tuple[ModuleRef, int, int]], str, tuple[str, ...]]:
     """→ ([(module, source, target)], description, module names)."""
     if stream is not None and edge is not None:
-        raise ValueError("Knock out a stream or an edge, not both.")
+        raise InputError("Knock out a stream or an edge, not both.")
     refs, where = _select_modules(net, stage, module)
     if stream is None and edge is None:
         return [], "nothing removed", ()
     everywhere = stage is None
     if stream is not None:
         if isinstance(stream, bool) or not isinstance(stream, int) or stream < 0:
-            raise ValueError(f"stream must be a stream index ≥ 0, got {stream!r}.")
+            raise InputError(f"stream must be a stream index ≥ 0, got {stream!r}.")
         needed, what = stream, f"stream {stream}"
     else:
         if (
@@ -101,34 +104,23 @@ def _edges_to_zero(
             or len(edge) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in edge)
         ):
-            raise ValueError(f"edge must be a (source, target) pair of stream indices, got {edge!r}.")
+            raise InputError(f"edge must be a (source, target) pair of stream indices, got {edge!r}.")
         needed, what = max(edge), f"edge {edge[0]}→{edge[1]}"
     usable = [r for r in refs if needed < r.num_streams]
     if not usable or (not everywhere and len(usable) != len(refs)):
         have = sorted({r.num_streams for r in refs})
-        raise ValueError(
+        raise InputError(
             f"No {what} {where}: the module(s) there have {'/'.join(map(str, have))} streams (0..{max(have) - 1}). "
             "Streams: stage 2 has 0–1, stage 3 has 0–2, stage 4 has 0–3."
         )
-    edges = []
-    for r in usable:
-        if stream is not None:
-            edges += [(r, stream, i) for i in range(r.num_streams) if i != stream or self_edge]
-        else:
-            edges.append((r, edge[0], edge[1]))
+    edges = stream_edges(usable, stream, self_edge) if stream is not None else [(r, edge[0], edge[1]) for r in usable]
     removed = "removed" if stream is None or not self_edge else "removed (its own path too)"
     return edges, f"{what} {removed} {where}", tuple(r.name for r in usable)
 
 
-def _zero_output(module, args, output):
-    return torch.zeros_like(output)
-
-
-def _knockout_logits(entry: _Copies, x: torch.Tensor, edges: list[tuple[ModuleRef, int, int]]) -> torch.Tensor:
-    net = entry.exact
-    hooks = [(getattr(net, f"stage{r.stage}")[r.index].fuse_layers[i][j], "forward", _zero_output) for r, j, i in edges]
-    with entry.lock, hooks_installed(hooks), torch.inference_mode():
-        return net(x)[0].float().cpu()
+def _knockout_logits(exact: PrivateCopy, x: torch.Tensor, edges: list[tuple[ModuleRef, int, int]]) -> torch.Tensor:
+    with exact.lock, hooks_installed(knockout_hooks(exact.net, edges)), torch.inference_mode():
+        return exact.net(x)[0].float().cpu()
 
 
 def _knockout_result(
@@ -174,7 +166,7 @@ def knockout(
     """
     net, entry, x = _prepare(loaded, inputs, input_size)
     target = _check_target(target, net.num_classes)
-    edges, description, names = _edges_to_zero(entry.exact, stream, edge, stage, module, self_edge)
+    edges, description, names = _edges_to_zero(entry.net, stream, edge, stage, module, self_edge)
     before = _knockout_logits(entry, x, [])
     target = int(before.argmax()) if target is None else target
     after = _knockout_logits(entry, x, edges)  # no edges: the same hook-free forward again
@@ -211,8 +203,8 @@ def resolution_reliance(
     before = _knockout_logits(entry, x, [])
     target = int(before.argmax()) if target is None else target
     results = []
-    for k in range(module_refs(entry.exact)[-1].num_streams):
-        edges, description, names = _edges_to_zero(entry.exact, k, None, None, None, self_edge)
+    for k in range(module_refs(entry.net)[-1].num_streams):
+        edges, description, names = _edges_to_zero(entry.net, k, None, None, None, self_edge)
         after = _knockout_logits(entry, x, edges)
         results.append(
             _knockout_result(

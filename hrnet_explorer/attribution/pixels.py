@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -11,25 +10,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
-from captum.attr._utils.approximation_methods import approximation_parameters
-from torch import nn
 
+from ..copies import PrivateCopy, private_copy
 from ..errors import InputError
 from ..graphs import GraphedIG
 from ..images import ImageInput
 from ..zoo import LoadedModel
+from ._captum import integration_points
 from ._core import (
-    _COPIES_LOCK,
     Progress,
     _baseline,
     _baseline_name,
     _check_target,
-    _Copies,
-    _fast_model,
     _layout,
     _logits,
     _names_field,
-    _padded_model,
     _prepare,
     _require_grad,
     _Steps,
@@ -172,27 +167,32 @@ def attribute_pixels(
         raise InputError(f"Unknown reduction {reduction!r}; choose one of: {', '.join(_REDUCTIONS)}.")
     if method not in GRADIENT_FREE:
         _require_grad(f"attribute_pixels(method={method!r})")
-    net, entry, x = _prepare(loaded, inputs, opts.pop("input_size"))
+    net, exact, x = _prepare(loaded, inputs, opts.pop("input_size"))
     target = _check_target(target, net.num_classes)
     fast = bool(opts.pop("fast"))
-    model = _fast_model(entry) if fast else entry.exact
-    if model is not entry.exact:
+    run = private_copy(net, "folded") if fast else exact
+    if fast:
         x = x.contiguous(memory_format=torch.channels_last)
     graphs, precision = opts.pop("graphs"), opts.pop("precision")
     if precision not in ("fp32", "bf16"):
         raise InputError(f"precision must be 'fp32' or 'bf16', not {precision!r}.")
     if graphs is None:
-        graphs = method == "ig" and x.is_cuda and model is not entry.exact
+        graphs = method == "ig" and x.is_cuda and fast
     if graphs and method != "ig":
         raise InputError(f"graphs=True is implemented for method='ig' only, not {method!r}.")
     if precision == "bf16" and not graphs:
         raise InputError("precision='bf16' is available for IG with CUDA graphs (on a GPU) only.")
+    model = run.net
     if graphs:
-        model = _graphed_for_ig(entry, model, x, opts, precision)
+        if not x.is_cuda:
+            raise InputError("graphs=True needs a CUDA device (CUDA graphs); leave it unset on CPU.")
+        if not fast:
+            raise InputError("graphs=True runs on the fast copy; it cannot be combined with fast=False.")
+        run = private_copy(net, "padded")
+        model = _graphed_for_ig(run, x, opts, precision)
     start = time.perf_counter()
-    # The exact copy is shared with the hook-based methods, and graphs with their static buffers:
-    # hold the lock. The fast copy never has hooks.
-    with entry.lock if model is entry.exact or graphs else contextlib.nullcontext():
+    # Copies are shared (hooks of other callers, a graph's static buffers): hold the lock while running one.
+    with run.lock:
         attr, target, delta, logit, base_logit, used = _PIXEL_IMPL[method](
             model, x, target, loaded, progress=progress, **opts
         )
@@ -200,9 +200,9 @@ def attribute_pixels(
     settings = {
         **used,
         "reduction": reduction,
-        "model": ("fast (BatchNorm folded, channels_last)" if model is not entry.exact else "exact copy")
+        "model": ("fast (BatchNorm folded, channels_last)" if fast else "exact copy")
         + (", CUDA graphs" if graphs else "")
-        + (", channels padded to multiples of 8" if graphs and entry.padded is not entry.fast else ""),
+        + (", channels padded to multiples of 8" if graphs and run.kind == "padded" else ""),
         "device": str(x.device),
         "precision": precision,
         "input_size": [x.shape[-2], x.shape[-1]],
@@ -221,30 +221,23 @@ def attribute_pixels(
     )
 
 
-def _graphed_for_ig(entry: _Copies, model: nn.Module, x: torch.Tensor, opts: dict, precision: str) -> GraphedIG:
+def _graphed_for_ig(padded: PrivateCopy, x: torch.Tensor, opts: dict, precision: str) -> GraphedIG:
     """The whole of IG as one CUDA graph (:class:`~hrnet_explorer.graphs.GraphedIG`): the batch-2 forward of
     [x, baseline], every chunk's forward and backward and the weighted sum, with nothing read back between
     them. Without graphs IG is launch-bound on a GPU (HRNet runs hundreds of small kernels), and each read-back
     (the top-1 target, f(x), f(b)) leaves the GPU idle while Python catches up. Captured once per shape (~1 s),
-    on the fast copy with its channel widths padded to multiples of 8 (``_padded_model``)."""
-    if not x.is_cuda:
-        raise InputError("graphs=True needs a CUDA device (CUDA graphs); leave it unset on CPU.")
-    if model is entry.exact:
-        raise InputError("graphs=True runs on the fast copy; it cannot be combined with fast=False.")
+    on the folded copy with its channel widths padded to multiples of 8 (``padded``, kept in its ``derived``)."""
     n_steps, integration = opts["n_steps"], opts["integration"]
     if n_steps < 1:
         raise InputError(f"n_steps must be ≥ 1, got {n_steps}.")
     ibs = opts["internal_batch_size"] or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
     opts["internal_batch_size"] = ibs
-    key = (tuple(x.shape), n_steps, integration, ibs, precision)
-    padded = _padded_model(entry)  # (takes _COPIES_LOCK itself)
-    with _COPIES_LOCK:
-        if key not in entry.graphed:
-            weights, alphas = approximation_parameters(integration)
-            entry.graphed[key] = GraphedIG(
-                padded, tuple(x.shape), alphas(n_steps), weights(n_steps), ibs, precision, _layout(x)
-            )
-        return entry.graphed[key]
+    key = ("graphed_ig", tuple(x.shape), n_steps, integration, ibs, precision)
+    with padded.lock:
+        if key not in padded.derived:
+            alphas, weights = integration_points(integration, n_steps)
+            padded.derived[key] = GraphedIG(padded.net, tuple(x.shape), alphas, weights, ibs, precision, _layout(x))
+        return padded.derived[key]
 
 
 def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, integration, progress=None):

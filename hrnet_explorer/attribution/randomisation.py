@@ -26,11 +26,12 @@ import torch
 from timm.models.hrnet import HighResolutionNet
 from torch import nn
 
+from ..anatomy import check_hrnet
+from ..copies import private_copy
 from ..errors import ArgumentError, InputError
 from ..images import ImageInput
-from ..trace import _check_hrnet
 from ..zoo import LoadedModel
-from ._core import Progress, _check_target, _copies, _names_field, _prepare, _Steps, _TargetLabel
+from ._core import Progress, _check_target, _names_field, _prepare, _Steps, _TargetLabel
 from .faithfulness import spearman
 from .pixels import PIXEL_METHODS, attribute_pixels
 
@@ -97,9 +98,9 @@ def randomised_models(
     layers = _check_layers(layers)
     if not isinstance(loaded, LoadedModel):
         raise ArgumentError(f"Expected a LoadedModel (from hrnet_explorer.load_model), got {type(loaded).__name__}.")
-    entry = _copies(_check_hrnet(loaded.model))
+    entry = private_copy(check_hrnet(loaded.model), "exact")
     with entry.lock, torch.inference_mode(False), torch.no_grad():
-        net = copy.deepcopy(entry.exact)  # ReLUs not in-place, no hooks, frozen, eval
+        net = copy.deepcopy(entry.net)  # ReLUs not in-place, no hooks, frozen, eval
     generator = torch.Generator(device=next(net.parameters()).device).manual_seed(seed)
     groups = layer_groups(net)
     randomised = dataclasses.replace(loaded, model=net)

@@ -87,7 +87,7 @@ def gradcam_streams(
     _require_grad("gradcam_streams()")
     net, entry, x = _prepare(loaded, inputs, input_size)
     target = _check_target(target, net.num_classes)
-    exact = entry.exact
+    exact = entry.net
     ref, layer = _resolve_module(exact, stage, module)
     with entry.lock:
         target = _top1_unless(target, exact, x)
@@ -180,7 +180,7 @@ def stream_shares(
         raise InputError(f"n_steps must be ≥ 1, got {n_steps}.")
     net, entry, x = _prepare(loaded, inputs, input_size)
     target = _check_target(target, net.num_classes)
-    exact = entry.exact
+    exact = entry.net
     b = _baseline(baseline, x, loaded)
     ibs = internal_batch_size or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
     steps = _Steps(progress, 1 + math.ceil(n_steps / ibs))

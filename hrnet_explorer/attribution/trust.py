@@ -133,7 +133,7 @@ def score_attribution(
             raise ValueError(f"The random map takes no method options, got {', '.join(options)}.")
         if target is None:
             with entry.lock:
-                target = int(_logits(entry.exact, x)[0].argmax())
+                target = int(_logits(entry.net, x)[0].argmax())
         heat = random_map(hw, seed)
     else:
         attribution = attribute_pixels(loaded, x, method, target, **options)
@@ -220,7 +220,7 @@ def trust_report(
     target = _check_target(target, net.num_classes)
     if target is None:
         with entry.lock:
-            target = int(_logits(entry.exact, x)[0].argmax())
+            target = int(_logits(entry.net, x)[0].argmax())
     todo = methods + ([RANDOM_MAP] if random_baseline else [])
     rows = []
     for k, method in enumerate(todo):
