@@ -46,7 +46,7 @@ from ..fusion import MEASURES
 from ..images import preprocess, read_image
 from ..progress import fraction
 from ..zoo import VARIANTS
-from .cache import TRACE_CACHE_SIZE, Analysis, Workbench
+from .cache import Analysis, Workbench
 from .choices import (
     DEFAULT_SIZE,
     EVERY_MODULE,
@@ -102,15 +102,9 @@ def lab_evidence(image: Any, a: Analysis) -> torch.Tensor | None:
 class Explorer(Workbench):
     """The state behind one app (a device, the models offered, the trace cache) and one method per endpoint."""
 
-    def __init__(
-        self,
-        device: str | torch.device | None = None,
-        *,
-        cache_size: int = TRACE_CACHE_SIZE,
-        topk: int = 5,
-        models: str | os.PathLike | None = None,
-    ):
-        super().__init__(device, cache_size=cache_size, topk=topk, models=models)
+    def __init__(self, *args: Any, **kwargs: Any):
+        """As :class:`~hrnet_explorer.ui.cache.Workbench`: ``Explorer(device, cache_size=, topk=, models=)``."""
+        super().__init__(*args, **kwargs)
         self.reports: list[str] = []  # folders of the latest one-image reports, oldest first
         self._reports_lock = threading.Lock()
 
