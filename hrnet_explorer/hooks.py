@@ -34,6 +34,7 @@ __all__ = [
     "Recorder",
     "hooks_installed",
     "hrnet_hooks",
+    "is_intermediate",
     "knockout_hooks",
     "stream_edges",
 ]
@@ -157,7 +158,7 @@ def stream_edges(refs: Iterable[ModuleRef], stream: int, self_edge: bool = False
 
 
 @functools.lru_cache(maxsize=4096)
-def _is_intermediate(name: str) -> bool:
+def is_intermediate(name: str) -> bool:
     """A branch, edge or pre-activation map (what keep="outputs" drops); cached: called per capture."""
     return re.match(r"[a-z]*", name.rsplit(".", 1)[-1]).group() in _OUTPUT_KINDS
 
@@ -196,7 +197,7 @@ class MapRecorder(Recorder):
         if self.narrow is not None and name in self.narrow:
             tensor = tensor[:, : self.narrow[name]]
         self.shapes[name] = tuple(tensor.shape)
-        if name == "logits" or self.keep == "all" or (self.keep == "outputs" and not _is_intermediate(name)):
+        if name == "logits" or self.keep == "all" or (self.keep == "outputs" and not is_intermediate(name)):
             t = tensor.detach()
             if self.store is not None:
                 t = t.to(self.store, non_blocking=True)

@@ -597,7 +597,8 @@ def image_report(
     from .fusion import MEASURES
     from .images import display_crop, preprocess, read_image
     from .predict import predict
-    from .trace import _is_intermediate, trace
+    from .hooks import is_intermediate
+    from .trace import trace
     from .zoo import RandomWeightsWarning, load_model
 
     if keep not in ("outputs", "all"):
@@ -674,7 +675,7 @@ def image_report(
     kept = {
         n: t.detach().float().contiguous().clone()  # own memory: some maps share it (head.merge0 is head.incre0)
         for n, t in result.maps.items()
-        if keep == "all" or n == "logits" or not _is_intermediate(n)
+        if keep == "all" or n == "logits" or not is_intermediate(n)
     }
     tensors_path, json_path = out.with_suffix(".safetensors"), out.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
