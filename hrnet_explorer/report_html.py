@@ -11,7 +11,6 @@ prediction, every module's fusion matrices, and the shape of every map).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import html
@@ -34,7 +33,7 @@ if TYPE_CHECKING:  # plotly is imported where a page is drawn: `analyze` and the
 # The explorer's stream colours (figures.STREAM_COLORS), here without importing plotly.
 STREAM_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")
 
-__all__ = ["dataset_report", "image_report", "render_page", "add_report_command"]
+__all__ = ["dataset_report", "image_report", "render_page"]
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -759,47 +758,3 @@ class _Phases:
         self.sizes[self.phase], self.within = total, done
         if done < total:
             self._report()  # its end is reported by next()
-
-
-# ============================================================================= CLI
-
-
-def _cmd_report(args: argparse.Namespace) -> None:
-    target = Path(args.target)
-    if target.is_dir():
-        path = dataset_report(target, args.out)
-        print(f"wrote {path}")
-        return
-    from .cli import progress_bar
-
-    with progress_bar("report", "step", quiet=args.quiet) as progress:
-        paths = image_report(
-            args.target,
-            args.variant or "hrnet_w18_small",
-            args.out or "report.html",
-            weights=args.weights,
-            device=args.device,
-            input_size=args.input_size,
-            keep=args.keep,
-            progress=progress,
-        )
-    for path in paths.values():
-        print(f"wrote {path}")
-
-
-def add_report_command(subparsers) -> argparse.ArgumentParser:
-    """Register ``report`` on the ``hrnet-explorer`` command's subparsers."""
-    p = subparsers.add_parser(
-        "report",
-        help="one self-contained HTML file: of an analyze run (DIR) or of one image (IMAGE --variant V)",
-    )
-    p.add_argument("target", help="an analyze output folder, or an image file")
-    p.add_argument("--out", "-o", default=None, help="the HTML file (default: DIR/report.html or report.html)")
-    p.add_argument("--variant", "-v", default=None, help="IMAGE: the model (default hrnet_w18_small)")
-    p.add_argument("--weights", "-w", default="default", help="IMAGE: default | TAG | PATH | random")
-    p.add_argument("--device", default="auto", help="IMAGE: auto | cpu | cuda[:N]")
-    p.add_argument("--input-size", type=int, default=None, help="IMAGE: square crop size, a multiple of 32")
-    p.add_argument("--keep", default="outputs", choices=("outputs", "all"), help="IMAGE: the maps saved beside")
-    p.add_argument("--quiet", "-q", action="store_true", help="IMAGE: no progress bar (none either off a terminal)")
-    p.set_defaults(func=_cmd_report)
-    return p
