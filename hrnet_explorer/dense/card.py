@@ -19,7 +19,9 @@ import torch
 
 from ..errors import CardError, InputError
 from ..runtime import Precision, resolve_device
-from ..zoo import CARD_FORMAT, VARIANTS, LoadedModel, WeightsSource, _card_data_config, _read_state_dict, read_card
+from ..zoo import CARD_FORMAT, VARIANTS, LoadedModel, WeightsSource, read_card
+from ..zoo.cards import _card_data_config
+from ..zoo.weights import _read_state_dict
 from .model import DenseHRNet, create_dense
 
 __all__ = [

@@ -27,7 +27,8 @@ from torch import nn
 
 from ..errors import InputError, WeightsError
 from ..images import check_input_tensor
-from ..zoo import RandomWeightsWarning, WeightsSource, _parse_weights, _read_state_dict, get_variant
+from ..zoo import RandomWeightsWarning, WeightsSource, get_variant
+from ..zoo.weights import _parse_weights, _read_state_dict
 
 __all__ = ["MAX_SIDE", "DenseHRNet", "DenseHead", "check_dense_input", "create_dense", "to_input"]
 
