@@ -66,7 +66,7 @@ def folder(tmp_path_factory) -> Path:
 
 
 def _on_folder(folder, weights_file, out) -> list[str]:
-    """The common arguments: `analyze` the test folder with the test weights on CPU, images read in-process."""
+    """The common arguments: `analyze` a source with the test weights on CPU, images read in-process."""
     source = ["analyze", str(folder), "--out", str(out), "-w", str(weights_file)]
     return [*source, "--device", "cpu", "--input-size", str(SIZE), "--workers", "0"]
 
@@ -312,26 +312,7 @@ def test_hf_dataset_saved_to_disk(weights_file, tmp_path):
     saved = tmp_path / "tiny"
     datasets.DatasetDict({"validation": data}).save_to_disk(str(saved))
     out = tmp_path / "run"
-    assert (
-        _run(
-            "analyze",
-            f"hf:{saved}",
-            "--out",
-            str(out),
-            "-w",
-            str(weights_file),
-            "--device",
-            "cpu",
-            "--input-size",
-            str(SIZE),
-            "--workers",
-            "0",
-            "-q",
-            "--limit",
-            "4",
-        )
-        == 0
-    )
+    assert _run(*_on_folder(f"hf:{saved}", weights_file, out), "-q", "--limit", "4") == 0
     rows = an.read_rows(out)
     assert rows.num_rows == 4
     assert rows.column("image_id").to_pylist() == [f"{saved}/validation/{i}" for i in range(4)]
@@ -345,26 +326,8 @@ def test_flat_folder_has_no_labels_and_workers_read_it(weights_file, tmp_path):
     for i in range(5):
         _picture(rng).save(flat / f"img{i}.jpg")
     out = tmp_path / "run"
-    assert (
-        _run(
-            "analyze",
-            str(flat),
-            "--out",
-            str(out),
-            "-w",
-            str(weights_file),
-            "--device",
-            "cpu",
-            "--input-size",
-            str(SIZE),
-            "--workers",
-            "2",
-            "-b",
-            "2",
-            "-q",
-        )
-        == 0
-    )
+    # the last --workers wins: two DataLoader workers read the flat folder
+    assert _run(*_on_folder(flat, weights_file, out), "--workers", "2", "-b", "2", "-q") == 0
     rows = an.read_rows(out)
     assert rows.num_rows == 5
     assert rows.column("label").null_count == 5 and rows.column("correct").null_count == 5
