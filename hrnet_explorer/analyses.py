@@ -68,7 +68,7 @@ class Decomposition:
     stage: int
     index: int
     target: int  # the target stream i
-    contributions: list[torch.Tensor]  # contributions[j] = fuse_layers[i][j](branch j): what source j sends
+    contributions: list[torch.Tensor]  # contributions[j]: what source j sends (its fuse edge into i)
     presum: torch.Tensor  # Σ_j contributions[j], the input of the shared ReLU
     fused: torch.Tensor  # ReLU(presum): the module's output for stream i
     energy_share: torch.Tensor  # [B, N]: this target's row of the module's energy shares

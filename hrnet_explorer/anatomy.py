@@ -32,6 +32,7 @@ __all__ = [
     "STAGES",
     "check_hrnet",
     "fuse_edges",
+    "shared_relu",
     "has_head",
     "hr_module",
     "hr_modules",
@@ -100,7 +101,7 @@ def fuse_edges(mod: HighResolutionModule) -> Iterator[tuple[int, int, nn.Module]
             yield j, i, edge
 
 
-def fuse_act(mod: HighResolutionModule) -> nn.Module:
+def shared_relu(mod: HighResolutionModule) -> nn.Module:
     """The ReLU shared by all target streams of ``mod`` (see :class:`SharedReLU`)."""
     return mod.fuse_act
 

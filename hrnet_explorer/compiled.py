@@ -27,7 +27,7 @@ import torch
 from timm.models.hrnet import HighResolutionModule, HighResolutionNet
 from torch import nn
 
-from .anatomy import check_hrnet, fuse_act, fuse_edges, module_refs
+from .anatomy import check_hrnet, fuse_edges, module_refs, shared_relu
 from .copies import private_copy
 from .errors import InputError
 from .graphs import tracer_copy
@@ -54,7 +54,7 @@ def _module_forward(
         y = e if j == 0 else y + e
         if j == len(xs) - 1:
             out[f"{p}.presum{i}"] = y
-            fused.append(fuse_act(mod)(y))
+            fused.append(shared_relu(mod)(y))
             out[f"{p}.fused{i}"] = fused[-1]
     return fused
 

@@ -24,7 +24,7 @@ import torch
 from timm.models.hrnet import HighResolutionNet
 from torch import nn
 
-from .anatomy import ModuleRef, SharedReLU, fuse_act, fuse_edges, has_head, hr_modules, stream_transitions
+from .anatomy import ModuleRef, SharedReLU, fuse_edges, has_head, hr_modules, shared_relu, stream_transitions
 from .fusion import FusionStats, fusion_row, stack_fusion_stats, summarize_map
 
 __all__ = [
@@ -104,7 +104,7 @@ def hrnet_hooks(net: HighResolutionNet, rec: Recorder) -> list[tuple[nn.Module, 
             hooks += [(b, "forward", output(f"{ref.name}.branch{i}")) for i, b in enumerate(mod.branches)]
         if rec.edges_for(ref):
             hooks += [(edge, "forward", _edge(rec, ref, j, i)) for j, i, edge in fuse_edges(mod)]
-        hooks.append((fuse_act(mod), "forward", _fused(rec, relu, ref)))
+        hooks.append((shared_relu(mod), "forward", _fused(rec, relu, ref)))
     if rec.record_maps and has_head(net):
         hooks += [(incre, "forward", output(f"head.incre{k}")) for k, incre in enumerate(net.incre_modules)]
         for k, down in enumerate(net.downsamp_modules):

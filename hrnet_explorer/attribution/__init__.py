@@ -37,7 +37,7 @@ How the pitfalls of timm's HRNet are handled:
   BatchNorm folded into its convolution (``hrnet_explorer.fold``) in channels_last layout: the same function up
   to fp32 rounding (~1e-6 relative). Hooks (Grad-CAM, knockouts) go on the exact copy only, and every use of a
   copy holds its lock, so concurrent callers (the app, traces of the same model) never see each other's hooks.
-- **The shared ``fuse_act``.** It is one ReLU called once per output stream, so Captum's layer
+- **The shared fuse ReLU.** It is one ReLU called once per output stream, so Captum's layer
   methods would only see its last call. Per-stream methods hook the ``HighResolutionModule`` itself
   instead: it is called once per forward and returns the list of all fused streams (Captum 0.9
   accepts list outputs), so one pass gives every stream.

@@ -81,7 +81,7 @@ def gradcam_streams(
     """Captum's LayerGradCam on every fused stream of ``stage``'s ``module`` (default: the last one).
 
     The layer hooked is the HighResolutionModule (its output is the list of fused streams, one call
-    per forward), never the shared ``fuse_act``; one forward and one backward give all streams. Each
+    per forward), never the shared fuse ReLU; one forward and one backward give all streams. Each
     stream's map is ReLU(Σ_c mean(∂y/∂A_c) · A_c) at its own resolution, upsampled bilinearly.
     """
     _require_grad("gradcam_streams()")
