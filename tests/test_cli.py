@@ -23,6 +23,14 @@ def image_file(tmp_path):
     return path
 
 
+@pytest.fixture
+def explain_red(tmp_path) -> list[str]:
+    """``explain`` of a red 64 px image with random weights on the CPU (the method and outputs to add)."""
+    image = tmp_path / "img.png"
+    Image.new("RGB", (64, 64), "red").save(image)
+    return ["explain", str(image), "--weights", "random", "--input-size", "64", "--device", "cpu"]
+
+
 def test_variants_json(capsys):
     assert main(["variants", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -120,28 +128,22 @@ def test_mistakes_are_found_before_the_model_is_built(tmp_path, capsys, monkeypa
         assert message in capsys.readouterr().err
 
 
-def test_explain_out_and_steps_are_checked_before_work(tmp_path, capsys):
-    image = tmp_path / "img.png"
-    Image.new("RGB", (64, 64), "red").save(image)
-    common = [str(image), "--weights", "random", "--input-size", "64", "--device", "cpu"]
+def test_explain_out_and_steps_are_checked_before_work(explain_red, tmp_path, capsys):
     (tmp_path / "maps.png").mkdir()
     for extra, message in [
         (["--method", "ig", "--steps", "0"], "--steps must be ≥ 1"),
         (["--method", "saliency", "--out", str(tmp_path / "maps.png")], "is a folder"),
         (["--method", "saliency", "--out", str(tmp_path / "missing" / "x.png")], "does not exist"),
     ]:
-        assert main(["explain", *common, *extra]) == 2
+        assert main([*explain_red, *extra]) == 2
         assert message in capsys.readouterr().err
 
 
-def test_explain_knockout_npz_holds_the_deltas(tmp_path):
+def test_explain_knockout_npz_holds_the_deltas(explain_red, tmp_path):
     import numpy as np
 
-    image = tmp_path / "img.png"
-    Image.new("RGB", (64, 64), "red").save(image)
     out = tmp_path / "ko.npz"
-    argv = ["explain", str(image), "--weights", "random", "--input-size", "64", "--device", "cpu"]
-    assert main([*argv, "--method", "knockout", "--out", str(out)]) == 0
+    assert main([*explain_red, "--method", "knockout", "--out", str(out)]) == 0
     saved = np.load(out)
     assert set(saved.files) == {"logit_delta", "prob_delta"} and saved["logit_delta"].shape == (4,)
 
@@ -158,16 +160,13 @@ def test_colorize_clips_outliers():
     assert rgb[5:, 5:].mean() > 100 and np.array_equal(rgb[0, 0], [255, 255, 255])
 
 
-def test_explain_png_has_labelled_panels_and_a_colour_bar(tmp_path):
+def test_explain_png_has_labelled_panels_and_a_colour_bar(explain_red, tmp_path):
     import numpy as np
 
     from hrnet_explorer.render import BAR_PX, LABEL_PX
 
-    image = tmp_path / "img.png"
-    Image.new("RGB", (64, 64), "red").save(image)
     out = tmp_path / "cam.png"
-    argv = ["explain", str(image), "--weights", "random", "--input-size", "64", "--device", "cpu"]
-    assert main([*argv, "--method", "gradcam-streams", "--out", str(out)]) == 0
+    assert main([*explain_red, "--method", "gradcam-streams", "--out", str(out)]) == 0
     sheet = np.asarray(Image.open(out))
     extra = sheet.shape[0] - (64 + LABEL_PX + BAR_PX)  # the note wraps over 12 px lines below the bar
     assert sheet.shape[1] == 4 * 64 and extra % 12 == 0 and 0 <= extra <= 24
