@@ -162,7 +162,7 @@ class Workbench:
             return name
         try:
             return get_variant(name).name
-        except ValueError:
+        except InputError:
             raise InputError(f"Unknown model {name!r}. Choose one of: {', '.join(self.model_choices())}.") from None
 
     def weight_choices(self, name: str) -> list[str]:
