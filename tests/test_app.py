@@ -432,6 +432,26 @@ def test_an_internal_error_is_a_generic_message_and_a_logged_traceback(client, m
     assert VARIANT in summary  # ...and the app still answers
 
 
+def test_every_event_of_ours_is_guarded(app):
+    """Each event the app registers (not Gradio's own, like the examples' loader) runs inside ui.guard.user_errors,
+    so no exception text of ours reaches a browser unfiltered (launch_options() has show_error=True)."""
+    from hrnet_explorer.ui.guard import user_errors
+
+    guard = user_errors(lambda: None).__code__  # every wrapper user_errors makes runs this code
+
+    def guarded(fn) -> bool:
+        while fn is not None:
+            fn = getattr(fn, "__func__", fn)
+            if fn.__code__ is guard:
+                return True
+            fn = getattr(fn, "__wrapped__", None)
+        return False
+
+    ours = {f.api_name: f.fn for f in app[0].fns.values() if f.fn.__module__.startswith("hrnet_explorer")}
+    assert set(ours) >= {e.strip("/") for e in ENDPOINTS} | {"check_upload", "knockout_controls", "report"}
+    assert [name for name, fn in ours.items() if not guarded(fn)] == []
+
+
 USER_MISTAKES = [  # ours, then a few that Gradio refuses itself (a value outside a menu that takes none)
     ("/analyze", (VARIANT, "default", "512", "energy_share"), "Input size must be a multiple of 32"),
     ("/analyze", (VARIANT, "ms_aug_in1k", "default", "energy_share"), "Unknown weights 'ms_aug_in1k'"),

@@ -349,7 +349,7 @@ class Explorer(Workbench):
         """Predict tab: every figure for this image in one HTML file that opens offline, and its trace (a zip of
         the safetensors and the JSON manifest), for two download buttons. The last REPORTS_KEPT reports stay on
         disk; older ones are deleted."""
-        from ..report_html import image_report
+        from ..report import image_report
 
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         folder = tempfile.mkdtemp(prefix="hrnet-explorer-report-")
@@ -396,6 +396,7 @@ class Explorer(Workbench):
         )
 
     @staticmethod
+    @user_errors
     def check_upload(image):
         """On upload: a file that is not an image we can read is removed at once, with the reason in a toast,
         instead of sitting there as a broken thumbnail until Analyze."""
@@ -409,6 +410,7 @@ class Explorer(Workbench):
         return gr.skip()
 
     @staticmethod
+    @user_errors
     def knockout_controls(kind="stream", module=EVERY_MODULE, stream="0", source="1", target_stream="0"):
         """Knockout tab: offer only the streams the chosen module has (stage s has s streams; every module: the
         four of stage 4), and only the pickers of the chosen kind (stream, or edge source and target)."""
