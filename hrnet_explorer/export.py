@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .fusion import MEASURES, FusionStats
+from .hooks import is_intermediate
 
 if TYPE_CHECKING:
     from .trace import Trace
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["TRACE_FORMAT", "SavedTrace", "save_trace", "module_fusion", "own_cache"]
 
 TRACE_FORMAT = "hrnet-explorer-trace/1"  # the safetensors metadata's "format"
-_INTERMEDIATE = re.compile(r"(?:branch|edge|presum)\d")  # the kinds keep="outputs" leaves out (hrnet_explorer.trace)
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def save_trace(
     kept = {
         n: t.detach().float().contiguous().clone()
         for n, t in result.maps.items()
-        if keep == "all" or not _INTERMEDIATE.match(n.rsplit(".", 1)[-1])
+        if keep == "all" or not is_intermediate(n)
     }
     model = _model_entry(result, loaded)
     path.parent.mkdir(parents=True, exist_ok=True)

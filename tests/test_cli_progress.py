@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from hrnet_explorer.cli import main
-from hrnet_explorer.report_html import image_report
+from hrnet_explorer.report import image_report
 
 # IG with 16 steps at 224 px runs 8 at a time on a CPU: the ends' forward and two chunks, three batches
 IG = ["-w", "random", "--device", "cpu", "--input-size", "224", "-m", "ig", "--steps", "16", "--target", "1"]

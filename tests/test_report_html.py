@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from hrnet_explorer.cli import main
-from hrnet_explorer.report_html import dataset_report, image_report
+from hrnet_explorer.report import dataset_report, image_report
 from hrnet_explorer.ui import ASSETS
 from hrnet_explorer.zoo import RandomWeightsWarning
 
@@ -169,6 +169,47 @@ def test_image_report_keep_all(tmp_path):
         keep="all",
     )
     assert "stage4.module0.edge1to0" in load_file(str(paths["safetensors"]))
+
+
+def test_image_report_reuses_a_given_trace_and_prediction(w18_small, tmp_path, monkeypatch):
+    """The app's Analysis holds the prediction and a keep="all" trace of its image: the report draws from them
+    (neither the trace nor the prediction runs again) and leaves the shared trace as it was."""
+    import importlib
+
+    import torch
+
+    from hrnet_explorer.images import preprocess, read_image
+
+    # the modules (the package's own names `trace` and `predict` are the functions)
+    trace_module = importlib.import_module("hrnet_explorer.trace")
+    predict_module = importlib.import_module("hrnet_explorer.predict")
+
+    image = ASSETS / "grace_hopper.jpg"
+    x = preprocess(read_image(image), w18_small.data_config, SIZE)
+    traced = trace_module.trace(w18_small, x, keep="all", store="cpu")
+    prediction = predict_module.predict(w18_small, x)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("ran again")
+
+    monkeypatch.setattr(trace_module, "trace", refuse)
+    monkeypatch.setattr(predict_module, "predict", refuse)
+    paths = image_report(
+        image,
+        out=tmp_path / "r.html",
+        loaded=w18_small,
+        input_size=SIZE,
+        ig_steps=4,
+        prediction=prediction,
+        traced=traced,
+    )
+    manifest = json.loads(paths["json"].read_text())
+    assert manifest["prediction"][0]["index"] == prediction.top[0].index
+    assert torch.equal(load_file(str(paths["safetensors"]))["logits"], traced.logits.float())
+    assert not traced.fusion_cache
+    outputs = trace_module.Trace(**{**vars(traced), "keep": "outputs"})
+    with pytest.raises(ValueError, match="keep='all' trace"):
+        image_report(image, out=tmp_path / "s.html", loaded=w18_small, input_size=SIZE, traced=outputs)
 
 
 def test_save_trace_writes_the_kept_maps_and_a_manifest(w18_small, tmp_path):

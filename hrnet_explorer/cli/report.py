@@ -9,14 +9,14 @@ from ..progress import progress_bar
 
 
 def report(args: argparse.Namespace) -> None:
-    from .. import report_html  # plotly: only when a page is drawn
+    from ..report import dataset_report, image_report  # plotly: only when a page is drawn
 
     target = Path(args.target)
     if target.is_dir():
-        print(f"wrote {report_html.dataset_report(target, args.out)}")
+        print(f"wrote {dataset_report(target, args.out)}")
         return
     with progress_bar("report", "step", quiet=args.quiet) as progress:
-        paths = report_html.image_report(
+        paths = image_report(
             args.target,
             args.variant or "hrnet_w18_small",
             args.out or "report.html",

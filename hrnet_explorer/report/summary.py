@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .analyses import reconstruction_error
-from .predict import topk_from_logits
-from .trace import Trace
-from .zoo import LoadedModel
+from ..analyses import reconstruction_error
+from ..predict import topk_from_logits
+from ..trace import Trace
+from ..zoo import LoadedModel
 
 
 def trace_summary(result: Trace, sample: int = 0, *, model: LoadedModel | None = None, topk: int = 5) -> dict:

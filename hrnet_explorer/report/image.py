@@ -1,0 +1,183 @@
+"""The HTML report of one image: every figure of the app in one page, and the trace beside it
+(:func:`~hrnet_explorer.export.save_trace`: ``report.safetensors``, the kept maps, and ``report.json``, a manifest
+of model, weights, preprocessing, the prediction, every module's fusion matrices and the shape of every map).
+
+    image_report("cat.jpg", "hrnet_w18", "cat.html")    # → cat.html, cat.safetensors, cat.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+from ..progress import Phases, Progress
+from .page import SHARE_NOTES, esc, figure_html, render_page, write
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from ..predict import Prediction
+    from ..trace import Trace
+    from ..zoo import LoadedModel
+
+__all__ = ["image_report"]
+
+
+def _image_identity(image) -> tuple[str, str | None]:
+    """(the name the report shows, the SHA-256 of the file's bytes or None)."""
+    if isinstance(image, (str, Path)):
+        # the name only: an upload's server path is nobody's business
+        return Path(image).name, hashlib.sha256(Path(image).read_bytes()).hexdigest()
+    if isinstance(image, (bytes, bytearray)):
+        return "pasted image", hashlib.sha256(image).hexdigest()
+    return type(image).__name__, None
+
+
+def image_report(
+    image,
+    variant: str = "hrnet_w18_small",
+    out: str | Path = "report.html",
+    *,
+    weights: str = "default",
+    device: str | None = "auto",
+    input_size: int | None = None,
+    keep: str = "outputs",
+    ig_steps: int = 32,
+    loaded: LoadedModel | None = None,
+    progress: Progress | None = None,
+    prediction: Prediction | None = None,
+    traced: Trace | None = None,
+) -> dict[str, Path]:
+    """Every figure of the app for ``image``, in one HTML file; the trace beside it (safetensors + JSON).
+
+    ``keep``: the maps saved — "outputs" (every stream's output and the head; default) or "all" (also every
+    branch, fuse edge and pre-activation). ``loaded``: a :class:`~hrnet_explorer.zoo.LoadedModel` to use
+    instead of loading ``variant``. ``prediction`` and ``traced`` (a keep="all" trace): what the caller computed
+    already for this image, model and ``input_size`` (the app's Analysis), used instead of running them again and
+    left as they were. ``progress(done, total)``, if given, is called as the work goes: one step
+    per phase (trace, figures, writing), one per batch of each attribution; the total grows as each attribution
+    starts and says how many batches it runs. Returns the paths written: html, safetensors, json.
+    """
+    from .. import attribution as attr
+    from .. import figures as F
+    from ..analyses import decompose, fusion_flows
+    from ..costs import variant_costs
+    from ..export import module_fusion, own_cache, save_trace
+    from ..fusion import MEASURES
+    from ..images import display_crop, preprocess, read_image
+    from ..predict import predict
+    from ..trace import trace
+    from ..zoo import RandomWeightsWarning, load_model
+
+    if traced is not None and traced.keep != "all":
+        raise InputError(f"image_report needs a keep='all' trace (its decompositions); got keep={traced.keep!r}.")
+    if keep not in ("outputs", "all"):
+        raise InputError(f"keep must be 'outputs' or 'all', not {keep!r}.")
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--out must end in .html; got {str(out)!r}.")
+    if loaded is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RandomWeightsWarning)
+            loaded = load_model(variant, weights, device)
+    name = getattr(loaded, "name", loaded.variant.name)
+    steps = Phases(progress, 8)  # trace, figures, saliency, ig, Grad-CAM, stream shares, knockouts, writing
+    picture = read_image(image)
+    x = preprocess(picture, loaded.data_config, input_size)
+    crop = display_crop(picture, loaded.data_config, input_size)
+    prediction = predict(loaded, x) if prediction is None else prediction
+    result = trace(loaded, x, keep="all", store="cpu") if traced is None else own_cache(traced)
+    fusion = module_fusion(result)  # once, for the three measures' figures and the manifest
+    last = [r for r in result.modules if r.stage == 4][-1]
+    costs = variant_costs(loaded.variant.name)
+    steps.next()
+
+    figs: list[tuple[str, str, go.Figure]] = [
+        ("Prediction", "", F.topk_figure(prediction)),
+        ("The card beside the measurement", "", F.variants_figure([costs])),
+    ]
+    for measure in MEASURES:
+        figs.append(
+            (
+                f"Fusion matrices: {measure.replace('_', ' ')}",
+                SHARE_NOTES[measure],
+                F.fusion_matrices_figure(fusion, measure, weights=result.weights),
+            )
+        )
+    figs.append(("Fusion flows", "", F.sankey_figure(fusion_flows(result, "energy_share"), "energy_share")))
+    figs.append(("Streams as lanes", "", F.lanes_figure(result, "l2")))
+    figs.append((f"{last.name}, stream by stream", "", F.module_maps_figure(result, 4, last.index, "l2")))
+    figs += [
+        (
+            f"{last.name} → stream {target}, taken apart",
+            "",
+            F.decomposition_figure(decompose(result, 4, -1, target), "mean"),
+        )
+        for target in range(last.num_streams)
+    ]
+    steps.next()
+    for method in ("saliency", "ig"):
+        options = {"n_steps": ig_steps} if method == "ig" else {}
+        pixels = attr.attribute_pixels(loaded, x, method, progress=steps.batches, **options)
+        figs.append((f"Attribution: {method}", "", F.attribution_figure(crop, pixels, weights=loaded.weights)))
+        steps.next()
+    figs.append(
+        (
+            "Grad-CAM per stream",
+            "",
+            F.gradcam_figure(crop, attr.gradcam_streams(loaded, x, stage=4, module=-1), weights=loaded.weights),
+        )
+    )
+    steps.next()
+    shares = attr.stream_shares(loaded, x, n_steps=16, progress=steps.batches)
+    figs.append(("Stream shares of the logit", "", F.stream_shares_figure(shares, weights=loaded.weights)))
+    steps.next()
+    figs.append(
+        (
+            "Knockouts: resolution reliance",
+            "",
+            F.knockout_figure(attr.resolution_reliance(loaded, x), weights=loaded.weights),
+        )
+    )
+    steps.next()
+
+    image_name, digest = _image_identity(image)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    saved = save_trace(
+        result,
+        out,
+        keep=keep,
+        loaded=loaded,
+        fusion=fusion,
+        manifest={
+            "format": "hrnet-explorer-image-report/1",
+            "created": created,
+            "image": {"name": image_name, "sha256": digest},
+            "prediction": [vars(s) for s in prediction.top],
+            "figures": [title for title, _, _ in figs],
+            "files": {"html": out.name},
+        },
+    )
+    sections = [(title, note, figure_html(fig, f"figure-{k}")) for k, (title, note, fig) in enumerate(figs)]
+    top = prediction.top[0]
+    w = loaded.weights
+    meta = (
+        f"<b>{esc(image_name)}</b> · model <b>{esc(name)}</b> ({esc(loaded.architecture)}) · weights "
+        f"{esc(w.describe())} · input {x.shape[-2]}×{x.shape[-1]} · top-1 <b>{esc(top.label)}</b> "
+        f"({top.probability:.1%}) · written {esc(created)}<br>The trace: "
+        f"<code>{esc(saved.tensors.name)}</code> ({len(saved.names)} maps, keep={keep}) and "
+        f"<code>{esc(saved.manifest.name)}</code>."
+    )
+    warning = (
+        "<b>Random weights</b>: every prediction, map, share and attribution here shows the machinery, not a "
+        "trained network."
+        if w.is_random
+        else ""
+    )
+    write(out, render_page(f"HRNet Explorer · {image_name} · {name}", meta, sections, warning))
+    steps.next()
+    return {"html": out, "safetensors": saved.tensors, "json": saved.manifest}
