@@ -65,14 +65,15 @@ def trace_many(
     num_workers: int = 0,
     use_graphs: bool | None = None,
     channels_last: bool = True,
-    fold: bool = False,
-    pad: bool = False,
+    fold: bool | None = None,
+    pad: bool | None = None,
 ) -> Iterator[Trace]:
     """Trace ``images`` in batches; yields one CPU :class:`Trace` per batch, in order.
 
     ``use_graphs`` (default: on CUDA) replays a CUDA graph per batch; precision is the LoadedModel's.
-    ``fold`` / ``pad`` (CUDA graphs only): the GraphTracer's BatchNorm-folded / channel-padded private copy
-    (fast traces: within ``FAST_RTOL["cuda"]`` of the exact trace; see :class:`~hrnet_explorer.graphs.GraphTracer`).
+    ``fold`` / ``pad`` (CUDA graphs only; default: both, with graphs): the GraphTracer's BatchNorm-folded /
+    channel-padded private copy (fast traces: within ``FAST_RTOL["cuda"]`` of the exact trace; see
+    :class:`~hrnet_explorer.graphs.GraphTracer`); ``fold=False`` traces the exact copy.
     """
     cuda = loaded.device.type == "cuda"
     use_graphs = cuda if use_graphs is None else use_graphs
@@ -80,6 +81,8 @@ def trace_many(
         raise InputError("CUDA graphs need a CUDA device; pass use_graphs=False on CPU.")
     if (fold or pad) and not use_graphs:
         raise InputError("fold and pad apply to the CUDA-graph tracer (use_graphs=True) only.")
+    fold = use_graphs if fold is None else fold
+    pad = fold if pad is None else pad
     loader = _loader(loaded, images, batch_size, input_size, num_workers)
     tracer = None
     for batch in loader:
@@ -106,8 +109,10 @@ def predict_many(
     channels_last: bool = True,
 ) -> list[list[ClassScore]]:
     """Top-``topk`` classes of every image (named with the model's classes): plain batched forwards (no
-    trace), in the model's precision."""
-    run = private_copy(loaded.model, "exact", channels_last=channels_last)  # a plain forward, on a private copy
+    trace), in the model's precision; on a GPU on the folded, channel-padded private copy (within
+    ``FAST_RTOL["cuda"]`` of the exact model's logits), elsewhere on the exact copy."""
+    kind = "padded" if loaded.device.type == "cuda" else "exact"
+    run = private_copy(loaded.model, kind, channels_last=channels_last)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     loader = _loader(loaded, images, batch_size, input_size, num_workers)
     results: list[list[ClassScore]] = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 
 import torch
 from timm.models.hrnet import HighResolutionModule, HighResolutionNet
@@ -32,6 +33,7 @@ from .copies import private_copy
 from .errors import InputError
 from .graphs import tracer_copy
 from .images import check_input_tensor
+from .pad import needs_padding
 from .runtime import Precision, autocast
 from .trace import Trace
 from .zoo import LoadedModel
@@ -109,14 +111,54 @@ def trace_forward(
     return out
 
 
-class CompiledTracer:
-    """A full trace (``keep="all"``) of ``model`` through ``torch.compile``; compiled on the first call.
+def _inductor_options(freeze: bool):
+    """Inductor's freezing switch (a private config of torch: this is the one place that sets it). Freezing treats
+    the copy's weights as constants: BatchNorm folded and weights constant-folded by the compiler."""
+    import torch._inductor.config as inductor_config
 
-    ``fold``: trace a BatchNorm-folded private copy (default; False: an unfolded private copy, which is
-    bit-exact in eager mode only). ``pad``: that copy's channel widths padded to multiples of 8
-    (:func:`hrnet_explorer.pad.pad_channels`), maps sliced back. ``channels_last``: that copy's memory format.
-    ``mode``/``backend``: passed to ``torch.compile`` (``fullgraph=True``, ``dynamic=False``). ``precision``:
-    "fp32" or "bf16" autocast (default: the LoadedModel's). Any input shape works; each new one compiles again.
+    return inductor_config.patch(freezing=freeze)
+
+
+class CompileCache:
+    """Inductor's compiled artifacts for one tracer configuration, kept in a folder so that a second process starts
+    warm (``torch.compiler.save_cache_artifacts`` / ``load_cache_artifacts``, torch ≥ 2.7; without them Inductor's
+    own on-disk caches still apply). One file per (configuration, input shape, torch version)."""
+
+    def __init__(self, folder: str | Path, key: str):
+        self.folder, self.key = Path(folder), key
+
+    def path(self, shape: tuple[int, ...]) -> Path:
+        tag = "x".join(map(str, shape))
+        return self.folder / f"{self.key}-{tag}-torch{torch.__version__.replace('+', '_')}.bin"
+
+    def load(self, shape: tuple[int, ...]) -> bool:
+        path = self.path(shape)
+        if not path.is_file() or not hasattr(torch.compiler, "load_cache_artifacts"):
+            return False
+        return torch.compiler.load_cache_artifacts(path.read_bytes()) is not None
+
+    def save(self, shape: tuple[int, ...]) -> None:
+        if not hasattr(torch.compiler, "save_cache_artifacts"):
+            return
+        saved = torch.compiler.save_cache_artifacts()
+        if saved is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.path(shape).with_suffix(".tmp")
+            tmp.write_bytes(saved[0])
+            tmp.replace(self.path(shape))  # atomic: a concurrent reader sees the old file or the new one
+
+
+class CompiledTracer:
+    """A full trace (``keep="all"``) of ``model`` through ``torch.compile``; compiled on the first call per shape.
+
+    ``fold``: trace a BatchNorm-folded private copy (default; False: the exact private copy, bit-exact in eager mode
+    only). ``pad``: that copy's channel widths padded to multiples of 8 (:func:`hrnet_explorer.pad.pad_channels`),
+    maps sliced back; None (default): where a width needs it (w18, w18_small_v2, w30, w44) on a GPU.
+    ``freeze``: compile with Inductor's freezing (weights as constants; default with the inductor backend).
+    ``channels_last``: the copy's memory format. ``mode``/``backend``: passed to ``torch.compile``
+    (``fullgraph=True``, ``dynamic=False``). ``precision``: "fp32" or "bf16" autocast (default: the LoadedModel's).
+    ``cache_dir``: where compiled artifacts are saved after a compile and loaded before one (:class:`CompileCache`),
+    so a later process compiles warm; ``compile_seconds[shape]`` is the first call's wall time either way.
     """
 
     def __init__(
@@ -125,26 +167,39 @@ class CompiledTracer:
         *,
         precision: Precision | None = None,
         fold: bool = True,
-        pad: bool = False,
+        pad: bool | None = None,
+        freeze: bool | None = None,
         channels_last: bool = True,
         mode: str | None = "reduce-overhead",
         backend: str = "inductor",
+        cache_dir: str | Path | None = None,
     ):
         self.loaded = model if isinstance(model, LoadedModel) else None
         source = check_hrnet(self.loaded.model if self.loaded else model)
         if source.training:
             raise InputError("The model is in training mode; call model.eval() first.")
+        self.device = next(source.parameters()).device
+        if pad is None:
+            pad = fold and self.device.type == "cuda" and needs_padding(source)
+        self.freeze = backend == "inductor" if freeze is None else bool(freeze)
+        if self.freeze and backend != "inductor":
+            raise InputError(f"freeze=True is Inductor's freezing; backend {backend!r} has none.")
         self.copy = private_copy(source, tracer_copy(fold, pad), channels_last=channels_last)
         net = self.copy.net
         self.net, self.fold, self.pad = net, fold, pad
-        self.source = source
+        self.variant = (
+            self.loaded.variant.name if self.loaded else source.default_cfg.get("architecture", type(source).__name__)
+        )
         self.precision = precision or (self.loaded.precision if self.loaded else "fp32")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.device = next(net.parameters()).device
         widths = dict(getattr(net, "hrnet_explorer_widths", {}))
         forward = functools.partial(trace_forward, net, widths=widths)
         self.compiled = torch.compile(forward, mode=mode, backend=backend, fullgraph=True, dynamic=False)
+        flags = f"{self.variant}-{self.precision}-fold{int(fold)}-pad{int(pad)}-freeze{int(self.freeze)}-{mode}"
+        self.cache = CompileCache(cache_dir, f"{flags}-cl{int(channels_last)}") if cache_dir is not None else None
         self.compile_seconds: dict[tuple[int, ...], float] = {}  # input shape → first call's wall time
+        self._shapes: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = {}  # input shape → every map's shape
+        self._modules = module_refs(net)
 
     def __call__(self, x: torch.Tensor) -> Trace:
         x = check_input_tensor(x).to(self.device).contiguous(memory_format=self.memory_format)
@@ -152,22 +207,24 @@ class CompiledTracer:
         first = shape not in self.compile_seconds
         start = time.perf_counter()
         with self.copy.lock, torch.inference_mode(), autocast(self.device, self.precision):
-            maps = self.compiled(x)
+            if first and self.cache is not None:
+                self.cache.load(shape)
+            with _inductor_options(self.freeze):
+                maps = self.compiled(x)
         if first:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.compile_seconds[shape] = time.perf_counter() - start
+            self._shapes[shape] = {k: tuple(v.shape) for k, v in maps.items()}
+            if self.cache is not None:
+                self.cache.save(shape)
         return Trace(
-            variant=(
-                self.loaded.variant.name
-                if self.loaded
-                else self.source.default_cfg.get("architecture", type(self.source).__name__)
-            ),
+            variant=self.variant,
             input_shape=shape,
             keep="all",
-            modules=module_refs(self.net),
-            shapes={k: tuple(v.shape) for k, v in maps.items()},
-            maps=dict(maps),
+            modules=self._modules,
+            shapes=self._shapes[shape],  # the same every call for this shape: built once
+            maps=maps,
             weights=self.loaded.weights if self.loaded else None,
             exact=not (self.fold or self.pad) and self.memory_format == torch.contiguous_format,
         )

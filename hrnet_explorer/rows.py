@@ -52,6 +52,9 @@ class _Stats(Recorder):
             for j in range(r.num_streams)
         ]
         self._edges: dict[str, list] = {}
+        # A channel-padded copy's fused maps sliced back to their widths: the padded channels are zero, so only the
+        # mean square (over the map's elements) would change; the shares' sums are the same either way.
+        self.narrow: dict[str, int] = dict(getattr(net, "hrnet_explorer_widths", {}))
         self.hooks = hrnet_hooks(net, self)
 
     def edges_for(self, ref: ModuleRef) -> bool:
@@ -64,7 +67,8 @@ class _Stats(Recorder):
         self._edges[ref.name][source] = tensor
 
     def on_fused(self, ref: ModuleRef, target: int, presum: torch.Tensor, fused: torch.Tensor) -> None:
-        self.values[f"energy.{ref.name}.stream{target}"] = _mean_square(fused)
+        width = self.narrow.get(f"{ref.name}.fused{target}")
+        self.values[f"energy.{ref.name}.stream{target}"] = _mean_square(fused if width is None else fused[:, :width])
         if ref.stage == SHARE_STAGE:
             rows = share_rows(self._edges[ref.name], presum)
             for measure, row in zip(MEASURES, rows, strict=True):
@@ -102,7 +106,9 @@ class RowEngine:
     the whole computation (normalisation, forward with hooks, statistics, top-5, knockouts) is one CUDA
     graph, replayed per batch, and its small outputs are copied to pinned memory asynchronously, so the
     next batch can be submitted before this one is read. ``stats=False``: the plain forward and top-5
-    only (the baseline of the benchmarks).
+    only (the baseline of the benchmarks). ``fast`` (default: on CUDA): run the BatchNorm-folded copy with channel
+    widths padded to multiples of 8 (:mod:`hrnet_explorer.copies`; statistics within ``FAST_RTOL["cuda"]`` of the
+    exact copy's); False: the exact copy.
     """
 
     def __init__(
@@ -115,6 +121,7 @@ class RowEngine:
         stats: bool = True,
         channels_last: bool = True,
         use_graphs: bool | None = None,
+        fast: bool | None = None,
     ):
         self.loaded, self.batch_size, self.size = loaded, batch_size, input_size
         self.device = loaded.device
@@ -123,8 +130,9 @@ class RowEngine:
         if self.graphs and not self.cuda:
             raise ValueError("CUDA graphs need a CUDA device.")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # The exact private copy in this layout; its lock is held around every forward and the capture.
-        self.copy = private_copy(loaded.model, "exact", channels_last=channels_last)
+        # A private copy in this layout; its lock is held around every forward and the capture.
+        fast = self.cuda if fast is None else fast
+        self.copy = private_copy(loaded.model, "padded" if fast else "exact", channels_last=channels_last)
         self.net = self.copy.net
         cfg = loaded.data_config
         self.mean = torch.tensor(cfg["mean"], device=self.device).view(1, 3, 1, 1)
