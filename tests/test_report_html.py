@@ -171,6 +171,61 @@ def test_image_report_keep_all(tmp_path):
     assert "stage4.module0.edge1to0" in load_file(str(paths["safetensors"]))
 
 
+def test_dataset_summaries_and_their_figures():
+    """The rows of a run reduced to what the page draws (NaN and null rows ignored), and the figures drawing exactly
+    those numbers."""
+    import pyarrow as pa
+
+    from hrnet_explorer import figures as F
+    from hrnet_explorer.report.dataset import accuracy_by, class_reliance, edge_quartiles, stream_energy, top_classes
+
+    rows = pa.table(
+        {
+            "label": [0, 0, 1, None],
+            "label_name": ["cat", "cat", "dog", None],
+            "correct": [1.0, 0.0, 1.0, None],
+            "top1_name": ["cat", "dog", "dog", "dog"],
+            "top1_prob": [0.9, 0.6, 0.8, 0.5],
+            "energy.stage2.module0.stream0": [1.0, 3.0, np.nan, 2.0],
+            "energy.stage3.module0.stream0": [4.0, 4.0, 4.0, 4.0],
+            "energy_share.stage4.module0.edge1to0": [0.1, 0.2, 0.3, 0.4],
+            "reliance.stage4.stream0": [-0.5, -0.1, 0.2, 0.0],
+        }
+    )
+    tables = {"w18": rows, "empty": rows.slice(0, 0)}
+    (acc,) = accuracy_by(tables)
+    assert acc.groups == ["(none)", "cat", "dog"] and acc.counts.tolist() == [0, 2, 1]  # the unlabelled row: no mean
+    np.testing.assert_array_equal(acc.accuracy, [np.nan, 0.5, 1.0])
+    (family,) = accuracy_by(tables, {"cat": "pets"})
+    assert family.groups == ["(other)", "pets"] and family.accuracy.tolist() == [1.0, 0.5]
+    (top,) = top_classes(tables)
+    assert top.classes == ["dog", "cat"] and top.counts.tolist() == [3, 1]
+    (energy,) = stream_energy(tables)
+    assert energy.modules == ["stage2.module0", "stage3.module0"] and energy.energy == [2.0, 4.0]
+    (box,) = edge_quartiles(tables, "energy_share")
+    assert box.edges == ["1→0"] and box.median == pytest.approx([0.25]) and box.mean == pytest.approx([0.25])
+    (reliance,) = class_reliance(tables)
+    assert reliance.labelled and reliance.knockouts == ["stage4.stream0"]
+    assert dict(zip(reliance.classes, reliance.delta[:, 0].tolist(), strict=True)) == pytest.approx(
+        {"cat": -0.3, "dog": 0.2, "(none)": 0.0}
+    )
+
+    bars = F.accuracy_figure([acc]).data[0]
+    assert list(bars.x) == acc.groups and list(bars.customdata) == [0, 2, 1]
+    assert F.accuracy_figure([family], by="family").layout.xaxis.title.text == "family"
+    line = F.energy_figure([energy]).data[0]
+    assert list(line.y) == [2.0, 4.0] and line.line.color == F.STREAM_COLORS[0]
+    assert list(F.shares_figure([box], "energy_share").data[0].median) == box.median
+    heat = F.reliance_figure([reliance])
+    assert heat.layout.coloraxis.cmax == pytest.approx(0.3) and heat.layout.coloraxis.cmin == pytest.approx(-0.3)
+    assert list(F.confidence_figure({"w18": np.array([0.9, 0.6])}).data[0].x) == [0.9, 0.6]
+    assert list(F.top_classes_figure([top]).data[0].y) == [3, 1]
+    with pytest.raises(ValueError, match="'class' or 'family'"):
+        F.accuracy_figure([acc], by="variant")
+    with pytest.raises(ValueError, match="at least one"):
+        F.reliance_figure([])
+
+
 def test_image_report_reuses_a_given_trace_and_prediction(w18_small, tmp_path, monkeypatch):
     """The app's Analysis holds the prediction and a keep="all" trace of its image: the report draws from them
     (neither the trace nor the prediction runs again) and leaves the shared trace as it was."""
