@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("lucent", reason="the microscope extra (torch-lucent) is part of the test extra")
-
-from hrnet_explorer import load_model  # noqa: E402
-from hrnet_explorer.errors import InputError, NotFoundError, OutOfRangeError, UserError  # noqa: E402
-from hrnet_explorer.microscope import FVSettings, UnitCache, map_channels, model_key, visualise  # noqa: E402
+from hrnet_explorer import load_model
+from hrnet_explorer.errors import InputError, NotFoundError, OutOfRangeError, UserError
+from hrnet_explorer.microscope import FVSettings, UnitCache, map_channels, model_key, visualise
 
 TINY = FVSettings(steps=3, size=64)
 MAP = "stage3.module0.fused1"

@@ -1,14 +1,31 @@
 """A microscope for streams: what each channel of each resolution responds to.
 
 - :mod:`.visualise` — feature visualisation per unit (a channel of any traced map), batched, seeded, cached on disk;
-- :mod:`.units` — map names and channels checked against the model, the model's content key.
+- :mod:`.stats` — per-channel mean, max and argmax of chosen maps as a hook-engine recorder (analyze's unit columns);
+- :mod:`.examples` — the top-k images per unit, cropped around the unit's maximum;
+- :mod:`.units` — map names and channels checked against the model, the model's content key;
+- :mod:`.capture` — one map of a forward, the rest of the forward skipped.
 """
 
 from .cache import UnitCache, default_cache_dir
+from .examples import Example, crop_box, dataset_examples, rank, read_channel_stats, run_images, top_k
+from .stats import STATS, ChannelStats, UnitStats, channel_stats, column_names
 from .units import check_channels, check_map, map_channels, model_key, module_maps, stream_maps
 from .visualise import FVSettings, Visualisation, unit_values, visualise
 
 __all__ = [
+    "STATS",
+    "ChannelStats",
+    "Example",
+    "UnitStats",
+    "channel_stats",
+    "column_names",
+    "crop_box",
+    "dataset_examples",
+    "rank",
+    "read_channel_stats",
+    "run_images",
+    "top_k",
     "FVSettings",
     "UnitCache",
     "Visualisation",

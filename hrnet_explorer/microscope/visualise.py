@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -37,20 +36,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..anatomy import ModuleRef
 from ..copies import private_copy
 from ..errors import InputError
-from ..hooks import Recorder, hooks_installed, hrnet_hooks
+from ..hooks import hooks_installed, hrnet_hooks
 from ..images import STRIDE
 from ..progress import Progress
 from ..runtime import Precision, autocast, resolve_device
 from ..zoo import LoadedModel
 from .cache import UnitCache
+from .capture import MapCapture
 from .units import check_channels, check_map, model_key, network
 
 __all__ = ["FVSettings", "Visualisation", "visualise", "unit_values"]
 
-_FUSION = re.compile(r"stage\d\.module\d+\.(edge\d+to\d+|presum\d+|fused\d+)$")
 _INIT_SD = 0.01  # lucent's default spread of the starting spectrum
 
 
@@ -99,45 +97,6 @@ class Visualisation:
 
     def image(self, channel: int) -> np.ndarray:
         return self.images[self.channels.index(channel)]
-
-
-class _Reached(Exception):
-    """The target map was captured: the rest of the forward is not needed."""
-
-
-class _MapCapture(Recorder):
-    """Keeps one trace name's tensor (with its graph) and stops the forward there."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.tensor: torch.Tensor | None = None
-        self.record_maps = _FUSION.match(name) is None and name != "logits"
-
-    def edges_for(self, ref: ModuleRef) -> bool:
-        return self.name.startswith(f"{ref.name}.edge")
-
-    def _got(self, name: str, tensor: torch.Tensor) -> None:
-        if name == self.name:
-            self.tensor = tensor
-            raise _Reached
-
-    def on_map(self, name: str, tensor: torch.Tensor) -> None:
-        self._got(name, tensor)
-
-    def on_edge(self, ref: ModuleRef, source: int, target: int, tensor: torch.Tensor) -> None:
-        self._got(f"{ref.name}.edge{source}to{target}", tensor)
-
-    def on_fused(self, ref: ModuleRef, target: int, presum: torch.Tensor, fused: torch.Tensor) -> None:
-        self._got(f"{ref.name}.presum{target}", presum)
-        self._got(f"{ref.name}.fused{target}", fused)
-
-    def forward(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        self.tensor = None
-        try:
-            out = net(x)
-        except _Reached:
-            return self.tensor
-        return out  # "logits": the whole forward
 
 
 def unit_values(maps: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
@@ -199,7 +158,7 @@ def _optimise(
     mean = torch.tensor(loaded.data_config["mean"], device=device).view(1, 3, 1, 1)
     std = torch.tensor(loaded.data_config["std"], device=device).view(1, 3, 1, 1)
     index = torch.tensor(channels, device=device)
-    rec = _MapCapture(name)
+    rec = MapCapture(name)
     optimizer = torch.optim.Adam(params, lr=settings.lr)
 
     def model_input(image: torch.Tensor) -> torch.Tensor:
