@@ -9,6 +9,10 @@ Pure functions of a heatmap ``[H, W]`` and a boolean mask ``[H, W]`` of the same
 - :func:`rank_accuracy` — *relevance rank accuracy*: of the K most relevant pixels (K = mask size), the
   share inside the mask. A random map scores the area fraction in expectation.
 - :func:`pointing_game` — is the single most relevant pixel inside the mask?
+- :func:`boundary_contrast` — the relevance *density* in the mask's core (eroded by ``width`` px) against
+  the density in a ring of ``width`` px just outside it: (core − ring) / (core + ring), in [-1, 1]. Mass in
+  mask barely moves when a map is a few pixels off (the audit of issue 25: 0.450 → 0.426–0.438 for IG at
+  3 px); the thin ring collects exactly what a misaligned map spills over the edge, so this score drops.
 
 "Relevance" is ``|heatmap|`` by default (``positive=True``: only the positive part), so signed methods
 (IG, GradientSHAP) and unsigned ones (Saliency) compare on one footing.
@@ -17,8 +21,18 @@ Pure functions of a heatmap ``[H, W]`` and a boolean mask ``[H, W]`` of the same
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["check_map_and_mask", "mask_fraction", "mass_in_mask", "pointing_game", "rank_accuracy"]
+from ..errors import InputError
+
+__all__ = [
+    "boundary_contrast",
+    "check_map_and_mask",
+    "mask_fraction",
+    "mass_in_mask",
+    "pointing_game",
+    "rank_accuracy",
+]
 
 
 def _as_tensor(value, name: str) -> torch.Tensor:
@@ -78,3 +92,28 @@ def pointing_game(heatmap, mask, *, positive: bool = False) -> bool:
     """True when the most relevant pixel lies inside ``mask``."""
     heat, where = check_map_and_mask(heatmap, mask)
     return bool(where.flatten()[int(_relevance(heat, positive).flatten().argmax())])
+
+
+def _grow(where: torch.Tensor, width: int) -> torch.Tensor:
+    """The mask dilated by ``width`` px (a square neighbourhood: Chebyshev distance)."""
+    return F.max_pool2d(where.double()[None, None], 2 * width + 1, 1, width)[0, 0] > 0.5
+
+
+def boundary_contrast(heatmap, mask, *, width: int = 3, positive: bool = False) -> float:
+    """(core − ring) / (core + ring) of the mean relevance per pixel in the mask eroded by ``width`` px (core)
+    and in the ring of ``width`` px just outside the mask (ring); 0 for a map with no relevance in either.
+
+    1: everything in the core, nothing spilled; 0: no better than a uniform map; < 0: the map sits beside the
+    evidence rather than on it."""
+    heat, where = check_map_and_mask(heatmap, mask)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise InputError(f"width must be a whole number of pixels ≥ 1, got {width!r}.")
+    core = ~_grow(~where, width)
+    ring = _grow(where, width) & ~where
+    if not bool(core.any()):
+        raise InputError(f"The mask has no pixel {width} px inside its edge: use a smaller width.")
+    if not bool(ring.any()):
+        raise InputError(f"The mask leaves no pixel within {width} px outside it: use a smaller width.")
+    relevance = _relevance(heat, positive)
+    inside, outside = float(relevance[core].mean()), float(relevance[ring].mean())
+    return (inside - outside) / (inside + outside) if inside + outside > 0 else 0.0

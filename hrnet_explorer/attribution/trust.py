@@ -3,9 +3,14 @@
 :func:`score_attribution` explains one image with one method and scores the map three ways — deletion and
 insertion AUCs (:mod:`.faithfulness`), the cascading randomisation test (:mod:`.randomisation`) and, where a
 ground-truth mask is known (the lab's evidence region, or yours), mass in mask, rank accuracy and the pointing
-game (:mod:`.groundtruth`). ``method="random"`` scores a seeded uniform random map the same way: the row a
-method has to beat. :func:`trust_report` does it for several methods (the app's Trust view, ``explain
---score``, ``lab benchmark``).
+game and the boundary contrast (:mod:`.groundtruth`). Reference rows are scored the same way: ``"random"``, a
+seeded uniform random map, and two maps that never look at the model (:data:`MODEL_FREE_MAPS`, from
+:func:`model_free_map`): each pixel's colour distance from the image's median colour, and a Sobel edge map.
+Where the evidence is the most salient blob of the image (as in the lab) those score high on the mask scores by
+construction: a method has to beat them, not only the random map, before its mask scores say anything.
+:func:`trust_report` does it for several methods (the app's Trust view, ``explain --score``, ``lab
+benchmark``). :data:`TABLE_COLUMNS` and :data:`MASK_COLUMNS` name the table's columns (the scores' keys), and
+:attr:`MethodScores.display_name` the rows, so a table drawn from them follows the dataclass.
 """
 
 from __future__ import annotations
@@ -15,36 +20,103 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
+from ..errors import InputError
 from ..images import ImageInput
 from ..zoo import LoadedModel
 from ._core import _check_target, _logits, _names_field, _prepare, _TargetLabel
 from .faithfulness import DEFAULT_STEPS, Faithfulness, StreamAgreement, deletion_insertion, random_map, stream_agreement
-from .groundtruth import check_map_and_mask, mask_fraction, mass_in_mask, pointing_game, rank_accuracy
+from .groundtruth import (
+    boundary_contrast,
+    check_map_and_mask,
+    mask_fraction,
+    mass_in_mask,
+    pointing_game,
+    rank_accuracy,
+)
 from .pixels import PIXEL_METHODS, attribute_pixels
 from .randomisation import RANDOMISATION_LAYERS, RandomisationTest, randomisation_test
 
-__all__ = ["RANDOM_MAP", "TRUST_METHODS", "MethodScores", "TrustReport", "score_attribution", "trust_report"]
+__all__ = [
+    "MASK_COLUMNS",
+    "MODEL_FREE_MAPS",
+    "RANDOM_MAP",
+    "REFERENCE_MAPS",
+    "TABLE_COLUMNS",
+    "TRUST_METHODS",
+    "MethodScores",
+    "TrustReport",
+    "model_free_map",
+    "score_attribution",
+    "trust_report",
+]
 
 RANDOM_MAP = "random"  # the reference row: a seeded uniform random map
-TRUST_METHODS = (*PIXEL_METHODS, RANDOM_MAP)
+MODEL_FREE_MAPS = ("colour_distance", "edges")  # reference rows drawn from the image alone
+REFERENCE_MAPS = (RANDOM_MAP, *MODEL_FREE_MAPS)
+TRUST_METHODS = (*PIXEL_METHODS, *REFERENCE_MAPS)
+_ROW_NAMES = {
+    RANDOM_MAP: "random map (reference)",
+    "colour_distance": "colour distance (no model)",
+    "edges": "Sobel edges (no model)",
+}
+# (key of MethodScores.scores(), column title): the table without a mask, and the columns a mask adds.
+TABLE_COLUMNS = (
+    ("deletion_auc", "deletion AUC ↓"),
+    ("insertion_auc", "insertion AUC ↑"),
+    ("randomisation_similarity", "similarity when randomised ↓"),
+)
+MASK_COLUMNS = (
+    ("mass_in_mask", "mass in mask ↑"),
+    ("rank_accuracy", "rank accuracy ↑"),
+    ("pointing_game", "pointing game"),
+    ("boundary_contrast", "core vs ring ↑"),
+)
+
+
+def model_free_map(image: torch.Tensor, name: str) -> torch.Tensor:
+    """A [H, W] map of a (3, H, W) image in [0, 1] that never looks at a model (one of :data:`MODEL_FREE_MAPS`).
+
+    ``colour_distance``: each pixel's Euclidean distance from the image's per-channel median colour (a plain
+    region on clutter stands out). ``edges``: the Sobel gradient magnitude of the grey image (replicate-padded).
+    """
+    if name not in MODEL_FREE_MAPS:
+        raise InputError(f"Unknown model-free map {name!r}; choose one of: {', '.join(MODEL_FREE_MAPS)}.")
+    image = torch.as_tensor(image).detach().float().cpu()
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise InputError(f"A model-free map needs a (3, H, W) image, got shape {tuple(image.shape)}.")
+    if name == "colour_distance":
+        median = image.flatten(1).median(1).values.view(3, 1, 1)
+        return (image - median).pow(2).sum(0).sqrt()
+    grey = F.pad(image.mean(0)[None, None], (1, 1, 1, 1), mode="replicate")
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    gx = F.conv2d(grey, sobel[None, None])
+    gy = F.conv2d(grey, sobel.T[None, None])
+    return torch.sqrt(gx**2 + gy**2)[0, 0]
 
 
 @dataclass(frozen=True)
 class MethodScores(_TargetLabel):
     """One method's map of one image, scored: faithfulness, randomisation, and ground truth if a mask is known."""
 
-    method: str  # one of PIXEL_METHODS, or "random"
+    method: str  # one of PIXEL_METHODS, or a reference map (REFERENCE_MAPS)
     target: int
     faithfulness: Faithfulness
-    randomisation: RandomisationTest | None  # None: not asked for, or the random map (it ignores the model)
+    randomisation: RandomisationTest | None  # None: not asked for, or a reference map (it ignores the model)
     mass_in_mask: float | None = None  # None: no mask given
     rank_accuracy: float | None = None
     pointing_game: bool | None = None
+    boundary_contrast: float | None = None
     mask_fraction: float | None = None  # the mask's area share: what an uninformed map scores
     attribution_seconds: float = 0.0
     heatmap: torch.Tensor | None = field(default=None, repr=False, compare=False)  # the map scored, [H, W]
     class_names: tuple[str, ...] = _names_field()
+
+    @property
+    def display_name(self) -> str:
+        """The row's name in a table: the method, or what a reference map is."""
+        return _ROW_NAMES.get(self.method, self.method)
 
     @property
     def deletion_auc(self) -> float:
@@ -70,6 +142,7 @@ class MethodScores(_TargetLabel):
             "mass_in_mask": self.mass_in_mask,
             "rank_accuracy": self.rank_accuracy,
             "pointing_game": self.pointing_game,
+            "boundary_contrast": self.boundary_contrast,
         }
 
     def to_dict(self) -> dict:
@@ -113,7 +186,8 @@ def score_attribution(
     method_options: Mapping | None = None,
     input_size: int | None = None,
 ) -> MethodScores:
-    """Explain ``inputs`` with ``method`` (or a random map, ``"random"``) and score the map.
+    """Explain ``inputs`` with ``method`` (or draw a reference map: ``"random"``, :data:`MODEL_FREE_MAPS`) and
+    score the map.
 
     ``mask``: a boolean [H, W] ground-truth mask at the model's input size (optional). ``steps``,
     ``baseline``: of the deletion and insertion curves (:func:`deletion_insertion`). ``randomisation``: run
@@ -128,20 +202,26 @@ def score_attribution(
     where = _mask_at(mask, hw)
     options = dict(method_options or {})
     start = time.perf_counter()
-    if method == RANDOM_MAP:
+    if method in REFERENCE_MAPS:
         if options:
-            raise ValueError(f"The random map takes no method options, got {', '.join(options)}.")
+            raise InputError(f"The {_ROW_NAMES[method]} takes no method options, got {', '.join(options)}.")
         if target is None:
             with entry.lock:
                 target = int(_logits(entry.net, x)[0].argmax())
-        heat = random_map(hw, seed)
+        if method == RANDOM_MAP:
+            heat = random_map(hw, seed)
+        else:  # the image as the model's preprocessing saw it, back in [0, 1]
+            config = loaded.data_config
+            mean = torch.tensor(config["mean"], device=x.device).view(3, 1, 1)
+            std = torch.tensor(config["std"], device=x.device).view(3, 1, 1)
+            heat = model_free_map(x[0] * std + mean, method)
     else:
         attribution = attribute_pixels(loaded, x, method, target, **options)
         heat, target = attribution.heatmap, attribution.target
     attribution_seconds = time.perf_counter() - start
     faith = deletion_insertion(loaded, x, heat, target, steps=steps, baseline=baseline, method=method, seed=seed)
     rand = None
-    if randomisation and method != RANDOM_MAP:
+    if randomisation and method not in REFERENCE_MAPS:
         rand = randomisation_test(loaded, x, method, target, layers=layers, seed=seed, original=heat, **options)
     truth = {}
     if where is not None:
@@ -149,6 +229,7 @@ def score_attribution(
             "mass_in_mask": mass_in_mask(heat, where),
             "rank_accuracy": rank_accuracy(heat, where),
             "pointing_game": pointing_game(heat, where),
+            "boundary_contrast": boundary_contrast(heat, where),
             "mask_fraction": mask_fraction(where),
         }
     return MethodScores(
@@ -165,10 +246,10 @@ def score_attribution(
 
 @dataclass(frozen=True)
 class TrustReport(_TargetLabel):
-    """Every method's scores on one image and class, the random map's beside them."""
+    """Every method's scores on one image and class, the reference maps' beside them."""
 
     target: int
-    rows: tuple[MethodScores, ...]  # in the order asked; the random map last (if asked)
+    rows: tuple[MethodScores, ...]  # in the order asked; then the random map and the model-free maps (if asked)
     streams: StreamAgreement | None = None
     class_names: tuple[str, ...] = _names_field()
 
@@ -202,6 +283,7 @@ def trust_report(
     baseline: str | float | torch.Tensor = "blur",
     randomisation: bool = True,
     random_baseline: bool = True,
+    model_free: bool = False,
     streams: bool = False,
     seed: int = 0,
     method_options: Mapping[str, Mapping] | None = None,
@@ -209,7 +291,8 @@ def trust_report(
     progress: Callable[[float, str], None] | None = None,
 ) -> TrustReport:
     """:func:`score_attribution` for each of ``methods`` (one class for all: ``target``, default the top-1),
-    then the random map (``random_baseline``) and, with ``streams=True``, :func:`stream_agreement`.
+    then the random map (``random_baseline``), the model-free maps (``model_free``) and, with ``streams=True``,
+    :func:`stream_agreement`.
     ``method_options``: per method, e.g. ``{"ig": {"n_steps": 16}}``. ``progress(fraction, text)`` is called
     before each method."""
     methods = list(dict.fromkeys(methods))
@@ -221,7 +304,7 @@ def trust_report(
     if target is None:
         with entry.lock:
             target = int(_logits(entry.net, x)[0].argmax())
-    todo = methods + ([RANDOM_MAP] if random_baseline else [])
+    todo = methods + ([RANDOM_MAP] if random_baseline else []) + (list(MODEL_FREE_MAPS) if model_free else [])
     rows = []
     for k, method in enumerate(todo):
         if progress is not None:

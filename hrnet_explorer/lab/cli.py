@@ -87,7 +87,7 @@ def _load_lab(weights: str, device: str):
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> None:
-    from .benchmark import benchmark
+    from .benchmark import SHIFT, benchmark
 
     loaded = _load_lab(args.weights, args.device)
     result = benchmark(
@@ -97,6 +97,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
         steps=args.steps,
         baseline=args.baseline,
         randomisation_n=args.randomisation_n,
+        scenes_n=args.scenes_n,
         progress=not args.quiet and not args.json,
     )
     if args.json:
@@ -113,14 +114,22 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
         f"deletion/insertion: {result.steps} steps, baseline {result.baseline}, AUC of p / p(input) · randomisation: "
         f"{result.randomisation_n} images, similarity once every layer group is random"
     )
-    head = ("method", "mass in mask", "rank acc.", "pointing", "deletion ↓", "insertion ↑", "randomised ↓")
-    print(f"{head[0]:<12}" + "".join(f"{h:>14}" for h in head[1:]))
+    print(
+        f"core vs ring: relevance density in the mask eroded by 3 px against a 3-px ring outside it · shifted: the map "
+        f"moved {SHIFT} px · scenes: {result.scenes_n} two-evidence scenes, share of explanations with more mass on "
+        "the explained class's region than on the other's"
+    )
+    head = ("method", "mass in mask", "(shifted)", "core vs ring", "(shifted)", "rank acc.", "pointing")
+    head += ("deletion ↓", "insertion ↑", "randomised ↓", "scenes ↑")
+    keys = ("mass_in_mask", "mass_in_mask_shifted", "boundary_contrast", "boundary_contrast_shifted")
+    keys += ("rank_accuracy", "pointing_game", "deletion_auc", "insertion_auc", "randomisation_similarity")
+    print(f"{head[0]:<16}" + "".join(f"{h:>13}" for h in head[1:]))
     rows = [(m, result.per_method[m]) for m in result.methods] + [("random map", result.random_map)]
+    rows += [(name.replace("_", " "), row) for name, row in result.model_free.items()]
     for name, row in rows:
-        values = [row["mass_in_mask"], row["rank_accuracy"], row["pointing_game"], row["deletion_auc"]]
-        values += [row["insertion_auc"], row.get("randomisation_similarity")]
-        print(f"{name:<12}" + "".join(f"{num(v):>14}" for v in values))
-    print(f"{'mask area':<12}{num(result.mask_area_fraction):>14}{num(result.mask_area_fraction):>14}")
+        values = [row.get(k) for k in keys] + [(row.get("scenes") or {}).get("follows")]
+        print(f"{name:<16}" + "".join(f"{num(v):>13}" for v in values))
+    print(f"{'mask area':<16}{num(result.mask_area_fraction):>13}")
 
 
 def _methods(text: str) -> tuple[str, ...]:
@@ -215,6 +224,7 @@ def add_lab_commands(subparsers) -> None:
     p.add_argument("--steps", type=_positive, default=20, help="deletion/insertion steps")
     p.add_argument("--baseline", default="blur", choices=("blur", "zeros", "mean"), help="what deleted pixels become")
     p.add_argument("--randomisation-n", type=_count, default=20, help="images for the randomisation test (0: skip it)")
+    p.add_argument("--scenes-n", type=_count, default=50, help="two-evidence scenes (0: skip them)")
     p.add_argument(
         "--weights", default="default", help="default (the shipped lab model) or a checkpoint PATH from `lab train`"
     )

@@ -17,9 +17,19 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ..errors import InputError
 from .task import BLUR_SIGMA, CLASSES, FAMILY, LabBatch, gaussian_blur, render
 
-__all__ = ["CONDITIONS", "Accuracy", "LabEvaluation", "condition_batch", "evaluate", "accuracy_of"]
+__all__ = [
+    "CONDITIONS",
+    "Accuracy",
+    "LabEvaluation",
+    "StreamKnockouts",
+    "accuracy_of",
+    "condition_batch",
+    "evaluate",
+    "stream_knockouts",
+]
 
 CONDITIONS = ("clean", "blurred", "blurred_in_mask", "evidence_removed", "background_replaced")
 
@@ -29,7 +39,7 @@ def condition_batch(
 ) -> LabBatch:
     """The samples ``indices`` of ``split`` under ``condition`` (one of :data:`CONDITIONS`)."""
     if condition not in CONDITIONS:
-        raise ValueError(f"Unknown condition {condition!r}: use one of {', '.join(CONDITIONS)}.")
+        raise InputError(f"Unknown condition {condition!r}: use one of {', '.join(CONDITIONS)}.")
     if condition == "evidence_removed":
         return render(indices, split, size, device, evidence=False)
     if condition == "background_replaced":
@@ -104,7 +114,7 @@ def evaluate(
     ``mean``/``std`` are the model's input normalisation. The images are rendered on the model's device.
     """
     if n < 1 or batch_size < 1:
-        raise ValueError(f"n and batch_size must be ≥ 1, got n={n}, batch_size={batch_size}.")
+        raise InputError(f"n and batch_size must be ≥ 1, got n={n}, batch_size={batch_size}.")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
@@ -128,3 +138,53 @@ def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="lab eval", unit="batch", disable=not enabled, leave=False)
+
+
+@dataclass(frozen=True)
+class StreamKnockouts:
+    """The true class's probability after each final stream is knocked out, per class and per family.
+
+    ``self_edge=True``: nothing of stream k reaches the head (:func:`resolution_reliance` with its own path
+    removed too); ``False``: stream k only stops feeding the others. ``probability`` is before any knockout;
+    ``without[k]`` after removing stream k (means over ``n_per_class`` test images of the class)."""
+
+    n_per_class: int
+    split: str
+    self_edge: bool
+    per_class: dict[str, dict]  # class → {"probability": p, "without": [p without stream 0, 1, 2, 3]}
+    family: dict[str, dict]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def stream_knockouts(loaded, n_per_class: int = 20, *, split: str = "test", self_edge: bool = True) -> StreamKnockouts:
+    """Knock out each final stream of the lab model ``loaded`` on the first ``n_per_class`` test images of every
+    class (samples 0 .. 10 n - 1) and average the true class's probability per class and per family."""
+    from ..attribution import resolution_reliance
+
+    if n_per_class < 1:
+        raise InputError(f"n_per_class must be ≥ 1, got {n_per_class}.")
+    config = loaded.data_config
+    size = config["input_size"][-1]
+    device = loaded.device
+    mean = torch.tensor(config["mean"], device=device).view(1, 3, 1, 1)
+    std = torch.tensor(config["std"], device=device).view(1, 3, 1, 1)
+    before: dict[str, list[float]] = {c: [] for c in CLASSES}
+    after: dict[str, list[list[float]]] = {c: [] for c in CLASSES}
+    n = n_per_class * len(CLASSES)
+    for first in range(0, n, 50):
+        batch = render(range(first, min(first + 50, n)), split, size, device)
+        for image, label in zip((batch.images - mean) / std, batch.labels.tolist(), strict=True):
+            knocked = resolution_reliance(loaded, image[None], target=label, self_edge=self_edge)
+            before[CLASSES[label]].append(knocked[0].prob_before)
+            after[CLASSES[label]].append([k.prob_after for k in knocked])
+
+    def summary(names: list[str]) -> dict:
+        return {
+            "probability": float(torch.tensor([p for c in names for p in before[c]]).mean()),
+            "without": torch.tensor([row for c in names for row in after[c]]).mean(0).tolist(),
+        }
+
+    family = {f: summary([c for c in CLASSES if FAMILY[c] == f]) for f in ("fine", "coarse")}
+    return StreamKnockouts(n_per_class, split, self_edge, {c: summary([c]) for c in CLASSES}, family)

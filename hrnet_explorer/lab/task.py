@@ -56,6 +56,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..errors import ArgumentError, InputError
+
 __all__ = [
     "BLUR_SIGMA",
     "CLASSES",
@@ -263,13 +265,13 @@ def _region(
 
 def _checked_indices(indices, split: str, size: int, device) -> tuple[torch.Tensor, torch.device]:
     if split not in SPLITS:
-        raise ValueError(f"Unknown lab split {split!r}: use one of {', '.join(SPLITS)}.")
+        raise InputError(f"Unknown lab split {split!r}: use one of {', '.join(SPLITS)}.")
     if not 32 <= size <= 1024:
-        raise ValueError(f"Lab images are 32..1024 px, got {size}.")
+        raise InputError(f"Lab images are 32..1024 px, got {size}.")
     device = torch.device(device)
     index = torch.as_tensor(indices, dtype=torch.int64, device=device).reshape(-1)
     if index.numel() == 0 or int(index.min()) < 0:
-        raise ValueError("Lab indices must be a non-empty list of non-negative integers.")
+        raise InputError("Lab indices must be a non-empty list of non-negative integers.")
     return index, device
 
 
@@ -319,7 +321,7 @@ def render(
     else:
         label = torch.as_tensor(labels, dtype=torch.int64, device=device).reshape(-1)
         if label.numel() != b or int(label.min()) < 0 or int(label.max()) >= len(CLASSES):
-            raise ValueError(f"labels must be {b} class indices in 0..{len(CLASSES) - 1}, one per index.")
+            raise InputError(f"labels must be {b} class indices in 0..{len(CLASSES) - 1}, one per index.")
     key = (SPLITS[split], index.view(b, 1, 1, 1))
     back = (SPLITS[split], index.view(b, 1, 1, 1), 1000 + clutter)
     field = _clutter(back, size, device)
@@ -413,7 +415,7 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 def sample(index: int, split: str = "test", size: int = 224) -> LabSample:
     """Sample ``index`` of ``split``: always the same image for the same (split, index, size)."""
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise TypeError(f"index must be an int, got {type(index).__name__}.")
+        raise ArgumentError(f"index must be an int, got {type(index).__name__}.")
     batch = render([int(index)], split, size)
     label = int(batch.labels[0])
     return LabSample(to_pil(batch.images[0]), label, batch.masks[0].numpy(), FAMILY[CLASSES[label]])
@@ -428,9 +430,9 @@ class LabDataset(torch.utils.data.Dataset):
 
     def __init__(self, n: int, split: str = "test", size: int = 224, transform=None):
         if n < 1:
-            raise ValueError(f"A lab dataset needs n ≥ 1, got {n}.")
+            raise InputError(f"A lab dataset needs n ≥ 1, got {n}.")
         if split not in SPLITS:
-            raise ValueError(f"Unknown lab split {split!r}: use one of {', '.join(SPLITS)}.")
+            raise InputError(f"Unknown lab split {split!r}: use one of {', '.join(SPLITS)}.")
         self.n, self.split, self.size, self.transform = n, split, size, transform
 
     def __len__(self) -> int:
