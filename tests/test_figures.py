@@ -315,3 +315,21 @@ def test_attribution_settings_subtitle_wraps(crop):
     subtitle = re.findall(r"<sup>(.*?)</sup>", fig.layout.title.text)
     assert len(subtitle) > 2 and all(len(line) <= 90 for line in subtitle)
     assert " ".join(subtitle).replace(", ", ",").count("=") == 12 and fig.layout.margin.t > 90
+
+
+def test_one_table_of_names_and_colours_without_plotly():
+    """display.py names every method and measure the core knows and needs no plotly (the reports of analyze and the
+    app's menus read it); the figures show its colours and names."""
+    import subprocess
+    import sys
+
+    from hrnet_explorer import display
+    from hrnet_explorer.attribution import PIXEL_METHODS, RANDOM_MAP
+    from hrnet_explorer.fusion import MEASURES
+
+    assert set(display.METHODS) == {*PIXEL_METHODS, RANDOM_MAP}
+    assert list(display.MEASURE_LABELS) == list(display.MEASURE_NAMES) == list(MEASURES)
+    assert F.STREAM_COLORS is display.STREAM_COLORS and F.METHOD_LABELS is display.METHOD_LABELS
+    assert len(set(display.METHOD_COLORS.values())) == len(display.METHODS)  # every method its own colour
+    code = "import sys, hrnet_explorer.display; assert 'plotly' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
