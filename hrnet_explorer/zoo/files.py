@@ -12,10 +12,10 @@ import torch
 
 from ..errors import WeightsError
 from ..runtime import Precision
-from . import variants
 from .cards import read_card
 from .loading import LoadedModel, load_model
 from .variants import LAB, VARIANTS, base_variant
+from .weights import shipped_checkpoint
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def model_files(folder: str | os.PathLike | None = None) -> dict[str, ModelFile]
     the nine variants, is a WeightsError naming the files; every card is checked here, once.
     """
     found = []
-    lab = variants.LAB_DIR / "lab.safetensors"
+    lab = shipped_checkpoint(LAB)
     if lab.is_file():
         found.append(dataclasses.replace(_model_file(lab), name=LAB))
     if folder is not None:

@@ -17,7 +17,7 @@ from timm.data import create_transform, resolve_model_data_config
 from ..errors import InputError, WeightsError
 from ..runtime import Precision, resolve_device
 from .cards import _labels_origin, read_labels
-from .variants import LAB, VARIANTS, VariantCard, base_variant
+from .variants import VARIANTS, VariantCard, base_variant
 from .weights import WeightsSource, _build, _file_stamp, _request
 
 
@@ -70,8 +70,9 @@ def load_model(
 ) -> LoadedModel:
     """Build ``variant`` with ``weights`` on ``device`` (default: CUDA if available, else CPU).
 
-    ``variant``: one of the nine (``hrnet_`` prefix optional), or ``"lab"``: the model shipped in
-    :data:`LAB_DIR` (``lab.safetensors`` and its card ``lab.json``; weights "default" only).
+    ``variant``: one of the nine (``hrnet_`` prefix optional), or a model shipped with the package, each a
+    checkpoint with its card beside it and weights "default" only: ``"lab"`` (:data:`LAB_DIR`) and the dense
+    ``"lab-seg"`` (:data:`LAB_SEG_DIR`; its card says ``"task": "segmentation"``).
     ``weights``: "default" (timm's default tag, from the Hugging Face hub or its cache), a tag
     ("ms_in1k", "gluon_in1k", "ms_aug_in1k", "ssld"/"paddle_in1k" or a full timm name), a local
     checkpoint (.safetensors, or .pth read with ``weights_only=True``), or "random".
@@ -89,7 +90,7 @@ def load_model(
     asked, kind, spec = _request(variant, weights)
     names = None if labels is None else read_labels(labels)
     stamp = _file_stamp(Path(spec).expanduser()) if kind == "file" else None
-    key = (asked.name if asked else LAB, kind, spec, stamp, names, seed, str(dev), precision)
+    key = (asked.name if asked else variant, kind, spec, stamp, names, seed, str(dev), precision)
     with _CACHE_LOCK:
         if cache and key in _CACHE:
             _CACHE.move_to_end(key)

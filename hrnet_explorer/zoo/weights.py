@@ -76,15 +76,28 @@ def _parse_weights(card: VariantCard, weights: str | os.PathLike | None) -> tupl
     )
 
 
+def shipped_checkpoint(name: str) -> Path | None:
+    """The checkpoint of a model shipped with the package under ``name`` — the lab model (``lab``) and the dense
+    lab model (``lab-seg``), each with its card beside it — or None for any other name. Read from the folders
+    as they are now (tests point them elsewhere)."""
+    folders = {LAB: variants.LAB_DIR, LAB_SEG: variants.LAB_SEG_DIR}
+    return folders[name] / f"{name}.safetensors" if name in folders else None
+
+
 def _request(variant: str, weights: str | os.PathLike | None) -> tuple[VariantCard | None, str, str | None]:
-    """→ (the variant asked for, or None for the lab model; kind; spec) — see :func:`_parse_weights`."""
-    if variant == LAB_SEG:  # the dense lab model: its card says task segmentation (hrnet_explorer.dense)
-        if weights not in (None, "default"):
-            raise WeightsError(f"The dense lab model has one set of weights, 'default'; got {str(weights)!r}.")
-        path = variants.LAB_SEG_DIR / "lab-seg.safetensors"
-        if not path.is_file():
-            raise WeightsError(f"The dense lab model is missing: no {path}.")
-        return None, "file", str(path)
+    """→ (the variant asked for, or None for a shipped model; kind; spec) — see :func:`_parse_weights`."""
+    path = shipped_checkpoint(variant)
+    if path is None:
+        card = get_variant(variant)
+        return (card, *_parse_weights(card, weights))
+    what = "dense lab" if variant == LAB_SEG else "lab"
+    if weights not in (None, "default"):
+        raise WeightsError(f"The {what} model has one set of weights, 'default'; got {str(weights)!r}.")
+    if not path.is_file():
+        raise WeightsError(
+            f"The {what} model is missing: no {path} (it ships with its card {path.stem}.json in {path.parent})."
+        )
+    return None, "file", str(path)
     if variant != LAB:
         card = get_variant(variant)
         return (card, *_parse_weights(card, weights))
