@@ -477,3 +477,36 @@ def test_every_user_mistake_is_one_line(client, api, args, expected):
     message = str(info.value)
     assert html.unescape(expected) in html.unescape(message) and INTERNAL_ERROR not in message, message
     assert "\n" not in message.strip() and "Traceback" not in message
+
+
+def test_the_report_reuses_the_analysis(explorer, monkeypatch):
+    """The report endpoint draws from the cached Analysis, which holds the prediction and the full trace: neither
+    a traced forward nor a prediction of the image runs again (counted wherever the package holds the functions)."""
+    import sys
+
+    from hrnet_explorer.predict import predict
+    from hrnet_explorer.trace import trace
+
+    calls: list[str] = []
+
+    def counted(fn):
+        def forward(*args, **kwargs):
+            calls.append(fn.__name__)
+            return fn(*args, **kwargs)
+
+        return forward
+
+    model = (VARIANT, "random", "64")
+    replacements = {trace: counted(trace), predict: counted(predict)}
+    for name, module in list(sys.modules.items()):
+        if name.startswith("hrnet_explorer"):
+            for attribute, value in list(vars(module).items()):
+                if any(value is fn for fn in replacements):
+                    monkeypatch.setattr(module, attribute, replacements[value])
+    explorer.cache.clear()
+    explorer.analysis(EXAMPLE, *model)
+    assert calls == ["trace"]  # the counter counts: the analysis is one traced forward (on a CPU)
+    misses = explorer.cache.misses
+    page, bundle = explorer.report(EXAMPLE, *model, progress=lambda *args, **kwargs: None)
+    assert calls == ["trace"] and explorer.cache.misses == misses  # the report ran neither again
+    assert page["visible"] and Path(page["value"]).stat().st_size > 0 and Path(bundle["value"]).suffix == ".zip"

@@ -45,6 +45,7 @@ from ..figures import (
 from ..fusion import MEASURES
 from ..images import preprocess, read_image
 from ..progress import fraction
+from ..report import image_report
 from ..zoo import VARIANTS
 from .cache import Analysis, Workbench
 from .choices import (
@@ -349,8 +350,6 @@ class Explorer(Workbench):
         """Predict tab: every figure for this image in one HTML file that opens offline, and its trace (a zip of
         the safetensors and the JSON manifest), for two download buttons. The last REPORTS_KEPT reports stay on
         disk; older ones are deleted."""
-        from ..report import image_report
-
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         folder = tempfile.mkdtemp(prefix="hrnet-explorer-report-")
         with self._reports_lock:
@@ -364,6 +363,8 @@ class Explorer(Workbench):
             loaded=a.loaded,
             input_size=a.input_size,
             progress=fraction(progress, "Report", "step"),
+            prediction=a.prediction,  # the Analysis holds both: no second prediction, no second traced forward
+            traced=a.trace,
         )
         bundle = os.path.join(folder, f"hrnet-explorer-{a.loaded.name}-trace.zip")
         with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as zf:  # float32 maps hardly compress
