@@ -23,6 +23,8 @@ from PIL import Image
 
 from .. import attribution
 from ..errors import ImageError, InputError, WeightsError
+from ..export import module_fusion
+from ..fusion import FusionStats
 from ..graphs import graph_trace
 from ..images import display_crop, preprocess, read_image
 from ..predict import Prediction, topk_from_logits
@@ -62,6 +64,7 @@ class Analysis:
     prediction: Prediction
     forward_ms: float  # the traced forward pass (hooks included), on ``loaded.device``
     nbytes: int
+    fusion: dict[str, FusionStats]  # every module's fusion statistics, by name in forward order (for the figures)
 
     @property
     def target(self) -> int:
@@ -231,7 +234,7 @@ class Workbench:
             loaded.name,
         )
         nbytes = sum(t.numel() * t.element_size() for t in result.maps.values())
-        return Analysis(key, loaded, x, crop, result, prediction, forward_ms, nbytes)
+        return Analysis(key, loaded, x, crop, result, prediction, forward_ms, nbytes, module_fusion(result))
 
     def explain(self, a: Analysis, name: str, **options):
         """Run attribution function ``name`` on the analysed image (on the GPU under ZeroGPU)."""

@@ -145,7 +145,7 @@ class Explorer(Workbench):
             raise InputError(f"Unknown measure {measure!r}; choose one of {', '.join(MEASURES)}.")
         small = compact(plot_width)
         return (
-            fusion_matrices_figure(a.trace, measure, compact=small),
+            fusion_matrices_figure(a.fusion, measure, compact=small, weights=a.loaded.weights),
             sankey_figure(fusion_flows(a.trace, measure), measure, compact=small),
         )
 
