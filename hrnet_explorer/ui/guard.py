@@ -32,6 +32,11 @@ def _title(exc: UserError) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).capitalize()
 
 
+def _one_line(message: str) -> str:
+    """A message as one line: a toast shows it, and a message listing choices over lines would break it up."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def user_errors(fn: F) -> F:
     """``fn`` with its user mistakes as one-line ``gr.Error`` messages and its bugs logged with a traceback."""
 
@@ -43,7 +48,7 @@ def user_errors(fn: F) -> F:
             raise
         except UserError as exc:
             raise gr.Error(  # the UI renders the message as HTML, and it may quote what the user typed
-                html.escape(str(exc), quote=False), title=_title(exc), print_exception=False
+                html.escape(_one_line(str(exc)), quote=False), title=_title(exc), print_exception=False
             ) from exc
         except Exception as exc:
             ref = uuid.uuid4().hex[:8]
