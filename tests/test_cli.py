@@ -208,9 +208,9 @@ def test_a_user_mistake_from_deep_inside_is_one_line(image_file, capsys, monkeyp
 
 def test_explain_offers_every_pixel_method_and_one_function_each():
     from hrnet_explorer.attribution import PIXEL_METHODS
-    from hrnet_explorer.cli import explain
+    from hrnet_explorer.cli import explain, options
 
-    assert explain.PIXEL_EXPLAINERS == PIXEL_METHODS
+    assert options.PIXEL_EXPLAINERS == PIXEL_METHODS
     assert set(explain.METHODS) == {*PIXEL_METHODS, "gradcam-streams", "stream-shares", "knockout"}
 
 

@@ -20,9 +20,9 @@ from ..progress import progress_bar
 from ..render import Sheet, colorbar, overlay
 from ..zoo import LoadedModel
 from .common import QUIET_HELP, add_model_args, header, load, print_json
+from .options import MAPLESS, PIXEL_EXPLAINERS, pixel_options
+from .score import score
 
-# = attribution.PIXEL_METHODS (tests check it), spelled out so that building the parser imports no Captum
-PIXEL_EXPLAINERS = ("ig", "saliency", "smoothgrad", "gradshap", "occlusion")
 OUT_SUFFIXES = (".json", ".npz", ".png")
 
 
@@ -35,11 +35,6 @@ class Explained:
     arrays: dict[str, torch.Tensor]
     lines: list[str] = field(default_factory=list)
     sheet: Sheet | None = None  # the map(s) over the crop, when there is a crop (--out)
-
-
-def pixel_options(args: argparse.Namespace) -> dict:
-    """The method's own options from the command line: IG's steps."""
-    return {"n_steps": args.steps} if args.steps and args.method == "ig" else {}
 
 
 def _grid(heatmap: torch.Tensor, cells: int = 7) -> list[list[float]]:
@@ -160,7 +155,6 @@ METHODS: dict[str, Method] = {m: _pixels for m in PIXEL_EXPLAINERS} | {
     "stream-shares": _shares,
     "knockout": _knockout,
 }
-MAPLESS = ("stream-shares", "knockout")  # no map to draw
 
 
 def class_index(text: str, class_names: Sequence[str]) -> int:
@@ -227,7 +221,6 @@ def _save(path: str, summary: dict, explained: Explained) -> None:
 
 def explain(args: argparse.Namespace) -> None:
     from ..images import display_crop, preprocess
-    from .score import score
 
     check_args(args)
     loaded = load(args)

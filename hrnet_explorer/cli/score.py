@@ -9,7 +9,7 @@ import torch
 
 from ..progress import progress_bar
 from ..zoo import LoadedModel
-from .explain import MAPLESS, pixel_options
+from .options import MAPLESS, pixel_options
 
 
 def _num(value: float | None) -> str:
