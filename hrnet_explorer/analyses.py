@@ -9,10 +9,16 @@ import torch
 
 from .anatomy import ModuleRef
 from .errors import InputError
-from .fusion import MEASURES
+from .fusion import MEASURES, FusionStats
 from .trace import Trace
 
-__all__ = ["Decomposition", "Flow", "decompose", "fusion_flows", "reconstruction_error"]
+__all__ = ["Decomposition", "Flow", "decompose", "fusion_flows", "module_fusion", "reconstruction_error"]
+
+
+def module_fusion(trace: Trace) -> dict[str, FusionStats]:
+    """Every module's :class:`~hrnet_explorer.fusion.FusionStats`, by module name in forward order (what the fusion
+    figures draw)."""
+    return {r.name: trace.fusion(r.stage, r.index) for r in trace.modules}
 
 
 @dataclass(frozen=True)

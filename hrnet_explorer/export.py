@@ -9,7 +9,6 @@ a caller adds its own entries (the HTML report: the image, the prediction, its f
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .analyses import module_fusion
 from .errors import InputError
 from .fusion import MEASURES, FusionStats
 from .hooks import is_intermediate
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .trace import Trace
     from .zoo import LoadedModel
 
-__all__ = ["TRACE_FORMAT", "SavedTrace", "save_trace", "module_fusion", "own_cache"]
+__all__ = ["TRACE_FORMAT", "SavedTrace", "save_trace"]
 
 TRACE_FORMAT = "hrnet-explorer-trace/1"  # the safetensors metadata's "format"
 
@@ -37,19 +37,6 @@ class SavedTrace:
     tensors: Path
     manifest: Path
     names: tuple[str, ...]
-
-
-def own_cache(result: Trace) -> Trace:
-    """``result`` with the same maps and a fusion cache of its own: Trace.fusion stores what it computes, and a
-    trace may be shared (the app's Analysis serves every request), so readers that are not its owner read this."""
-    return dataclasses.replace(result, fusion_cache=dict(result.fusion_cache))
-
-
-def module_fusion(result: Trace) -> dict[str, FusionStats]:
-    """Every module's :class:`~hrnet_explorer.fusion.FusionStats`, by module name in forward order; ``result`` is
-    left as it was (:func:`own_cache`)."""
-    own = own_cache(result)
-    return {r.name: own.fusion(r.stage, r.index) for r in result.modules}
 
 
 def save_trace(

@@ -17,6 +17,7 @@ traces of one model never see each other's tensors.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,8 @@ from .runtime import autocast
 from .zoo import LoadedModel, WeightsSource
 
 __all__ = ["Trace", "ModuleRef", "trace", "trace_names", "module_refs", "hooks_installed", "Keep"]
+
+_FUSION_LOCK = threading.Lock()  # fills Trace.fusion_cache (cheap: a few small matmuls per module)
 
 
 @dataclass
@@ -118,13 +121,17 @@ class Trace:
         )
 
     def fusion(self, stage: int, index: int) -> FusionStats:
-        """The :class:`FusionStats` of one module (see :mod:`hrnet_explorer.fusion`)."""
+        """The :class:`FusionStats` of one module (see :mod:`hrnet_explorer.fusion`): computed during the pass
+        (keep != "all") or on first use from the kept edges, then remembered — a memo of values that never change,
+        filled under a lock, so a Trace shared between threads (the app's) gives every reader the same object."""
         ref = self.module(stage, index)
-        if ref.name not in self.fusion_cache:
+        with _FUSION_LOCK:
+            if ref.name in self.fusion_cache:
+                return self.fusion_cache[ref.name]
             p, n = ref.name, ref.num_streams
             rows = [fusion_row([self[f"{p}.edge{j}to{i}"] for j in range(n)], self[f"{p}.presum{i}"]) for i in range(n)]
             self.fusion_cache[ref.name] = stack_fusion_stats(rows)
-        return self.fusion_cache[ref.name]
+            return self.fusion_cache[ref.name]
 
 
 def trace(

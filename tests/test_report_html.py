@@ -261,7 +261,6 @@ def test_image_report_reuses_a_given_trace_and_prediction(w18_small, tmp_path, m
     manifest = json.loads(paths["json"].read_text())
     assert manifest["prediction"][0]["index"] == prediction.top[0].index
     assert torch.equal(load_file(str(paths["safetensors"]))["logits"], traced.logits.float())
-    assert not traced.fusion_cache
     outputs = trace_module.Trace(**{**vars(traced), "keep": "outputs"})
     with pytest.raises(ValueError, match="keep='all' trace"):
         image_report(image, out=tmp_path / "s.html", loaded=w18_small, input_size=SIZE, traced=outputs)
@@ -269,17 +268,16 @@ def test_image_report_reuses_a_given_trace_and_prediction(w18_small, tmp_path, m
 
 def test_save_trace_writes_the_kept_maps_and_a_manifest(w18_small, tmp_path):
     """The core export under the image report: float32 maps by trace name, the manifest beside them, the caller's
-    entries in it, and the trace it reads left as it was."""
+    entries in it."""
     import torch
 
     from hrnet_explorer import save_trace, trace
-    from hrnet_explorer.export import module_fusion
+    from hrnet_explorer.analyses import module_fusion
 
     torch.manual_seed(0)
     result = trace(w18_small, torch.randn(1, 3, SIZE, SIZE), keep="all")
     saved = save_trace(result, tmp_path / "t.html", loaded=w18_small, manifest={"image": {"name": "noise"}})
     assert saved.tensors == tmp_path / "t.safetensors" and saved.manifest == tmp_path / "t.json"
-    assert not result.fusion_cache  # read through a cache of its own
     tensors = load_file(str(saved.tensors))
     assert set(tensors) == set(saved.names) and "stage4.module0.edge1to0" not in tensors
     assert set(tensors) == {n for n in result.maps if not any(k in n for k in (".branch", ".edge", ".presum"))}

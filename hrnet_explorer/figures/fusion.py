@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import plotly.graph_objects as go
 
-from ..analyses import Decomposition, Flow, fusion_flows
+from ..analyses import Decomposition, Flow, fusion_flows, module_fusion
 from ..display import MEASURE_LABELS, MEASURE_NAMES, NEGATIVE_COLOR, REDUCTION_LABELS, stream_color
-from ..export import module_fusion, own_cache
 from ..fusion import MEASURES, FusionStats, spatial_summary
 from ._common import DIVERGING, SEQUENTIAL, as_numpy, rgba, shrink, symmetric, weights_note
 from ._draft import Draft, finish, panel_grid, subplots, wrap
@@ -76,7 +75,7 @@ def fusion_matrices_figure(
     weights: Any = None,
 ) -> go.Figure:
     """Every module's [target × source] matrix, in forward order, on one colour scale. ``fusion``: every module's
-    statistics by name, in forward order (:func:`~hrnet_explorer.export.module_fusion`), or a Trace to take them
+    statistics by name, in forward order (:func:`~hrnet_explorer.analyses.module_fusion`), or a Trace to take them
     from (its weights then go in the title; ``weights`` says them otherwise). ``compact``: two matrices a row, the
     colour bar below, for a narrow screen."""
     if not isinstance(fusion, Mapping):
@@ -132,7 +131,7 @@ def sankey_figure(
     ``compact``: for a narrow screen (short stream labels, step labels turned when they would touch).
     """
     if not isinstance(flows, Sequence):
-        flows = fusion_flows(own_cache(flows), measure)
+        flows = fusion_flows(flows, measure)
     flows = [f for f in flows if abs(f.weight) > 1e-9]
     if not flows:
         raise ValueError("sankey_figure needs at least one non-zero Flow.")

@@ -64,9 +64,9 @@ def image_report(
     """
     from .. import attribution as attr
     from .. import figures as F
-    from ..analyses import decompose, fusion_flows
+    from ..analyses import decompose, fusion_flows, module_fusion
     from ..costs import variant_costs
-    from ..export import module_fusion, own_cache, save_trace
+    from ..export import save_trace
     from ..fusion import MEASURES
     from ..images import display_crop, preprocess, read_image
     from ..predict import predict
@@ -90,7 +90,7 @@ def image_report(
     x = preprocess(picture, loaded.data_config, input_size)
     crop = display_crop(picture, loaded.data_config, input_size)
     prediction = predict(loaded, x) if prediction is None else prediction
-    result = trace(loaded, x, keep="all", store="cpu") if traced is None else own_cache(traced)
+    result = trace(loaded, x, keep="all", store="cpu") if traced is None else traced
     fusion = module_fusion(result)  # once, for the three measures' figures and the manifest
     last = [r for r in result.modules if r.stage == 4][-1]
     costs = variant_costs(loaded.variant.name)

@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 
 from .. import attribution
+from ..analyses import module_fusion
 from ..errors import ImageError, InputError, WeightsError
-from ..export import module_fusion
 from ..fusion import FusionStats
 from ..graphs import graph_trace
 from ..images import display_crop, preprocess, read_image
