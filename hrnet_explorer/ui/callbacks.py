@@ -54,6 +54,7 @@ from .choices import (
     TOP1,
     class_choices,
     compact,
+    parse_count,
     parse_module,
     parse_stream,
     parse_target,
@@ -251,9 +252,7 @@ class Explorer(Workbench):
             raise InputError(
                 f"Unknown method(s) {', '.join(map(str, unknown))}; choose from {', '.join(attr.PIXEL_METHODS)}."
             )
-        steps = int(steps)
-        if not 2 <= steps <= 100:
-            raise InputError(f"Deletion/insertion steps must be 2..100, got {steps}.")
+        steps = parse_count(steps, "Deletion/insertion steps", 2, 100)
         if baseline not in ("blur", "zeros", "mean"):
             raise InputError(f"Deleted pixels become 'blur', 'zeros' or 'mean', not {baseline!r}.")
         a, _ = self.analysis(image, variant, weights, input_size, progress)
@@ -289,9 +288,7 @@ class Explorer(Workbench):
         """Attribution tab: each final stream's share of the target logit."""
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         cls = self._target(a, target)
-        steps = int(n_steps)
-        if not 2 <= steps <= 256:
-            raise InputError(f"Integration steps must be 2..256, got {steps}.")
+        steps = parse_count(n_steps, "Integration steps", 2, 256)
         batches = batch_progress(progress, f"Stream shares, {steps} steps")
         if batches is None:
             progress(0.4, desc=f"Integrating over the streams ({steps} steps)")

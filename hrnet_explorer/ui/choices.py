@@ -26,6 +26,7 @@ __all__ = [
     "class_choices",
     "compact",
     "module_names",
+    "parse_count",
     "parse_input_size",
     "parse_module",
     "parse_stream",
@@ -118,6 +119,17 @@ def parse_input_size(value: Any) -> int | None:
             f"{', '.join(map(str, INPUT_SIZES))}) or '{DEFAULT_SIZE}'; got {value!r}."
         )
     return size
+
+
+def parse_count(value: Any, what: str, low: int, high: int) -> int:
+    """A whole number in ``low..high`` (a slider's value: 20, 20.0 or "20"), else an InputError naming ``what``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (number.is_integer() and low <= number <= high):
+        raise InputError(f"{what} must be {low}..{high}, got {value!r}.")
+    return int(number)
 
 
 def parse_stream(value: Any, what: str = "stream") -> int:
