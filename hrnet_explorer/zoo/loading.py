@@ -16,9 +16,20 @@ from timm.data import create_transform, resolve_model_data_config
 
 from ..errors import InputError, WeightsError
 from ..runtime import Precision, resolve_device
-from .cards import _labels_origin, read_labels
+from .cards import _card_data_config, _labels_origin, read_labels
 from .variants import VARIANTS, VariantCard, base_variant
-from .weights import WeightsSource, _build, _file_stamp, _request
+from .weights import (
+    WeightsSource,
+    _build_file,
+    _build_hub,
+    _build_random,
+    _Built,
+    _checkpoint_card,
+    _file_stamp,
+    _request,
+)
+
+SEGMENTATION = "segmentation"  # the task of a card whose checkpoint is a dense HRNet (hrnet_explorer.dense)
 
 
 @dataclass
@@ -51,6 +62,24 @@ class LoadedModel:
     def transform(self):
         """timm's eval transform for these weights (resize, center crop, normalise)."""
         return create_transform(**self.data_config, is_training=False)
+
+
+def _build(asked: VariantCard | None, kind: str, spec: str | None, seed: int) -> _Built:
+    """What :func:`_request` asked for. A checkpoint whose card says ``"task": "segmentation"`` is a dense HRNet:
+    built here, a floor above the weights, because the dense package itself builds on them."""
+    if kind == "hub":
+        return _build_hub(asked, spec, seed)
+    if kind == "random":
+        return _build_random(asked, seed)
+    path = Path(spec).expanduser()
+    card, card_path = _checkpoint_card(asked, path)
+    if card is None or card.get("task") != SEGMENTATION:
+        return _build_file(asked, path, card, card_path, seed)
+    from ..dense.card import read_dense
+
+    model, source = read_dense(path, card, card_path, seed)
+    names, name = tuple(card["class_names"]), card.get("name", path.stem)
+    return _Built(card["architecture"], model, source, names, name, _card_data_config(card), card)
 
 
 _CACHE: OrderedDict[tuple, LoadedModel] = OrderedDict()

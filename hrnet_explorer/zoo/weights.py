@@ -181,8 +181,9 @@ def _build_random(card: VariantCard, seed: int) -> _Built:
     return _Built(card.name, model, WeightsSource("random", "asked for", None, seed), imagenet_class_names(), card.name)
 
 
-def _build_file(asked: VariantCard | None, path: Path, seed: int) -> _Built:
-    """A checkpoint, with the card beside it if there is one (the lab model, ``asked`` None, needs one)."""
+def _checkpoint_card(asked: VariantCard | None, path: Path) -> tuple[dict[str, Any] | None, Path]:
+    """The card beside checkpoint ``path`` (or None), read and checked against the variant ``asked`` for; and
+    where it is. A shipped model (``asked`` None) must have one."""
     card_path = path.with_suffix(".json")
     card = read_card(card_path) if card_path.is_file() or asked is None else None
     if card is not None and asked is not None and base_variant(card["architecture"]) != asked.name:
@@ -190,12 +191,13 @@ def _build_file(asked: VariantCard | None, path: Path, seed: int) -> _Built:
             f"Model card {card_path} is for {card['architecture']}, but variant {asked.name} was asked for: "
             f"load it as variant {base_variant(card['architecture'])}."
         )
-    if card is not None and card.get("task") == "segmentation":  # a dense HRNet (hrnet_explorer.dense)
-        from ..dense.card import read_dense
+    return card, card_path
 
-        model, source = read_dense(path, card, card_path, seed)
-        names, name = tuple(card["class_names"]), card.get("name", path.stem)
-        return _Built(card["architecture"], model, source, names, name, _card_data_config(card), card)
+
+def _build_file(
+    asked: VariantCard | None, path: Path, card: dict[str, Any] | None, card_path: Path, seed: int
+) -> _Built:
+    """A classifier's checkpoint, with its card (see :func:`_checkpoint_card`) if there is one."""
     state = _read_state_dict(path)
     head = state.get("classifier.weight")
     if head is None and "head.classifier.weight" in state:
@@ -236,14 +238,6 @@ def _build_file(asked: VariantCard | None, path: Path, seed: int) -> _Built:
         return _Built(arch, model, source, default_class_names(n), path.stem)
     names = tuple(card["class_names"])
     return _Built(arch, model, source, names, card.get("name", path.stem), _card_data_config(card), card)
-
-
-def _build(asked: VariantCard | None, kind: str, spec: str | None, seed: int) -> _Built:
-    if kind == "hub":
-        return _build_hub(asked, spec, seed)
-    if kind == "random":
-        return _build_random(asked, seed)
-    return _build_file(asked, Path(spec).expanduser(), seed)
 
 
 def _file_stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
