@@ -510,3 +510,13 @@ def test_the_report_reuses_the_analysis(explorer, monkeypatch):
     page, bundle = explorer.report(EXAMPLE, *model, progress=lambda *args, **kwargs: None)
     assert calls == ["trace"] and explorer.cache.misses == misses  # the report ran neither again
     assert page["visible"] and Path(page["value"]).stat().st_size > 0 and Path(bundle["value"]).suffix == ".zip"
+
+
+def test_a_model_choice_of_any_type_is_a_user_error(explorer):
+    """API callers may send anything as the variant: a number or null is an unknown model, not a crash."""
+    from hrnet_explorer.errors import InputError
+
+    assert explorer.model_name("w18") == "hrnet_w18" and explorer.model_name("lab") == "lab"
+    for value in (None, 5, ["hrnet_w18"], "hrnet_w17"):
+        with pytest.raises(InputError, match=r"Unknown model .*Choose one of: hrnet_w18_small, "):
+            explorer.model_name(value)

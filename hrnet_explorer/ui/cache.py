@@ -161,10 +161,10 @@ class Workbench:
 
     def model_name(self, name: str) -> str:
         """The canonical name of a model choice (a variant's full name, or a carded checkpoint's name)."""
-        if name in self.models:
+        if isinstance(name, str) and name in self.models:
             return name
         try:
-            return get_variant(name).name
+            return get_variant(str(name)).name  # API callers may send anything: None is an unknown model too
         except InputError:
             raise InputError(f"Unknown model {name!r}. Choose one of: {', '.join(self.model_choices())}.") from None
 
