@@ -300,7 +300,7 @@ def region_pixels(
             )  # fmt: skip
             delta, heat = float(d[0]), attr[0].sum(0)
         else:
-            attr = Saliency(score).attribute(x, abs=True)
+            attr = Saliency(score).attribute(x.requires_grad_(), abs=True)
             heat = attr[0].amax(0)
     heat = heat.detach().float().cpu()
     whole = bool(region.mask.all())
