@@ -52,9 +52,10 @@ def _no_progress(*args, **kwargs) -> None:
     return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Analysis:
-    """One image through one model: everything the tabs show is read from here."""
+    """One image through one model: everything the tabs show is read from here (shared by every request for it,
+    so frozen)."""
 
     key: tuple
     loaded: LoadedModel
