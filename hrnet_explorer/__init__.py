@@ -5,6 +5,7 @@ image → tensor (images) → trace (trace) → analyses (fusion, attribution) �
 
 from .batch import predict_many, trace_many
 from .costs import CARD_FLOPS_EXPLANATION, CostReport, count_macs, count_params, variant_costs
+from .dense.card import SEGMENTATION, read_dense
 from .errors import (
     ArgumentError,
     CardError,
@@ -34,8 +35,12 @@ from .zoo import (
     load_model,
     model_files,
     read_card,
+    register_task,
     weight_tags,
 )
+
+# The zoo builds what a segmentation card describes with the dense package, a floor above it (see zoo.loading).
+register_task(SEGMENTATION, read_dense)
 
 __version__ = "0.1.0"
 

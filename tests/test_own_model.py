@@ -411,3 +411,27 @@ def test_app_refuses_two_models_of_one_name(checkpoint, tmp_path):
     command = [sys.executable, "-m", "hrnet_explorer", "app", "--models", str(tmp_path)]  # hrnet-explorer app
     proc = subprocess.run(command, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("hrnet-explorer: error: Two models are named 'my_lab'")
+
+
+def test_a_cards_task_is_built_by_its_registered_builder(tmp_path, monkeypatch):
+    """A card that names a task is built by that task's builder (the dense models plug theirs in); a task nobody
+    built is one CardError naming the tasks that are."""
+    from hrnet_explorer.zoo import loading
+
+    path = tmp_path / "depth.safetensors"
+    path.write_bytes(b"read by the task's builder only")
+    (tmp_path / "depth.json").write_text(json.dumps({**CARD, "name": "depth", "task": "depth"}))
+    with pytest.raises(CardError, match=r"field 'task' is 'depth'; the tasks built here: segmentation"):
+        load_model("hrnet_w18_small", path, device="cpu", cache=False)
+    seen = []
+
+    def build(checkpoint, card, card_path, seed):
+        seen.append((checkpoint, card["task"], card_path, seed))
+        net = timm.create_model("hrnet_w18_small", pretrained=False, num_classes=card["num_classes"])
+        return net, zoo.WeightsSource("file", str(checkpoint))
+
+    monkeypatch.setitem(loading.TASK_BUILDERS, "depth", build)
+    loaded = load_model("hrnet_w18_small", path, device="cpu", seed=5, cache=False)
+    assert seen == [(path, "depth", tmp_path / "depth.json", 5)]
+    assert loaded.name == "depth" and loaded.class_names == tuple(NAMES) and loaded.card["task"] == "depth"
+    assert loaded.data_config["input_size"] == (3, 64, 64) and not loaded.model.training

@@ -20,7 +20,7 @@ from .cards import CARD_FORMAT, read_card, read_labels
 from .cards import _card_data_config as _card_data_config
 from .files import ModelFile, model_files
 from .loading import _CACHE as _CACHE
-from .loading import MODEL_CACHE_SIZE, LoadedModel, clear_model_cache, load_model
+from .loading import MODEL_CACHE_SIZE, LoadedModel, clear_model_cache, load_model, register_task
 from .variants import (
     ASSETS,
     LAB,
@@ -63,4 +63,5 @@ __all__ = [
     "load_model",
     "clear_model_cache",
     "MODEL_CACHE_SIZE",
+    "register_task",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from timm.data import create_transform, resolve_model_data_config
 
-from ..errors import InputError, WeightsError
+from ..errors import CardError, InputError, WeightsError
 from ..runtime import Precision, resolve_device
 from .cards import _card_data_config, _labels_origin, read_labels
 from .variants import VARIANTS, VariantCard, base_variant
@@ -29,7 +29,16 @@ from .weights import (
     _request,
 )
 
-SEGMENTATION = "segmentation"  # the task of a card whose checkpoint is a dense HRNet (hrnet_explorer.dense)
+# A card's "task" → how its checkpoint is built: (checkpoint, card, card path, seed) → (model, where its weights
+# came from). The zoo builds classifiers (no "task"); a task's package sits on a higher floor and builds on the zoo,
+# so it plugs its builder in here (hrnet_explorer/__init__.py wires the dense models') instead of being imported.
+TaskBuilder = Callable[[Path, dict[str, Any], Path, int], tuple[torch.nn.Module, WeightsSource]]
+TASK_BUILDERS: dict[str, TaskBuilder] = {}
+
+
+def register_task(task: str, build: TaskBuilder) -> None:
+    """Build the checkpoints whose card says ``"task": task`` with ``build``."""
+    TASK_BUILDERS[task] = build
 
 
 @dataclass
@@ -65,19 +74,20 @@ class LoadedModel:
 
 
 def _build(asked: VariantCard | None, kind: str, spec: str | None, seed: int) -> _Built:
-    """What :func:`_request` asked for. A checkpoint whose card says ``"task": "segmentation"`` is a dense HRNet:
-    built here, a floor above the weights, because the dense package itself builds on them."""
+    """What :func:`_request` asked for; a checkpoint whose card names a task, by that task's builder."""
     if kind == "hub":
         return _build_hub(asked, spec, seed)
     if kind == "random":
         return _build_random(asked, seed)
     path = Path(spec).expanduser()
     card, card_path = _checkpoint_card(asked, path)
-    if card is None or card.get("task") != SEGMENTATION:
+    if card is None or "task" not in card:
         return _build_file(asked, path, card, card_path, seed)
-    from ..dense.card import read_dense
-
-    model, source = read_dense(path, card, card_path, seed)
+    build = TASK_BUILDERS.get(card["task"])
+    if build is None:
+        tasks = ", ".join(sorted(TASK_BUILDERS)) or "none"
+        raise CardError(f"Model card {card_path}: field 'task' is {card['task']!r}; the tasks built here: {tasks}.")
+    model, source = build(path, card, card_path, seed)
     names, name = tuple(card["class_names"]), card.get("name", path.stem)
     return _Built(card["architecture"], model, source, names, name, _card_data_config(card), card)
 
