@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 import timm
 
+import hrnet_explorer.ui
 from hrnet_explorer.anatomy import module_refs
 from hrnet_explorer.errors import InputError
 from hrnet_explorer.ui.choices import (
@@ -60,3 +64,30 @@ def test_module_names_from_timms_table_match_the_built_model():
     built = [r.name for r in module_refs(timm.create_model("hrnet_w18_small_v2", pretrained=False))]
     assert module_names("hrnet_w18_small_v2") == built and len(built) == 1 + 3 + 2
     assert len(module_names("w18")) == 8 and module_names("w18")[-1] == "stage4.module2"
+
+
+# ui's floors, lowest first: each module imports only those before it, and the first three no gradio.
+FLOORS = ["gpu", "choices", "cache", "text", "gradio_private", "components", "guard", "callbacks", "layout"]
+
+
+def _imports(module: str) -> set[str]:
+    """The ui modules and top-level libraries that ``hrnet_explorer/ui/<module>.py`` imports."""
+    tree = ast.parse((Path(hrnet_explorer.ui.__file__).parent / f"{module}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:  # a ui module (from .cache / from . import x)
+            found |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):  # a library, or the package below ui (from ..zoo: "hrnet_explorer")
+            found.add((node.module or "").split(".")[0] if node.level == 0 else "hrnet_explorer")
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+    return found
+
+
+def test_each_floor_of_the_ui_imports_only_the_floors_below_it():
+    assert sorted(FLOORS) == sorted(p.stem for p in Path(hrnet_explorer.ui.__file__).parent.glob("[!_]*.py"))
+    for k, module in enumerate(FLOORS):
+        above = set(FLOORS[k:])
+        assert not _imports(module) & above, (module, _imports(module) & above)
+    for module in ("gpu", "choices", "cache", "text"):
+        assert "gradio" not in _imports(module), module
