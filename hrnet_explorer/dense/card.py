@@ -3,9 +3,10 @@
 A dense checkpoint is a :class:`~hrnet_explorer.dense.DenseHRNet` state dict (``backbone.*`` and ``head.*``) with a
 card beside it in the zoo's format (:data:`hrnet_explorer.zoo.CARD_FORMAT`, checked by
 :func:`hrnet_explorer.zoo.read_card`) plus ``task`` (``"segmentation"``) and ``palette`` (one ``[r, g, b]`` per
-class, 0–255, as a Pascal VOC mask's palette). The architecture is the backbone's variant. A card whose task does
-not match its checkpoint (a segmentation card beside a classifier, or a classification card beside a dense
-checkpoint) is a :class:`~hrnet_explorer.errors.CardError`.
+class, 0–255, as a Pascal VOC mask's palette), and optionally ``fuse_upsampling`` ("nearest", timm's and the
+default; "bilinear" for an mmsegmentation import, :mod:`.mmseg`). The architecture is the backbone's variant. A
+card whose task does not match its checkpoint (a segmentation card beside a classifier, or a classification card
+beside a dense checkpoint) is a :class:`~hrnet_explorer.errors.CardError`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..runtime import Precision, resolve_device
 from ..zoo import CARD_FORMAT, VARIANTS, LoadedModel, WeightsSource, read_card
 from ..zoo.cards import _card_data_config
 from ..zoo.weights import _read_state_dict
+from .mmseg import FUSE_UPSAMPLING, set_fuse_upsampling
 from .model import DenseHRNet, create_dense
 
 __all__ = [
@@ -95,6 +97,11 @@ def check_dense_card(card: dict[str, Any], path: Path) -> None:
             f"Model card {path}: field 'task' is {card.get('task', 'classification (absent)')!r}, but its checkpoint "
             f'is a dense model ({DENSE_HEAD_KEY}): a dense card says "task": "{SEGMENTATION}".'
         )
+    if card.get("fuse_upsampling", "nearest") not in FUSE_UPSAMPLING:
+        raise CardError(
+            f"Model card {path}: field 'fuse_upsampling' must be one of {', '.join(FUSE_UPSAMPLING)}, "
+            f"not {card['fuse_upsampling']!r}."
+        )
     palette = card.get("palette")
     ok = isinstance(palette, list) and len(palette) == card["num_classes"]
     ok = ok and all(
@@ -128,6 +135,7 @@ def read_dense(path: Path, card: dict[str, Any], card_path: Path, seed: int = 0)
             f"shaped tensors (e.g. {(missing + unexpected + wrong)[:2]})."
         )
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    set_fuse_upsampling(model.backbone, card.get("fuse_upsampling", "nearest"))  # "bilinear": an mmseg import
     return model.eval(), WeightsSource("file", str(path.resolve()))
 
 
