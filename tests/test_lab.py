@@ -1,8 +1,10 @@
 """The resolution lab: the task's construction, training on CPU, and the shipped model's claims checked.
 
 Thresholds on the shipped checkpoint come from its measured scores (hrnet_explorer/assets/lab/eval.json, 2,000 test
-images on a GPU; reproduced here on CPU): clean 100 %; blurred: fine 0 %, coarse 100 %; blurred inside
-the mask: fine 0 %, coarse 100 %; evidence removed 9.75 % (chance 10 %); background replaced 99.8 %.
+images on an H200; the first 100–200 here on CPU): clean 100 % (100 %); blurred: fine 0.4 % (0 %), coarse 90.6 %
+(94 %); blurred inside the mask: fine 0 % (0 %), coarse 99.6 % (100 %); evidence removed 10 % (10 %; chance 10 %);
+background replaced 97.2 % (96 %). The model is the one retrained on the task as fixed in issue 25; the one
+before it kept the coarse family at 100 % blurred and 99.6 % on a new background (see assets/lab/README.md).
 """
 
 from __future__ import annotations
@@ -230,18 +232,20 @@ def test_clean_held_out_accuracy(lab_scores):
 
 
 def test_removing_the_evidence_leaves_chance(lab_scores):
-    assert lab_scores["evidence_removed"].overall <= 2 * CHANCE  # measured 9.75 % on 2,000
+    assert lab_scores["evidence_removed"].overall <= 2 * CHANCE  # measured 10 % on 2,000
 
 
 def test_a_new_background_changes_nothing(lab_scores):
-    assert lab_scores["background_replaced"].overall >= lab_scores["clean"].overall - 0.03
+    # measured 97.2 % on 2,000 (H200), 96 % on these 100: the coarse shapes lose a few points on new clutter
+    assert lab_scores["background_replaced"].overall >= lab_scores["clean"].overall - 0.06
 
 
 def test_blur_removes_the_fine_classes_only(lab_scores):
-    for condition in ("blurred", "blurred_in_mask"):
+    # coarse measured on 2,000 (H200) / these 100: whole image blurred 90.6 % / 94 %, region only 99.6 % / 100 %
+    for condition, loss in (("blurred", 0.12), ("blurred_in_mask", 0.03)):
         acc = lab_scores[condition].family
-        assert acc["fine"] <= CHANCE, condition  # measured 0 %
-        assert acc["coarse"] >= lab_scores["clean"].family["coarse"] - 0.03, condition  # measured 100 %
+        assert acc["fine"] <= CHANCE, condition  # measured 0.4 % and 0 %
+        assert acc["coarse"] >= lab_scores["clean"].family["coarse"] - loss, condition
 
 
 def test_predict_lab_offline_says_not_random(capsys):
