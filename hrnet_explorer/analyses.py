@@ -114,11 +114,12 @@ def decompose(trace: Trace, stage: int, module: int, target: int) -> Decompositi
 
 
 def _stream_error(parts: list[torch.Tensor], presum: torch.Tensor, fused: torch.Tensor) -> float:
-    """max(|Σ_j parts − presum|, |ReLU(Σ_j parts) − fused|), summed left to right as the module adds them (so it
-    is exactly 0 in fp32 for an exact trace)."""
-    total = parts[0].float()
-    for part in parts[1:]:
-        total = total + part.float()
+    """max(|Σ_j parts − presum|, |ReLU(Σ_j parts) − fused|), summed left to right in the maps' dtype as the module
+    adds them, so it is exactly 0 for a trace whose identities hold (exact, folded or padded; fp32 or bf16)."""
+    total = parts[0]
+    for part in parts[1:]:  # in the maps' own dtype, as the module adds them (bf16 under bf16 autocast)
+        total = total + part
+    total = total.float()
     return max(
         float((total - presum.float()).abs().max()),
         float((total.clamp_min(0) - fused.float()).abs().max()),
