@@ -21,8 +21,17 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-TUTORIALS = ("01_quickstart", "02_streams", "03_fusion", "04_attribution", "05_variants", "06_lab_truth", "07_pixels")
-LAB_NOTEBOOKS = ("06_lab_truth", "07_pixels")  # the shipped lab models: real weights, offline
+TUTORIALS = (
+    "01_quickstart",
+    "02_streams",
+    "03_fusion",
+    "04_attribution",
+    "05_variants",
+    "06_lab_truth",
+    "07_pixels",
+    "08_microscope",
+)
+LAB_NOTEBOOKS = ("06_lab_truth", "07_pixels", "08_microscope")  # the shipped lab models: real weights, offline
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -45,7 +54,7 @@ def code_cells(nb) -> list:
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
-def test_the_seven_tutorials_are_there():
+def test_the_eight_tutorials_are_there():
     assert [p.stem for p in NOTEBOOKS] == list(TUTORIALS)
 
 
