@@ -2,9 +2,9 @@
 
 :func:`score_attribution` explains one image with one method and scores the map three ways — deletion and
 insertion AUCs (:mod:`.faithfulness`), the cascading randomisation test (:mod:`.randomisation`) and, where a
-ground-truth mask is known (the lab's evidence region, or yours), mass in mask, rank accuracy and the pointing
-game and the boundary contrast (:mod:`.groundtruth`). Reference rows are scored the same way: ``"random"``, a
-seeded uniform random map, and two maps that never look at the model (:data:`MODEL_FREE_MAPS`, from
+ground-truth mask is known (the lab's evidence region, or yours), mass in mask, rank accuracy, the pointing
+game and the boundary contrast (:mod:`.groundtruth`). Reference rows are scored the same
+way: ``"random"``, a seeded uniform random map, and two maps that never look at the model (:data:`MODEL_FREE_MAPS`, from
 :func:`model_free_map`): each pixel's colour distance from the image's median colour, and a Sobel edge map.
 Where the evidence is the most salient blob of the image (as in the lab) those score high on the mask scores by
 construction: a method has to beat them, not only the random map, before its mask scores say anything.
