@@ -4,7 +4,7 @@ baselines, and the small helpers every result uses (see the package's docstring 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import field
 from typing import Any
 
@@ -33,45 +33,6 @@ def default_internal_batch_size(device: torch.device | str, n: int, image_hw: tu
     budget = _CUDA_CHUNK_IMAGES if torch.device(device).type == "cuda" else _CPU_CHUNK_IMAGES
     per_chunk = max(1, int(budget * _REF_PIXELS / (image_hw[0] * image_hw[1])))
     return max(1, min(n, per_chunk))
-
-
-Progress = Callable[[int, int], None]  # progress(done, total): batches (forwards, each with its backward) done
-
-
-class _Steps:
-    """Real progress of one attribution: ``progress(done, total)`` as each of its ``total`` batches completes
-    — first ``(0, total)``, then every step up to ``(total, total)`` once, in order. A batch is one forward of
-    the model (with its backward, for the gradient methods): :meth:`counted` wraps the forward function and
-    reports a batch done when the next one begins (its backward has run by then); :meth:`finish` reports the
-    last. Code that drives its own batches calls :meth:`advance`. Without a callback it does nothing, and
-    :meth:`counted` returns the function itself: the computation is the same either way."""
-
-    def __init__(self, progress: Progress | None, total: int):
-        self.progress, self.total, self.done, self.running = progress, max(1, int(total)), 0, False
-        if progress is not None:
-            progress(0, self.total)
-
-    def advance(self) -> None:
-        if self.progress is not None and self.done < self.total:
-            self.done += 1
-            self.progress(self.done, self.total)
-
-    def counted(self, forward):
-        if self.progress is None:
-            return forward
-
-        def counted_forward(*args, **kwargs):
-            if self.running:
-                self.advance()
-            self.running = True
-            return forward(*args, **kwargs)
-
-        return counted_forward
-
-    def finish(self) -> None:
-        if self.progress is not None and self.done < self.total:
-            self.done = self.total
-            self.progress(self.total, self.total)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from ..copies import PrivateCopy, private_copy
 from ..errors import InputError
 from ..graphs import GraphedIG
 from ..images import ImageInput
+from ..progress import Progress, Steps
 from ..zoo import LoadedModel
 from ._captum import integration_points
 from ._core import (
-    Progress,
     _baseline,
     _baseline_name,
     _check_target,
@@ -27,7 +27,6 @@ from ._core import (
     _names_field,
     _prepare,
     _require_grad,
-    _Steps,
     _TargetLabel,
     _top1_unless,
     default_internal_batch_size,
@@ -248,10 +247,10 @@ def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, int
         raise InputError("Integrated Gradients takes one baseline image.")
     ibs = internal_batch_size or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
     if isinstance(model, GraphedIG):
-        steps = _Steps(progress, 1)  # one replay
+        steps = Steps(progress, 1)  # one replay
         attr, target, fx, fb, total = model(x, b, target)
     else:
-        steps = _Steps(progress, 1 + math.ceil(n_steps / ibs))  # Captum: one forward-backward per chunk
+        steps = Steps(progress, 1 + math.ceil(n_steps / ibs))  # Captum: one forward-backward per chunk
         forward = steps.counted(model)
         # One batched forward gives the top-1 target and both ends of the path: Captum's convergence
         # delta (Σ attributions − (f(x) − f(baseline))) without its two extra forwards.
@@ -273,7 +272,7 @@ def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, int
 
 
 def _saliency(model, x, target, loaded, *, abs, progress=None):
-    steps = _Steps(progress, 1 + (target is None))
+    steps = Steps(progress, 1 + (target is None))
     forward = steps.counted(model)
     target = _top1_unless(target, forward, x)
     attr = Saliency(forward).attribute(x.clone().requires_grad_(), target=target, abs=abs)
@@ -284,7 +283,7 @@ def _saliency(model, x, target, loaded, *, abs, progress=None):
 def _smoothgrad(model, x, target, loaded, *, nt_samples, nt_samples_batch_size, noise_level, abs, seed, progress=None):
     nbs = nt_samples_batch_size or default_internal_batch_size(x.device, nt_samples, x.shape[-2:])
     # NoiseTunnel: one forward-backward per batch of nt_samples_batch_size noisy copies
-    steps = _Steps(progress, (target is None) + math.ceil(nt_samples / min(nt_samples, nbs)))
+    steps = Steps(progress, (target is None) + math.ceil(nt_samples / min(nt_samples, nbs)))
     forward = steps.counted(model)
     target = _top1_unless(target, forward, x)
     sigma = float(noise_level) * float(x.max() - x.min())
@@ -319,7 +318,7 @@ def _gradshap(model, x, target, loaded, *, n_samples, internal_batch_size, basel
     # Captum's GradientShap runs all samples in one batch; the estimate is their mean, so running it
     # in chunks (one call per chunk, one RNG stream) and weighting each chunk by its size is the same.
     ibs = internal_batch_size or default_internal_batch_size(x.device, n_samples, x.shape[-2:])
-    steps = _Steps(progress, 1 + math.ceil(n_samples / ibs))  # f(x), then the chunks (counted here)
+    steps = Steps(progress, 1 + math.ceil(n_samples / ibs))  # f(x), then the chunks (counted here)
     logits = _logits(model, x)  # f(x), reported with the attribution
     target = int(logits[0].argmax()) if target is None else target
     steps.advance()
@@ -376,7 +375,7 @@ def _occlusion(model, x, target, loaded, *, window, stride, baseline, perturbati
     n = ((x.shape[-2] - window[0]) // stride[0] + 1) * ((x.shape[-1] - window[1]) // stride[1] + 1)
     ppe = perturbations_per_eval or default_internal_batch_size(x.device, n, x.shape[-2:])
     # Captum: one forward of the unoccluded input, then one per perturbations_per_eval windows
-    steps = _Steps(progress, (target is None) + 1 + math.ceil(n / ppe))
+    steps = Steps(progress, (target is None) + 1 + math.ceil(n / ppe))
     forward = steps.counted(model)
     target = _top1_unless(target, forward, x)
     with torch.no_grad():

@@ -30,8 +30,9 @@ from ..anatomy import check_hrnet
 from ..copies import private_copy
 from ..errors import ArgumentError, InputError
 from ..images import ImageInput
+from ..progress import Progress, Steps
 from ..zoo import LoadedModel
-from ._core import Progress, _check_target, _names_field, _prepare, _Steps, _TargetLabel
+from ._core import _check_target, _names_field, _prepare, _TargetLabel
 from .faithfulness import spearman
 from .pixels import PIXEL_METHODS, attribute_pixels
 
@@ -164,7 +165,7 @@ def randomisation_test(
     net, _, x = _prepare(loaded, inputs, input_size)
     target = _check_target(target, net.num_classes)
     start = time.perf_counter()
-    steps = _Steps(progress, len(layers) + (original is None or target is None))
+    steps = Steps(progress, len(layers) + (original is None or target is None))
     if original is None or target is None:
         first = attribute_pixels(loaded, x, method, target, **options)
         target, original = first.target, first.heatmap if original is None else original

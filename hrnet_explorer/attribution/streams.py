@@ -11,9 +11,9 @@ from timm.models.hrnet import HighResolutionNet
 
 from ..errors import InputError
 from ..images import ImageInput
+from ..progress import Progress, Steps
 from ..zoo import LoadedModel
 from ._core import (
-    Progress,
     _baseline,
     _baseline_name,
     _check_target,
@@ -21,7 +21,6 @@ from ._core import (
     _prepare,
     _require_grad,
     _resolve_module,
-    _Steps,
     _TargetLabel,
     _top1_unless,
     default_internal_batch_size,
@@ -183,7 +182,7 @@ def stream_shares(
     exact = entry.net
     b = _baseline(baseline, x, loaded)
     ibs = internal_batch_size or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
-    steps = _Steps(progress, 1 + math.ceil(n_steps / ibs))
+    steps = Steps(progress, 1 + math.ceil(n_steps / ibs))
 
     @steps.counted
     def head(*s: torch.Tensor) -> torch.Tensor:
