@@ -37,8 +37,8 @@ def test_boundary_contrast_of_known_maps():
     mask = _disk()
     assert boundary_contrast(mask.float(), mask) == pytest.approx(1.0)  # all in the core, nothing in the ring
     moved = boundary_contrast(torch.roll(mask.float(), 3, 1), mask)
-    assert 0 < moved < 0.8  # a 3-px shift spills into the ring: measured 0.70
-    assert mass_in_mask(torch.roll(mask.float(), 3, 1), mask) > 0.9  # while mass in mask hardly moves (0.94)
+    assert 0 < moved < 0.8  # a 3-px shift spills into the ring: measured 0.62
+    assert mass_in_mask(torch.roll(mask.float(), 3, 1), mask) > 0.88  # while mass in mask stays high (0.905)
     random = torch.rand(mask.shape, generator=torch.Generator().manual_seed(0))
     assert abs(boundary_contrast(random, mask)) < 0.05
     assert boundary_contrast(torch.zeros(mask.shape), mask) == 0.0
@@ -59,7 +59,7 @@ def test_model_free_maps_find_the_evidence_without_a_model():
         hits = np.mean([pointing_game(h, m) for h, m in zip(heats, batch.masks, strict=True)])
         mass = np.mean([mass_in_mask(h, m) for h, m in zip(heats, batch.masks, strict=True)])
         area = float(batch.masks.float().mean())
-        assert mass > 1.5 * area, (name, mass, area)  # measured 0.20 and 0.19 against 0.075 on 200 (H200)
+        assert mass > 1.5 * area, (name, mass, area)  # measured 0.22, 0.21 here; 0.20, 0.19 on 200 (H200)
         if name == "colour_distance":
             assert hits == 1.0, hits
     flat = model_free_map(torch.full((3, 32, 32), 0.5), "edges")
