@@ -99,7 +99,7 @@ def fingerprint(net: nn.Module) -> tuple:
     Writes through ``.data`` bypass the version counter: drop the cached copies after those.
     """
     # Each module's own dicts, not parameters() + buffers(): those dedupe through memo sets and take twice as
-    # long (~2 ms for w18 on a slow CPU), on every attribution and app request. A shared tensor is listed twice.
+    # long, on every attribution and app request. A shared tensor is listed twice.
     tensors = [t for m in net.modules() for d in (m._parameters, m._buffers) for t in d.values() if t is not None]
     if not tensors:
         return ()

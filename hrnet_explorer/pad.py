@@ -1,9 +1,9 @@
 """Channel widths padded to multiples of 8, function preserved: a private padded copy of an HRNet.
 
 Tensor cores want channel counts that are multiples of 8; HRNet's streams are 18/36/72/144 wide (w18), 30/60/…
-(w30), 44/88/… (w44). On an NVIDIA H200 (benchmarks/padding.py, bf16, channels_last, batch 256, plain forward),
-the same architecture built with every stream width rounded up to a multiple of 8 runs 1.22–1.29× the images/s of
-the original although it does more work: the upper bound of what a padded copy can gain.
+(w30), 44/88/… (w44). The same architecture built with every stream width rounded up to a multiple of 8 runs
+faster at large batches although it does more work (benchmarks/padding.py; the figures are in benchmarks/README.md):
+the upper bound of what a padded copy can gain.
 
 :func:`pad_channels` rewrites a private copy in place so that it computes the same function with wider tensors:
 every ``Conv2d`` width ``C`` (in and out; ``C ≥ multiple`` and not a multiple of it; the network's input channels
