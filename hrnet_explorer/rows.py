@@ -18,6 +18,7 @@ from .copies import private_copy
 from .fusion import share_rows
 from .graphs import warm_up
 from .hooks import Recorder, hooks_installed, hrnet_hooks, knockout_hooks, stream_edges
+from .microscope.stats import UnitStats
 from .runtime import autocast
 from .zoo import LoadedModel
 
@@ -108,7 +109,8 @@ class RowEngine:
     next batch can be submitted before this one is read. ``stats=False``: the plain forward and top-5
     only (the baseline of the benchmarks). ``fast`` (default: on CUDA): run the BatchNorm-folded copy with channel
     widths padded to multiples of 8 (:mod:`hrnet_explorer.copies`; statistics within ``FAST_RTOL["cuda"]`` of the
-    exact copy's); False: the exact copy.
+    exact copy's); False: the exact copy. ``unit_maps``: also each of these maps' per-channel mean, max and argmax
+    (:class:`~hrnet_explorer.microscope.stats.UnitStats`; columns ``unit_names``).
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class RowEngine:
         channels_last: bool = True,
         use_graphs: bool | None = None,
         fast: bool | None = None,
+        unit_maps: tuple[str, ...] = (),
     ):
         self.loaded, self.batch_size, self.size = loaded, batch_size, input_size
         self.device = loaded.device
@@ -138,6 +141,10 @@ class RowEngine:
         self.mean = torch.tensor(cfg["mean"], device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(cfg["std"], device=self.device).view(1, 3, 1, 1)
         self.stats = _Stats(self.net) if stats else None
+        if unit_maps and not stats:
+            raise ValueError("unit_maps need stats=True.")
+        self.units = UnitStats(self.net, unit_maps) if unit_maps else None
+        self.unit_names = self.units.names if self.units else []
         self.num_classes = self.net.num_classes
         self.topk = min(TOPK, self.num_classes)
         self.final_streams = module_refs(self.net)[-1].num_streams
@@ -163,9 +170,11 @@ class RowEngine:
         precision = self.loaded.precision
         with torch.inference_mode(), autocast(self.device, precision, cache=not self.graphs):
             if self.stats is not None:
-                with hooks_installed(self.stats.hooks):
+                with hooks_installed(self.stats.hooks + (self.units.hooks if self.units else [])):
                     logits = self.net(xf)
                 out = self.stats.collect()
+                if self.units is not None:
+                    out.update(self.units.collect())
             else:
                 logits, out = self.net(xf), {}
             probs = logits.float().softmax(-1)

@@ -96,6 +96,7 @@ def _recorded(settings: RunSettings, plan: _Plan) -> dict:
         "input_size": settings.input_size,
         "precision": plan.precision,
         "shard_size": settings.shard_size,
+        **({"unit_maps": list(settings.unit_maps)} if settings.unit_maps else {}),  # absent: older runs resume
     }
 
 
@@ -204,9 +205,9 @@ def _run_variant(
     if indices:
         begin = time.perf_counter()
         batch = plan.batch_size if plan.cuda else min(plan.batch_size, len(indices))
-        engine = RowEngine(loaded, batch, size, reliance=settings.reliance)
-        names = (engine.energy_names, engine.share_names, engine.reliance_names)
-        info["columns"] = {"energy": names[0], "shares": names[1], "reliance": names[2]}
+        engine = RowEngine(loaded, batch, size, reliance=settings.reliance, unit_maps=settings.unit_maps)
+        names = (engine.energy_names, engine.share_names, engine.reliance_names, engine.unit_names)
+        info["columns"] = {"energy": names[0], "shares": names[1], "reliance": names[2], "units": names[3]}
         writer = ShardWriter(settings.out, key, src, n, shard_size, names, labels, model_names)
         loader = DataLoader(
             Crops(src, indices, loaded.data_config, size),
@@ -297,6 +298,7 @@ def _manifest(settings: RunSettings, plan: _Plan, src: Source, recorded: dict, p
                 "energy": [c for c in names if c.startswith("energy.")],
                 "shares": [c for c in names if c.split(".", 1)[0] in MEASURES],
                 "reliance": [c for c in names if c.startswith("reliance.")],
+                "units": [c for c in names if c.startswith("unit.")],
             }
     command = settings.command if settings.command is not None else (Path(sys.argv[0]).name, *sys.argv[1:])
     return {

@@ -21,7 +21,12 @@ from ..sources import Source
 __all__ = ["schema", "read_rows", "read_errors"]
 
 
-def schema(energy_names: Sequence[str], share_names: Sequence[str], reliance_names: Sequence[str] = ()):
+def schema(
+    energy_names: Sequence[str],
+    share_names: Sequence[str],
+    reliance_names: Sequence[str] = (),
+    unit_names: Sequence[str] = (),
+):
     """The Arrow schema of a variant's rows."""
     import pyarrow as pa
 
@@ -37,7 +42,7 @@ def schema(energy_names: Sequence[str], share_names: Sequence[str], reliance_nam
         ("top5", pa.list_(pa.int32())),
         ("top5_prob", pa.list_(pa.float32())),
     ]
-    fields += [(n, pa.float32()) for n in (*energy_names, *share_names, *reliance_names)]
+    fields += [(n, pa.float32()) for n in (*energy_names, *share_names, *reliance_names, *unit_names)]
     return pa.schema(fields)
 
 
@@ -138,7 +143,8 @@ class ShardWriter:
             "top5": pa.array(list(res["top_i"].astype(np.int32)), pa.list_(pa.int32())),
             "top5_prob": pa.array(list(res["top_p"].astype(np.float32)), pa.list_(pa.float32())),
         }
-        for key, names in (("energy", self.names[0]), ("shares", self.names[1]), ("reliance", self.names[2])):
+        keys = ("energy", "shares", "reliance", "units")  # units: microscope.stats columns, when asked for
+        for key, names in zip(keys, self.names, strict=False):
             for c, name in enumerate(names):
                 columns[name] = pa.array(res[key][:, c].astype(np.float32))
         return pa.table(columns, schema=self.schema)

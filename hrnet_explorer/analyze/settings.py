@@ -37,12 +37,14 @@ class RunSettings:
     shard_size: int = DEFAULT_SHARD_SIZE
     progress: bool = True  # a progress bar (rank 0, on a terminal) or a line every 10 s (off one)
     command: tuple[str, ...] | None = None
+    unit_maps: tuple[str, ...] = ()  # per-channel statistics of these maps (hrnet_explorer.microscope.stats)
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise the types once, here
         set_(self, "source", str(self.source))
         set_(self, "variants", tuple(self.variants or ()))
         set_(self, "out", Path(self.out))
+        set_(self, "unit_maps", tuple(self.unit_maps or ()))
         if self.command is not None:
             set_(self, "command", tuple(self.command))
         if self.shard_size < 1:

@@ -24,6 +24,7 @@ def settings(args: argparse.Namespace) -> RunSettings:
         precision=args.precision,
         shard_size=args.shard_size,
         progress=not args.quiet,
+        unit_maps=tuple(args.unit_map or ()),
     )
 
 
@@ -65,4 +66,10 @@ def add_command(sub) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 on CUDA")
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="images per Parquet shard")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    p.add_argument(
+        "--unit-map",
+        action="append",
+        default=None,
+        help="also each channel's mean, max and argmax of this map (repeat; for `hrnet-explorer microscope`)",
+    )
     p.set_defaults(func=analyze)
