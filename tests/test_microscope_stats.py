@@ -133,3 +133,33 @@ def test_dataset_examples_crop_the_image_and_the_map_around_the_peak(lab, batch)
         dataset_examples(lab, stats, fetch, [0], crop=100)
     with pytest.raises(OutOfRangeError):
         dataset_examples(lab, stats, fetch, [32])
+
+
+def test_analyze_writes_unit_columns_that_rank_as_a_direct_computation(tmp_path):
+    """``analyze lab:N --unit-map M`` writes M's per-channel statistics into its rows; read back and ranked, they equal
+    channel_stats on the same crops; the examples come from the run's own source."""
+    from hrnet_explorer.cli import main
+    from hrnet_explorer.microscope.examples import read_channel_stats, run_images
+
+    name = "stage3.module0.fused2"
+    out = tmp_path / "run"
+    args = ["analyze", "lab:12", "--out", str(out), "--input-size", "64", "-b", "5", "--workers", "0", "-q"]
+    assert main([*args, "--unit-map", name, "--unit-map", "layer1"]) == 0
+    stats = read_channel_stats(out, name)
+    assert len(stats) == 12 and stats.channels == 64 and stats.input_size == (64, 64)
+    lab = load_model("lab", device="cpu", cache=False)
+    crops = render(range(12), size=64).images
+    cfg = lab.data_config
+    x = (crops - torch.tensor(cfg["mean"]).view(1, 3, 1, 1)) / torch.tensor(cfg["std"]).view(1, 3, 1, 1)
+    direct = channel_stats(lab, x, [name])[name]
+    np.testing.assert_allclose(stats.mean, direct.mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stats.max, direct.max, rtol=1e-4, atol=1e-5)
+    assert (stats.y == direct.y).mean() > 0.95 and stats.labels.tolist() == [i % 10 for i in range(12)]
+    images = run_images(out, lab, stats)
+    np.testing.assert_array_equal(images([3, 0]).numpy(), torch.round(crops[[3, 0]] * 255).to(torch.uint8).numpy())
+    examples = dataset_examples(lab, stats, images, [5], k=3, crop=32)
+    assert [e.index for e in examples[5]] == top_k(stats, 5, 3).tolist()
+    with pytest.raises(NotFoundError, match="--unit-map stage4.module0.fused0"):
+        read_channel_stats(out, "stage4.module0.fused0")
+    with pytest.raises(UserError, match="manifest"):
+        read_channel_stats(tmp_path / "nothing", name)
