@@ -114,6 +114,8 @@ def test_class_region_is_every_pixel_of_that_class(toy, x):
         (lambda m, x: dense_knockout(m, x, stream=4), InputError, "0..3"),
         (lambda m, x: dense_knockout(m, x, stream=3, at="fusion", stage=2), InputError, "No fuse edge leaves stream 3"),
         (lambda m, x: dense_knockout(m, x), InputError, "a stream or an edge"),
+        (lambda m, x: dense_knockout(m, x, edge=(-1, 0)), InputError, "pair of stream indices"),
+        (lambda m, x: dense_knockout(m, x, edge=(3, 0), stage=2), InputError, "No edge 3→0"),
     ],
 )
 def test_bad_requests_are_one_clear_user_error(toy, x, call, error, match):

@@ -54,6 +54,12 @@ def _knockout_edges(net, stream: int | None, edge: tuple[int, int] | None, at: s
         if not refs:
             raise InputError(f"No stage {stage!r}: HRNet's fusing stages are 2, 3 and 4.")
     if edge is not None:
+        if not (
+            isinstance(edge, (tuple, list))
+            and len(edge) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in edge)
+        ):
+            raise InputError(f"edge must be a (source, target) pair of stream indices, got {edge!r}.")
         j, i = edge
         chosen = [(r, j, i) for r in refs if max(j, i) < r.num_streams]
         if not chosen:
