@@ -113,21 +113,23 @@ def fine_as_every_class():
 
 def test_every_fine_class_has_the_same_energy(fine_as_every_class):
     """The gratings' in-mask energy about their mean, per class (same sample, same contrast): the checker's was
-    2.0× a stripe's; measured now 0.99–1.01× (the clutter beneath the region adds the same to every class)."""
+    2.0× a stripe's; measured now within 0.2 % of it, per sample and on average (the clutter beneath the region
+    adds the same to every class)."""
     added, masks, _ = fine_as_every_class
     gratings = added * masks
     area = masks.sum((1, 2))
     mean = gratings.sum((2, 3)) / area
     energy = (((gratings - mean[..., None, None]) * masks) ** 2).sum((2, 3)) / area  # (5, N)
     ratio = energy / energy[:4].mean(0)  # each class against the stripes' mean, sample by sample
-    assert float((ratio.mean(1) - 1).abs().max()) < 0.03, ratio.mean(1)
-    assert float((ratio - 1).abs().max()) < 0.1, ratio
+    assert float((ratio.mean(1) - 1).abs().max()) < 0.01, ratio.mean(1)
+    assert float((ratio - 1).abs().max()) < 0.01, ratio
 
 
 def test_every_fine_class_has_its_period_in_the_stated_range(fine_as_every_class):
     """The peak of each grating's spectrum lies at a period of 3–5 px, the same for the five classes of one
-    sample; the checker's peaks were at P/√2 = 2.1–3.5 px. The spectrum: 4× zero-padded FFT of the high-pass
-    (image less its blur) inside the mask eroded by the blur's radius, where the outline does not reach."""
+    sample (measured 3.12–4.99 px, the five within 0.5 %); the checker's peaks were at P/√2 = 2.1–3.5 px.
+    The spectrum: 4× zero-padded FFT of the high-pass (image less its blur) inside the mask eroded by the
+    blur's radius, where the outline does not reach."""
     added, _, inner = fine_as_every_class
     size = added.shape[-1]
     gratings = (added - gaussian_blur(added.flatten(0, 1).unsqueeze(1))[:, 0].view_as(added)) * inner
@@ -138,12 +140,12 @@ def test_every_fine_class_has_its_period_in_the_stated_range(fine_as_every_class
     peak = spectrum.flatten(2).argmax(2)  # (5, N)
     period = 1 / radius.flatten()[peak]
     assert float(period.min()) > PERIOD[0] - 0.05 and float(period.max()) < PERIOD[1] + 0.05, period
-    assert float((period / period[0] - 1).abs().max()) < 0.03, period  # one period per sample, every class
+    assert float((period / period[0] - 1).abs().max()) < 0.02, period  # one period per sample, every class
 
 
 def test_no_pixel_clips():
     """Not one pixel at 0 or 255 in any channel, in every condition and in the two-evidence scenes (72.6 % of
-    fine regions clipped before). Measured extremes here: 16 and 233 (of 255)."""
+    fine regions clipped before). Measured extremes here: 16 and 236 (of 255)."""
     indices = range(100)
     batches = [render(indices), render(indices, evidence=False), render(indices, clutter=1), render_scenes(range(30))]
     for batch in batches:
@@ -184,8 +186,8 @@ def fine_train_test():
 
 
 def test_gradient_orientation_of_the_blurred_region_is_at_chance(fine_train_test):
-    """Unblurred, the orientation histogram tells the five fine classes apart (measured 100 %); blurred, a
-    logistic regression on it is at chance (measured 0.21–0.25 on these samples; bound 0.29)."""
+    """Unblurred, the orientation histogram tells the five fine classes apart (measured 99.7 %); blurred, a
+    logistic regression on it is at chance (measured 19.0 %; bound 29.2 %)."""
     train, test = fine_train_test
     features = [_orientation_histogram(b.images, b.masks) for b in (train, test)]
     assert _held_out_accuracy(features[0], train.labels, features[1], test.labels) > 0.9
@@ -194,6 +196,7 @@ def test_gradient_orientation_of_the_blurred_region_is_at_chance(fine_train_test
 
 
 def test_a_seven_by_seven_low_pass_image_is_at_chance_for_the_fine_classes(fine_train_test):
+    """7×7 area means of the image, unblurred and blurred: measured 19.3 % and 18.7 % (bound 29.2 %)."""
     train, test = fine_train_test
     for transform in (lambda x: x, gaussian_blur):
         features = [_low_pass(transform(b.images)) for b in (train, test)]
