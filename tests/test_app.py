@@ -189,7 +189,7 @@ def test_trust_view(client):
     )  # fmt: skip
     assert "**ring** (class 8)" in text and "mass in mask" in text and "evidence mask of this lab image" in text
     rows = [line for line in text.splitlines() if line.startswith("| saliency") or line.startswith("| random map")]
-    assert len(rows) == 2 and all(line.count("|") == 8 for line in rows)
+    assert len(rows) == 2 and all(line.count("|") == 9 for line in rows)  # method + 3 + 4 mask columns
     fig = plot(curves)
     assert trace_types(fig) == ["scatter"] * 4 and len(fig["data"][0]["x"]) == 6  # 2 methods × 2 curves, 5 steps
     assert [len(t["y"]) for t in plot(randomised)["data"]] == [6]  # the original and five layer groups

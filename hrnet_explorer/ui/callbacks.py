@@ -23,6 +23,7 @@ import torch
 
 from .. import attribution as attr
 from ..analyses import decompose, fusion_flows
+from ..attribution.trust import MODEL_FREE_MAPS, REFERENCE_MAPS
 from ..costs import variant_costs
 from ..display import METHOD_SHORT_NAMES
 from ..errors import InputError, UserError
@@ -243,7 +244,7 @@ class Explorer(Workbench):
         progress=PROGRESS,
     ):
         """Attribution tab, Trust view: score pixel methods (deletion/insertion, the randomisation test, and the
-        evidence mask of a lab example image) beside a random map."""
+        evidence mask of a lab example image) beside a random map and two maps that never look at the model."""
         methods = list(dict.fromkeys(methods or []))
         if not methods:
             raise InputError("Pick at least one method to score.")
@@ -259,8 +260,9 @@ class Explorer(Workbench):
         cls = self._target(a, target)
         mask = lab_evidence(image, a)
         rows = []
-        for k, method in enumerate([*methods, attr.RANDOM_MAP]):
-            progress(0.15 + 0.8 * k / (len(methods) + 1), desc=f"Scoring {method} ({k + 1}/{len(methods) + 1})")
+        todo = [*methods, *REFERENCE_MAPS]  # the reference rows: a random map, then the model-free maps
+        for k, method in enumerate(todo):
+            progress(0.15 + 0.8 * k / len(todo), desc=f"Scoring {method} ({k + 1}/{len(todo)})")
             rows.append(
                 self.explain(
                     a,
@@ -270,10 +272,11 @@ class Explorer(Workbench):
                     mask=mask,
                     steps=steps,
                     baseline=baseline,
-                    randomisation=bool(randomisation) and method != attr.RANDOM_MAP,
+                    randomisation=bool(randomisation) and method not in REFERENCE_MAPS,
                 )
             )
-        curves = faithfulness_figure(rows, compact=compact(plot_width))
+        drawn = [r for r in rows if r.method not in MODEL_FREE_MAPS]  # the curves: the methods and the random map
+        curves = faithfulness_figure(drawn, compact=compact(plot_width))
         tested = [r for r in rows if r.randomisation is not None]
         return (
             random_note(a) + trust_table(rows, mask is not None),

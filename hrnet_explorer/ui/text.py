@@ -10,6 +10,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from ..attribution.trust import MASK_COLUMNS, TABLE_COLUMNS
 from ..display import MEASURE_NAMES, METHOD_MENU_NAMES
 from .cache import Analysis
 
@@ -148,26 +149,19 @@ def comparison_table(analyses: Sequence[Analysis], latency_text: Any) -> str:
 
 
 def trust_table(rows: Sequence[Any], with_mask: bool) -> str:
-    """The Trust view's method × score table (Markdown)."""
+    """The Trust view's method × score table (Markdown): the columns and row names the trust dataclasses give."""
 
-    def num(value: float | None) -> str:
+    def cell(value: float | bool | None) -> str:
+        if isinstance(value, bool):
+            return "✔" if value else "✘"
         return "—" if value is None else f"{value:.3f}"
 
-    head = ["method", "deletion AUC ↓", "insertion AUC ↑", "similarity when randomised ↓"]
-    if with_mask:
-        head += ["mass in mask ↑", "rank accuracy ↑", "pointing game"]
+    columns = TABLE_COLUMNS + (MASK_COLUMNS if with_mask else ())
+    head = ["method", *(title for _, title in columns)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        f = r.faithfulness
-        cells = [
-            "random map (reference)" if r.method == "random" else r.method,
-            num(f.deletion.auc),
-            num(f.insertion.auc),
-            num(r.randomisation_similarity),
-        ]
-        if with_mask:
-            cells += [num(r.mass_in_mask), num(r.rank_accuracy), "✔" if r.pointing_game else "✘"]
-        lines.append("| " + " | ".join(cells) + " |")
+        scores = r.scores()
+        lines.append("| " + " | ".join([r.display_name, *(cell(scores[key]) for key, _ in columns)]) + " |")
     first = rows[0]
     f = first.faithfulness
     note = (
