@@ -189,3 +189,18 @@ def test_load_model_reads_a_dense_checkpoint_by_its_card(tmp_path):
     path.with_suffix(".json").unlink()
     with pytest.raises(CardError, match="is a dense \\(segmentation\\) model: it needs a model card"):
         load_model("hrnet_w18_small", path, "cpu")
+
+
+def test_dense_trace_keeps_what_it_is_asked_to():
+    model, _ = create_dense("hrnet_w18_small", 3, "random")
+    x = torch.randn(2, 3, 64, 64)
+    full = dense_trace(model, x)
+    outputs = dense_trace(model, x, keep="outputs", dtype=torch.float16)
+    assert outputs.names() == full.names()  # every shape is recorded
+    assert "head.presum" not in outputs and "stage4.module0.edge1to0" not in outputs
+    assert "head.scores" in outputs and outputs["head.hidden"].dtype == torch.float16
+    assert torch.allclose(outputs.fusion(4, 0).energy_share, full.fusion(4, 0).energy_share, atol=1e-5)
+    summaries = dense_trace(model, x, keep="summaries")
+    assert set(summaries.maps) == {"logits"} and set(summaries.summaries["head.hidden"]) == {"mean", "l2"}
+    with pytest.raises(InputError, match="keep must be"):
+        dense_trace(model, x, keep="edges")
