@@ -15,13 +15,13 @@ names (``loaded.class_names``), so ``.label`` and ``to_dict()`` name the class.
 
 Which to trust (scores of the maps):
 
-- :func:`mass_in_mask`, :func:`rank_accuracy`, :func:`pointing_game` — a map scored against a
-  ground-truth mask (the lab's evidence region, or any mask you have).
+- :func:`mass_in_mask`, :func:`rank_accuracy`, :func:`pointing_game`, :func:`boundary_contrast` — a map
+  scored against a ground-truth mask (the lab's evidence region, or any mask you have).
 - :func:`deletion_insertion` — deletion and insertion curves and their AUCs (one batched forward);
   :func:`stream_agreement` — stream shares vs stream knockouts, rank correlation.
 - :func:`randomisation_test` — the cascading model-parameter randomisation test (Adebayo et al.).
 - :func:`score_attribution`, :func:`trust_report` — all of them for one method or several, with a
-  random map as the reference row.
+  random map and two maps that never look at the model (:func:`model_free_map`) as reference rows.
 
 One family a file: ``pixels`` (the five pixel methods), ``streams`` (per-stream Grad-CAM and shares),
 ``knockouts``, ``groundtruth`` (scores against a mask), ``faithfulness`` (deletion/insertion, stream
@@ -62,12 +62,29 @@ from .faithfulness import (
     spearman,
     stream_agreement,
 )
-from .groundtruth import check_map_and_mask, mask_fraction, mass_in_mask, pointing_game, rank_accuracy
+from .groundtruth import (
+    boundary_contrast,
+    check_map_and_mask,
+    mask_fraction,
+    mass_in_mask,
+    pointing_game,
+    rank_accuracy,
+)
 from .knockouts import KnockoutResult, knockout, resolution_reliance
 from .pixels import GRADIENT_FREE, PIXEL_METHODS, PixelAttribution, attribute_pixels
 from .randomisation import RANDOMISATION_LAYERS, RandomisationTest, layer_groups, randomisation_test, randomised_models
 from .streams import StreamGradCAM, StreamShares, _body, _head, gradcam_streams, stream_shares  # noqa: F401
-from .trust import RANDOM_MAP, TRUST_METHODS, MethodScores, TrustReport, score_attribution, trust_report
+from .trust import (
+    MODEL_FREE_MAPS,
+    RANDOM_MAP,
+    REFERENCE_MAPS,
+    TRUST_METHODS,
+    MethodScores,
+    TrustReport,
+    model_free_map,
+    score_attribution,
+    trust_report,
+)
 
 __all__ = [
     "PIXEL_METHODS",
@@ -84,6 +101,7 @@ __all__ = [
     "resolution_reliance",
     "default_internal_batch_size",
     "clear_attribution_cache",
+    "boundary_contrast",
     "check_map_and_mask",
     "mask_fraction",
     "mass_in_mask",
@@ -102,10 +120,13 @@ __all__ = [
     "layer_groups",
     "randomised_models",
     "randomisation_test",
+    "MODEL_FREE_MAPS",
     "RANDOM_MAP",
+    "REFERENCE_MAPS",
     "TRUST_METHODS",
     "MethodScores",
     "TrustReport",
+    "model_free_map",
     "score_attribution",
     "trust_report",
 ]
