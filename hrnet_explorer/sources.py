@@ -81,6 +81,14 @@ class Source:
         label = row[self._label_column] if self._label_column else None
         return read_image(image), (None if label is None or label < 0 else int(label))
 
+    def file(self, i: int) -> tuple[str, int | None] | None:
+        """Image ``i``'s file and label, nothing read (folder sources; None where images are not files): for
+        readers that decode the bytes themselves (``analyze --decode gpu``)."""
+        if self.kind != "folder":
+            return None
+        label = self._labels[i] if self._labels is not None else None
+        return os.path.join(self.details["root"], self._paths[i]), label
+
     def describe(self) -> dict:
         """What the manifest records about the source."""
         return {
