@@ -35,20 +35,22 @@ import numpy as np
 import torch
 
 from ..attribution import (
+    MODEL_FREE_MAPS,
     PIXEL_METHODS,
+    RANDOM_MAP,
     RANDOMISATION_LAYERS,
     attribute_pixels,
+    boundary_contrast,
     deletion_insertion,
     mask_fraction,
     mass_in_mask,
+    model_free_map,
     pointing_game,
     random_map,
     randomised_models,
     rank_accuracy,
     spearman,
 )
-from ..attribution.groundtruth import boundary_contrast
-from ..attribution.trust import MODEL_FREE_MAPS, RANDOM_MAP, model_free_map
 from ..errors import InputError
 from ..zoo import LoadedModel
 from .task import CLASSES, FAMILY, render, render_scenes
