@@ -104,3 +104,14 @@ def test_the_model_is_left_as_found(lab):
     assert not lab.model.training
     assert all(torch.equal(before[k], v) for k, v in lab.model.state_dict().items())
     assert not any(p.grad is not None for p in lab.model.parameters())
+
+
+def test_the_callers_random_state_is_left_alone(lab):
+    """lucent's transforms draw from NumPy's global generator: seeded inside, the caller's state given back."""
+    np.random.seed(123)
+    expected = np.random.random(3)
+    np.random.seed(123)
+    torch_state = torch.random.get_rng_state()
+    visualise(lab, MAP, [0], TINY, use_cache=False)
+    np.testing.assert_array_equal(np.random.random(3), expected)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)

@@ -148,7 +148,8 @@ def _optimise(
     param, transform = _lucent()
     device, size, b = loaded.device, settings.size, len(channels)
     run = private_copy(loaded.model, "exact")
-    params, image_f = param.image(size, batch=b, fft=True, decorrelate=True)
+    with torch.random.fork_rng(devices=[]):  # lucent's start draws from torch's global generator: overwritten below
+        params, image_f = param.image(size, batch=b, fft=True, decorrelate=True)
     spectrum = params[0]
     with torch.no_grad():  # each unit's start from its own generator: independent of its batch
         for k, c in enumerate(channels):
