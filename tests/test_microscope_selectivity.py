@@ -15,7 +15,7 @@ from hrnet_explorer.microscope.examples import rank
 from hrnet_explorer.microscope.gratings import LAB_ORIENTATION, gratings
 from hrnet_explorer.microscope.selectivity import class_selectivity, family_selectivity, orientation_tuning
 from hrnet_explorer.microscope.stats import channel_stats
-from hrnet_explorer.microscope.survey import survey
+from hrnet_explorer.microscope.survey import survey, unit_tuning
 
 
 def test_class_selectivity_known_answers():
@@ -131,3 +131,12 @@ def test_survey_bad_inputs(lab):
         survey(lab, ["stage2.module0.fused0"], images=5, size=64)
     with pytest.raises(InputError, match="px"):
         survey(lab, ["stage2.module0.fused0"], images=10, size=64, stimuli=gratings(4, size=96))
+
+
+def test_unit_tuning_is_the_surveys(lab):
+    stimuli = gratings(4, (4.0,), 2, size=64)
+    name = "stage3.module0.fused1"
+    alone = unit_tuning(lab, name, stimuli=stimuli, size=64)
+    surveyed = survey(lab, [name], images=10, size=64, stimuli=stimuli)[name].tuning
+    np.testing.assert_allclose(alone.curve, surveyed.curve, rtol=1e-5)
+    assert alone.curve.shape == (32, 4)

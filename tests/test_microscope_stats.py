@@ -139,7 +139,7 @@ def test_analyze_writes_unit_columns_that_rank_as_a_direct_computation(tmp_path)
     """``analyze lab:N --unit-map M`` writes M's per-channel statistics into its rows; read back and ranked, they equal
     channel_stats on the same crops; the examples come from the run's own source."""
     from hrnet_explorer.cli import main
-    from hrnet_explorer.microscope.examples import read_channel_stats, run_images
+    from hrnet_explorer.microscope.examples import read_channel_stats, run_images, run_model
 
     name = "stage3.module0.fused2"
     out = tmp_path / "run"
@@ -147,7 +147,8 @@ def test_analyze_writes_unit_columns_that_rank_as_a_direct_computation(tmp_path)
     assert main([*args, "--unit-map", name, "--unit-map", "layer1"]) == 0
     stats = read_channel_stats(out, name)
     assert len(stats) == 12 and stats.channels == 64 and stats.input_size == (64, 64)
-    lab = load_model("lab", device="cpu", cache=False)
+    lab = run_model(out, device="cpu")
+    assert lab.name == "lab" and not lab.weights.is_random
     crops = render(range(12), size=64).images
     cfg = lab.data_config
     x = (crops - torch.tensor(cfg["mean"]).view(1, 3, 1, 1)) / torch.tensor(cfg["std"]).view(1, 3, 1, 1)

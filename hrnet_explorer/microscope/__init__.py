@@ -11,11 +11,11 @@
 """
 
 from .cache import UnitCache, default_cache_dir
-from .examples import Example, crop_box, dataset_examples, rank, read_channel_stats, run_images, top_k
+from .examples import Example, crop_box, dataset_examples, rank, read_channel_stats, run_images, run_model, top_k
 from .gratings import LAB_ORIENTATION, Gratings, gratings
 from .selectivity import Selectivity, Tuning, class_selectivity, family_selectivity, orientation_tuning
 from .stats import STATS, ChannelStats, UnitStats, channel_stats, column_names
-from .survey import StreamUnits, Survey, survey, survey_module
+from .survey import StreamUnits, Survey, survey, survey_module, unit_tuning
 from .units import check_channels, check_map, map_channels, model_key, module_maps, stream_maps
 from .visualise import FVSettings, Visualisation, unit_values, visualise
 
@@ -32,6 +32,7 @@ __all__ = [
     "orientation_tuning",
     "survey",
     "survey_module",
+    "unit_tuning",
     "STATS",
     "ChannelStats",
     "Example",
@@ -43,6 +44,7 @@ __all__ = [
     "rank",
     "read_channel_stats",
     "run_images",
+    "run_model",
     "top_k",
     "FVSettings",
     "UnitCache",

@@ -22,7 +22,17 @@ from .capture import capture_map
 from .stats import STATS, ChannelStats
 from .units import check_channels, check_map, network
 
-__all__ = ["BY", "Example", "crop_box", "dataset_examples", "rank", "read_channel_stats", "run_images", "top_k"]
+__all__ = [
+    "BY",
+    "Example",
+    "crop_box",
+    "dataset_examples",
+    "rank",
+    "read_channel_stats",
+    "run_images",
+    "run_model",
+    "top_k",
+]
 
 BY = ("max", "mean")  # what a unit's images are ranked by
 
@@ -136,11 +146,8 @@ def dataset_examples(
     return out
 
 
-def read_channel_stats(run: str | os.PathLike, name: str, variant: str | None = None) -> ChannelStats:
-    """The per-channel statistics of map ``name`` from an analyze run folder (written with its unit columns)."""
-    import pyarrow.parquet as pq
-
-    root = Path(run)
+def _run_variant(root: Path, variant: str | None) -> tuple[dict, str]:
+    """An analyze run's manifest and the variant asked for (or its only one)."""
     manifest = root / "manifest.json"
     if not manifest.is_file():
         raise MissingFileError(
@@ -151,6 +158,23 @@ def read_channel_stats(run: str | os.PathLike, name: str, variant: str | None = 
     variant = variant or (variants[0] if len(variants) == 1 else None)
     if variant not in variants:
         raise InputError(f"The run in {str(root)!r} holds variants {', '.join(variants)}: name one (variant=…).")
+    return info, variant
+
+
+def run_model(run: str | os.PathLike, variant: str | None = None, device: str | None = "auto") -> LoadedModel:
+    """The model an analyze run used (its variant, with the run's weights), on ``device``."""
+    from ..zoo import load_model
+
+    info, variant = _run_variant(Path(run), variant)
+    return load_model(info["variants"][variant]["name"], info["settings"]["weights"], device)
+
+
+def read_channel_stats(run: str | os.PathLike, name: str, variant: str | None = None) -> ChannelStats:
+    """The per-channel statistics of map ``name`` from an analyze run folder (written with its unit columns)."""
+    import pyarrow.parquet as pq
+
+    root = Path(run)
+    info, variant = _run_variant(root, variant)
     files = sorted((root / "rows" / variant).glob("shard-*.parquet"))
     names = pq.read_schema(files[0]).names if files else []
     prefix = f"unit.{name}.c"

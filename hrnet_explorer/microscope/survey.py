@@ -27,7 +27,7 @@ from .selectivity import Selectivity, Tuning, class_selectivity, family_selectiv
 from .stats import channel_stats
 from .units import module_maps, network, stream_maps
 
-__all__ = ["OSI_MIN", "CLASS_MIN", "StreamUnits", "Survey", "survey", "survey_module"]
+__all__ = ["OSI_MIN", "CLASS_MIN", "StreamUnits", "Survey", "survey", "survey_module", "unit_tuning"]
 
 OSI_MIN = 0.5
 CLASS_MIN = 0.3
@@ -140,3 +140,13 @@ def survey(
 def survey_module(loaded: LoadedModel, stage: int, index: int, **options) -> Survey:
     """:func:`survey` of one module's fused outputs, stream 0 (high resolution) first: the side-by-side columns."""
     return survey(loaded, module_maps(loaded, stage, index), **options)
+
+
+def unit_tuning(
+    loaded: LoadedModel, name: str, *, stimuli: Gratings | None = None, size: int = 224, batch_size: int = 32
+) -> Tuning:
+    """The orientation tuning of every unit of map ``name`` (any model): its responses to ``stimuli`` (default:
+    :func:`~.gratings.gratings` at ``size`` px)."""
+    stimuli = stimuli or gratings(size=size)
+    responses = channel_stats(loaded, _normalised(loaded, stimuli.images), [name], batch_size=batch_size)[name]
+    return orientation_tuning(responses.mean.T.reshape(-1, *stimuli.grid), stimuli.angles)
