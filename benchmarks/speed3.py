@@ -48,7 +48,7 @@ def frozen_plain(model: torch.nn.Module, x: torch.Tensor, precision: str, freeze
     return run, time.perf_counter() - start
 
 
-def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: bool) -> dict:
+def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: bool, unfrozen: bool = True) -> dict:
     torch._dynamo.reset()
     loaded = load_model(variant, "random", device="cuda", cache=False)
     row: dict = {"variant": variant, "device": torch.cuda.get_device_name(), "torch": torch.__version__}
@@ -75,7 +75,7 @@ def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: b
         torch.cuda.empty_cache()
         if warm:  # the warm pass measures the tracer's start only
             continue
-        for name, freeze in (("plain_frozen", True), ("plain_compiled", False)):
+        for name, freeze in (("plain_frozen", True), ("plain_compiled", False))[: 2 if unfrozen else 1]:
             run, seconds = frozen_plain(loaded.model, xl, precision, freeze)
             row[f"{p}{name}_compile_s"] = round(seconds, 2)
             row[f"{p}{name}"] = per_call(cuda_ms(run, reps))
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--warm", action="store_true", help="second process: the tracer's warm start only")
+    parser.add_argument("--no-unfrozen", action="store_true", help="skip the old baseline (compile without freezing)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     warnings.simplefilter("ignore", RandomWeightsWarning)
