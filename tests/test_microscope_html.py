@@ -74,3 +74,14 @@ def test_figures_hold_one_trace_per_unit(parts):
     assert len(streams_figure({MAP: vis}, {MAP: [0, 5]}).data) == 2
     fig = tuning_figure(tuning, [0, 3], MAP)
     assert len(fig.data) == 2 and list(fig.data[0].y) == pytest.approx(tuning.curve[0].tolist())
+
+
+def test_examples_figure_one_image_per_example(parts):
+    _, examples, _ = parts
+    from hrnet_explorer.microscope.html import examples_figure
+
+    fig = examples_figure(examples, CLASSES)
+    assert len(fig.data) == 6
+    assert fig.layout.annotations[0].text == CLASSES[examples[0][0].label]
+    with pytest.raises(InputError):
+        examples_figure({})

@@ -26,7 +26,7 @@ from .selectivity import Tuning
 from .survey import Survey
 from .visualise import Visualisation
 
-__all__ = ["export_html", "streams_figure", "survey_figure", "tuning_figure", "units_figure"]
+__all__ = ["examples_figure", "export_html", "streams_figure", "survey_figure", "tuning_figure", "units_figure"]
 
 
 def units_figure(vis: Visualisation, channels: Sequence[int] | None = None, columns: int = 8) -> go.Figure:
@@ -104,6 +104,36 @@ def survey_figure(survey: Survey) -> go.Figure:
         height=420,
         title=f"Where the selective units live ({survey.images} lab images, {survey.size} px)",
     )
+    return fig
+
+
+def examples_figure(examples: dict[int, list[Example]], class_names: Sequence[str] | None = None) -> go.Figure:
+    """Each unit's dataset examples in a row (crops around its maximum), titled by class (or label)."""
+    units = list(examples)
+    k = max((len(v) for v in examples.values()), default=0)
+    if not units or k == 0:
+        raise InputError("No dataset examples to draw.")
+
+    def title(e: Example) -> str:
+        return class_names[e.label] if class_names is not None and e.label >= 0 else e.image_id
+
+    titles = [
+        title(e) if j < len(examples[c]) else "" for c in units for j, e in enumerate(examples[c] + [None] * k) if j < k
+    ]
+    fig = make_subplots(
+        len(units),
+        k,
+        subplot_titles=titles,
+        row_titles=[f"c{c}" for c in units],
+        horizontal_spacing=0.01,
+        vertical_spacing=0.03,
+    )
+    for i, c in enumerate(units):
+        for j, e in enumerate(examples[c]):
+            fig.add_trace(go.Image(z=e.image, name=f"c{c}: {e.image_id} ({e.value:.3g})"), i + 1, j + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=110 * len(units) + 60, title="Dataset examples (cropped around each unit's maximum)")
     return fig
 
 
