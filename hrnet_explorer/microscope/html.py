@@ -117,9 +117,10 @@ def examples_figure(examples: dict[int, list[Example]], class_names: Sequence[st
     def title(e: Example) -> str:
         return class_names[e.label] if class_names is not None and e.label >= 0 else e.image_id
 
-    titles = [
-        title(e) if j < len(examples[c]) else "" for c in units for j, e in enumerate(examples[c] + [None] * k) if j < k
-    ]
+    titles: list[str] = []
+    for c in units:
+        row = [title(e) for e in examples[c]]
+        titles += row + [""] * (k - len(row))
     fig = make_subplots(
         len(units),
         k,
