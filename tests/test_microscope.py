@@ -115,3 +115,14 @@ def test_the_callers_random_state_is_left_alone(lab):
     visualise(lab, MAP, [0], TINY, use_cache=False)
     np.testing.assert_array_equal(np.random.random(3), expected)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
+
+
+def test_the_model_key_is_the_same_in_another_process(lab):
+    """The disk cache is shared across runs: its model key is a content hash, not an address."""
+    import subprocess
+    import sys
+
+    code = "from hrnet_explorer import load_model; from hrnet_explorer.microscope import model_key; "
+    code += "print(model_key(load_model('lab', device='cpu')))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert other.stdout.strip() == model_key(lab)
