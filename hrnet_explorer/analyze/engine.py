@@ -25,6 +25,7 @@ from ..rows import MEASURES, RowEngine
 from ..runtime import resolve_device
 from ..sources import Source, open_source
 from ..zoo import LoadedModel, RandomWeightsWarning, get_variant, load_model
+from .decode import DeviceDecoder, Encoded, collate, resolve_decode, variant_decode
 from .inputs import Crops, label_map
 from .parquet import ShardWriter, shard_path
 from .settings import RunSettings
@@ -45,6 +46,7 @@ class _Plan:
     images: int  # how many of the source's images the run covers
     names: tuple[str, ...]  # the variants as asked
     keys: tuple[str, ...]  # their names in the output (the zoo's full names)
+    decode: str  # "pil" or "gpu" (hrnet_explorer.analyze.decode)
 
     @property
     def cuda(self) -> bool:
@@ -79,6 +81,7 @@ def _plan(settings: RunSettings, ranks: distributed.Ranks, device: str, src: Sou
         batch_size=settings.batch_size or (256 if cuda else 16),
         workers=_default_workers(ranks) if settings.workers is None else settings.workers,
         images=min(len(src), settings.limit) if settings.limit else len(src),
+        decode=resolve_decode(settings.decode, device, src),
         names=names,
         keys=keys,
     )
@@ -97,6 +100,7 @@ def _recorded(settings: RunSettings, plan: _Plan) -> dict:
         "precision": plan.precision,
         "shard_size": settings.shard_size,
         **({"unit_maps": list(settings.unit_maps)} if settings.unit_maps else {}),  # absent: older runs resume
+        **({"decode": plan.decode} if plan.decode != "pil" else {}),  # other pixels, within decode's tolerance
     }
 
 
@@ -201,7 +205,8 @@ def _run_variant(
     todo = [s for s in mine if not shard_path(settings.out, "rows", key, s).exists()]
     indices = [i for s in todo for i in range(s * shard_size, min(n, (s + 1) * shard_size))]
     info = _variant_info(loaded, name, plan, size, labels)
-    seconds, startup, done = 0.0, 0.0, 0
+    info["decode"] = variant_decode(plan.decode, settings.decode, loaded.data_config, size)  # the path that ran
+    seconds, startup, done, decoder = 0.0, 0.0, 0, None
     if indices:
         begin = time.perf_counter()
         batch = plan.batch_size if plan.cuda else min(plan.batch_size, len(indices))
@@ -209,10 +214,16 @@ def _run_variant(
         names = (engine.energy_names, engine.share_names, engine.reliance_names, engine.unit_names)
         info["columns"] = {"energy": names[0], "shares": names[1], "reliance": names[2], "units": names[3]}
         writer = ShardWriter(settings.out, key, src, n, shard_size, names, labels, model_names)
+        if info["decode"] == "gpu":  # workers read the files; the device decodes, resizes and crops
+            dataset, collate_fn = Encoded(src, indices, loaded.data_config, size), collate
+            decoder = DeviceDecoder(src, loaded.data_config, size, plan.device)
+        else:
+            dataset, collate_fn = Crops(src, indices, loaded.data_config, size), None
         loader = DataLoader(
-            Crops(src, indices, loaded.data_config, size),
+            dataset,
             batch_size=engine.batch_size,
             num_workers=plan.workers,
+            collate_fn=collate_fn,
             pin_memory=plan.cuda,
             prefetch_factor=4 if plan.workers else None,
         )
@@ -228,7 +239,8 @@ def _run_variant(
 
             start, pending = None, None
             try:
-                for x, idx, batch_labels, errors in loader:
+                for batch in loader:
+                    x, idx, batch_labels, errors = decoder(batch) if decoder is not None else batch
                     if start is None:  # the clock runs from the first batch: set-up is timed apart
                         start = time.perf_counter()
                         startup = start - begin
@@ -246,7 +258,10 @@ def _run_variant(
         del engine
         if plan.cuda:
             torch.cuda.empty_cache()
-    return info, {"images": done, "seconds": round(seconds, 3), "startup_seconds": round(startup, 3)}
+    timing = {"images": done, "seconds": round(seconds, 3), "startup_seconds": round(startup, 3)}
+    if decoder is not None:
+        timing["decoded"] = dict(decoder.counts)  # on the device, and by PIL (other files, device failures)
+    return info, timing
 
 
 def _consume(writer: ShardWriter, pending) -> int:
@@ -317,6 +332,7 @@ def _manifest(settings: RunSettings, plan: _Plan, src: Source, recorded: dict, p
             "device_name": torch.cuda.get_device_name() if plan.cuda else platform.processor(),
             "batch_size": plan.batch_size,
             "workers_per_rank": plan.workers,
+            "decode": plan.decode,  # each variant's "decode" is the path its images took
         },
         "versions": _versions(),
         "variants": per_variant,

@@ -13,20 +13,28 @@ from torch.utils.data import Dataset
 from ..sources import Source
 
 
+def eval_steps(data_config: dict, size: int) -> list:
+    """timm's eval transform for these weights at ``size``, all but ToTensor and Normalize: the resize and crop."""
+    cfg = {**data_config, "input_size": (3, size, size)}
+    return create_transform(**cfg, is_training=False).transforms[:-2]
+
+
 class Crops(Dataset):
     """Item k: image ``indices[k]`` of ``source``, resized and center-cropped as the weights expect, as
     uint8 [3, H, W]; with its index, label (-1: none) and the error message ("" when it was read)."""
 
     def __init__(self, source: Source, indices: Sequence[int], data_config: dict, size: int):
         self.source, self.indices, self.size = source, indices, size
-        cfg = {**data_config, "input_size": (3, size, size)}
-        self.steps = create_transform(**cfg, is_training=False).transforms[:-2]  # all but ToTensor, Normalize
+        self.steps = eval_steps(data_config, size)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, k: int):
-        i = int(self.indices[k])
+        return self.item(int(self.indices[k]))
+
+    def item(self, i: int):
+        """Image ``i`` of the source (not the k-th of ``indices``), as an item."""
         try:
             image, label = self.source.load(i)
             for step in self.steps:

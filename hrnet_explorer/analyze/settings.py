@@ -10,6 +10,7 @@ from ..images import STRIDE
 
 DEFAULT_SHARD_SIZE = 2048
 PRECISIONS = ("auto", "fp32", "bf16")
+DECODES = ("pil", "gpu", "auto")  # hrnet_explorer.analyze.decode
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class RunSettings:
     progress: bool = True  # a progress bar (rank 0, on a terminal) or a line every 10 s (off one)
     command: tuple[str, ...] | None = None
     unit_maps: tuple[str, ...] = ()  # per-channel statistics of these maps (hrnet_explorer.microscope.stats)
+    decode: str = "pil"  # who decodes JPEGs: "pil" (workers), "gpu" (the device) or "auto"
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise the types once, here
@@ -59,3 +61,5 @@ class RunSettings:
             raise InputError(f"--workers must be 0 or more, got {self.workers}.")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}.")
+        if self.decode not in DECODES:
+            raise InputError(f"decode must be one of {', '.join(DECODES)}, not {self.decode!r}.")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..analyze import DEFAULT_SHARD_SIZE, RunSettings, run
+from ..analyze.settings import DECODES
 
 
 def settings(args: argparse.Namespace) -> RunSettings:
@@ -25,6 +26,7 @@ def settings(args: argparse.Namespace) -> RunSettings:
         shard_size=args.shard_size,
         progress=not args.quiet,
         unit_maps=tuple(args.unit_map or ()),
+        decode=args.decode,
     )
 
 
@@ -65,6 +67,13 @@ def add_command(sub) -> None:
     p.add_argument("--input-size", type=int, default=None, help="square crop size, a multiple of 32")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 on CUDA")
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="images per Parquet shard")
+    p.add_argument(
+        "--decode",
+        default="pil",
+        choices=DECODES,
+        help="who decodes JPEGs: pil (the workers), gpu (the run's device: nvJPEG on CUDA; PIL for other files), "
+        "auto (gpu on CUDA when torchvision can)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
     p.add_argument(
         "--unit-map",
