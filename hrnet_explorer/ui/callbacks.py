@@ -61,7 +61,7 @@ from .choices import (
     parse_target,
 )
 from .gpu import ZERO_GPU
-from .guard import user_errors
+from .guard import user_errors, without_paths
 from .text import (
     attribution_text,
     banner_html,
@@ -348,8 +348,24 @@ class Explorer(Workbench):
     @user_errors
     def report(self, image, variant, weights, input_size, progress=PROGRESS):
         """Predict tab: every figure for this image in one HTML file that opens offline, and its trace (a zip of
-        the safetensors and the JSON manifest), for two download buttons. The last REPORTS_KEPT reports stay on
-        disk; older ones are deleted."""
+        the safetensors and the JSON manifest), for two download buttons shown at once. The last REPORTS_KEPT
+        reports stay on disk; older ones are deleted."""
+        page, bundle = self._report(image, variant, weights, input_size, progress)
+        return gr.update(value=page, visible=True), gr.update(value=bundle, visible=True)
+
+    @user_errors
+    def report_files(self, image, variant, weights, input_size, progress=PROGRESS):
+        """The ``/report`` endpoint: :meth:`report`'s two files as files (an API client downloads them), not as
+        updates of the buttons; the page shows the buttons in an event of its own."""
+        return self._report(image, variant, weights, input_size, progress)
+
+    @staticmethod
+    @user_errors
+    def show_downloads():
+        """After ``/report``: show the two download buttons."""
+        return gr.update(visible=True), gr.update(visible=True)
+
+    def _report(self, image, variant, weights, input_size, progress) -> tuple[str, str]:
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         folder = tempfile.mkdtemp(prefix="hrnet-explorer-report-")
         with self._reports_lock:
@@ -370,7 +386,7 @@ class Explorer(Workbench):
         with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as zf:  # float32 maps hardly compress
             for key in ("safetensors", "json"):
                 zf.write(paths[key], paths[key].name)
-        return gr.update(value=str(paths["html"]), visible=True), gr.update(value=bundle, visible=True)
+        return str(paths["html"]), bundle
 
     @user_errors
     def compare(self, image, variants, weights="default", input_size=DEFAULT_SIZE, plot_width=0, progress=PROGRESS):
@@ -406,7 +422,7 @@ class Explorer(Workbench):
         try:
             read_image(image)
         except UserError as exc:
-            gr.Warning(html.escape(str(exc), quote=False), title="Not an image")
+            gr.Warning(html.escape(without_paths(str(exc)), quote=False), title="Not an image")
             return None
         return gr.skip()
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
+from typing import Any
 
 import gradio as gr
 
 from .gradio_private import ImageData, replace_preprocess, request_max_file_size
 
-__all__ = ["image_input"]
+__all__ = ["check_inputs", "image_input"]
 
 
 def _pass_file_through(self: gr.Image, payload: ImageData | None) -> str | bytes | None:
@@ -40,3 +42,55 @@ def image_input(**kwargs) -> gr.Image:
     :func:`hrnet_explorer.images.read_image`.
     """
     return replace_preprocess(gr.Image(type="filepath", **kwargs), _pass_file_through)
+
+
+CHOICES_SHOWN = 8  # a menu's first entries in an error (the class picker has a thousand)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return html.escape(text if len(text) <= 60 else text[:57] + "…", quote=False)
+
+
+def _choices(component: gr.components.Component) -> str:
+    values = [value for _, value in getattr(component, "choices", None) or []]
+    listed = ", ".join(map(str, values[:CHOICES_SHOWN]))
+    return listed + (f", … ({len(values)} in all)" if len(values) > CHOICES_SHOWN else "")
+
+
+def _input_problem(component: gr.components.Component, payload: Any, exc: Exception) -> str:
+    """One line saying what ``component`` takes and what it got (not the exception's text: Python's or Gradio's
+    internals, such as "(type: <class 'int'>)" or "'<' not supported between instances of 'str' and 'int'")."""
+    what = component.label or type(component).__name__
+    if isinstance(component, gr.CheckboxGroup):
+        if not isinstance(payload, (list, tuple)):
+            return f"{what} must be a list of: {_choices(component)}; got {_shown(payload)}."
+        bad = next((v for v in payload if v not in [value for _, value in component.choices]), payload)
+        return f"{what}: {_shown(bad)} is not in the list of choices: {_choices(component)}."
+    if isinstance(component, (gr.Dropdown, gr.Radio)):
+        return f"{what}: {_shown(payload)} is not in the list of choices: {_choices(component)}."
+    if isinstance(component, (gr.Slider, gr.Number)):
+        low, high = component.minimum, component.maximum
+        bounds = f" from {low:g} to {high:g}" if low is not None and high is not None else ""
+        if isinstance(exc, gr.Error) and isinstance(payload, (int, float)):  # a number out of bounds: Gradio's words
+            return f"{what}: {exc.message}"
+        return f"{what} must be a number{bounds}; got {_shown(payload)}."
+    if isinstance(component, gr.Checkbox):
+        return f"{what} must be true or false; got {_shown(payload)}."
+    return f"{what}: cannot read {_shown(payload)}."
+
+
+def _checked_preprocess(self: gr.components.Component, payload: Any) -> Any:
+    try:
+        return type(self).preprocess(self, payload)
+    except Exception as exc:
+        raise gr.Error(_input_problem(self, payload, exc), title="Input error", print_exception=False) from None
+
+
+def check_inputs(components: Any) -> None:
+    """Every one of ``components`` (but those whose preprocess is replaced already, like :func:`image_input`)
+    answers a value it cannot take — a wrong type from an API caller — with one line saying what it takes, instead
+    of Gradio's message with Python's internals in it (the app launches with ``show_error=True``)."""
+    for component in components:
+        if isinstance(component, gr.components.FormComponent) and "preprocess" not in vars(component):
+            replace_preprocess(component, _checked_preprocess)

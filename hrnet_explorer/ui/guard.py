@@ -1,9 +1,10 @@
 """What reaches the person at the browser when an endpoint fails: a user's mistake in one line, a bug as a notice.
 
 A :class:`~hrnet_explorer.errors.UserError` becomes a ``gr.Error`` with its message (shown in the UI, returned
-to API clients). Anything else is a bug: its traceback goes to the server log (``logging``, logger
-``hrnet_explorer.ui``) under a short reference, and the browser gets only "Internal error — see the server log"
-with that reference, never the exception's text (which may name server paths).
+to API clients), every absolute path in it cut to its file name. Anything else is a bug: its traceback goes to
+the server log (``logging``, logger ``hrnet_explorer.ui``) under a short reference, and the browser gets only
+"Internal error — see the server log" with that reference, never the exception's text (which may name server
+paths).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import gradio as gr
 
 from ..errors import UserError
 
-__all__ = ["INTERNAL_ERROR", "log", "user_errors"]
+__all__ = ["INTERNAL_ERROR", "log", "user_errors", "without_paths"]
 
 log = logging.getLogger("hrnet_explorer.ui")
 INTERNAL_ERROR = "Internal error — see the server log"
@@ -37,6 +38,16 @@ def _one_line(message: str) -> str:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
+# The folders of an absolute path ("/srv/models/", "~/models/"): a message names a file by its name alone. Not a
+# relative path the user typed ("../x"), a hub tag ("timm/hrnet_w18") nor a fraction ("1/4"): the lookbehind.
+_FOLDERS = re.compile(r"(?<![\w.:/~-])~?/(?:[^\s/'\"`,;()<>]+/)+")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with every absolute path cut to its file name: server paths are no business of the browser."""
+    return _FOLDERS.sub("", message)
+
+
 def user_errors(fn: F) -> F:
     """``fn`` with its user mistakes as one-line ``gr.Error`` messages and its bugs logged with a traceback."""
 
@@ -48,7 +59,7 @@ def user_errors(fn: F) -> F:
             raise
         except UserError as exc:
             raise gr.Error(  # the UI renders the message as HTML, and it may quote what the user typed
-                html.escape(_one_line(str(exc)), quote=False), title=_title(exc), print_exception=False
+                html.escape(_one_line(without_paths(str(exc))), quote=False), title=_title(exc), print_exception=False
             ) from exc
         except Exception as exc:
             ref = uuid.uuid4().hex[:8]

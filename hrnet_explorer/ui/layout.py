@@ -18,7 +18,7 @@ from ..fusion import MEASURES
 from ..zoo import ASSETS
 from .callbacks import Explorer
 from .choices import DEFAULT_SIZE, EVERY_MODULE, INPUT_SIZES, TOP1, class_choices
-from .components import image_input
+from .components import check_inputs, image_input
 from .text import INTRO, TRUST_HELP, measure_choices, method_choices
 
 __all__ = [
@@ -352,7 +352,15 @@ def build_demo(
             **model,
             **drawn,
         )
-        report_btn.click(ex.report, inputs=common, outputs=[report_html, report_trace], api_name="report", **model)
+        report_btn.click(
+            ex.report_files, inputs=common, outputs=[report_html, report_trace], api_name="report", **model
+        ).success(
+            ex.show_downloads,
+            outputs=[report_html, report_trace],
+            api_name="report_shown",
+            api_visibility="private",
+            queue=False,
+        )
         cmp_btn.click(
             ex.compare,
             inputs=[image, cmp_variants, cmp_weights, input_size, plot_width],
@@ -368,5 +376,6 @@ def build_demo(
             outputs=[weights, stream_module, dec_module, cam_module, ko_module, target],
             api_name="variant_options",
         )
+    check_inputs(demo.blocks.values())  # a value of the wrong type gets one line, not Gradio's internals
     demo.explorer = ex  # for tests and benchmarks: the cache behind the app
     return demo

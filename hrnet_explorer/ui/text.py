@@ -27,6 +27,7 @@ __all__ = [
     "random_note",
     "summary",
     "trust_table",
+    "weights_text",
 ]
 
 INTRO = """# HRNet Explorer
@@ -82,6 +83,15 @@ def banner_html(a: Analysis) -> str:
     )
 
 
+def weights_text(loaded: Any) -> str:
+    """Where the weights came from, as a browser user may read it: a checkpoint by its model's name, never by its
+    path on the server (a hub tag or the random weights' reason as they are)."""
+    w = loaded.weights
+    if w.kind == "file":
+        return f"the checkpoint of {loaded.name}" + (" (its model card)" if loaded.card is not None else "")
+    return w.describe()
+
+
 def summary(a: Analysis, cached: bool, device_text: str, latency_text: str) -> str:
     """The Predict tab's summary: the model, its weights and input, the timing, the top-1."""
     cfg, m = a.loaded.data_config, a.loaded
@@ -89,7 +99,7 @@ def summary(a: Analysis, cached: bool, device_text: str, latency_text: str) -> s
     top = a.prediction.top[0]
     model = f"**{m.name}**" + (f" ({m.architecture}, {m.num_classes} classes)" if m.card is not None else "")
     return (
-        f"{model} · weights: {m.weights.describe()} · device: {device_text}\n\n"
+        f"{model} · weights: {weights_text(m)} · device: {device_text}\n\n"
         f"Input {h}×{w} px ({cfg.get('interpolation')} resize, crop {cfg.get('crop_pct')}) · "
         + (
             f"this trace was reused from the cache (no new forward; tracing it took {a.forward_ms:.0f} ms)"

@@ -1,0 +1,100 @@
+"""What a browser user or an API client is shown (issue 26): no server path, no Python internals, files as files.
+
+The app runs in-process and is driven through gradio_client like any API user; w18_small at 64 px with random
+weights wherever the model does not matter (fast on a CPU), the shipped lab model where it does.
+"""
+
+from __future__ import annotations
+
+import html
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from servers import launched_demo
+
+from hrnet_explorer.ui import ASSETS, Explorer
+from hrnet_explorer.ui.guard import INTERNAL_ERROR
+from hrnet_explorer.zoo import LAB_DIR
+
+EXAMPLE = str(ASSETS / "grace_hopper.jpg")
+LAB_EXAMPLE = str(ASSETS / "lab_0008_ring.png")
+FAST = ("hrnet_w18_small", "random", "64")  # variant, weights, input size
+INTERNALS = ("<class", "Original error", "Traceback", "component at index", "not supported between", "Error:")
+
+
+@pytest.fixture(scope="module")
+def app():
+    with launched_demo() as (demo, url):
+        yield demo, url
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return Client(app[1], verbose=False, download_files=False)
+
+
+def one_line(exc: AppError) -> str:
+    """The message an API client got, checked to be one line with none of Python's or Gradio's internals."""
+    message = html.unescape(str(exc))
+    assert "\n" not in message.strip() and not any(word in message for word in INTERNALS), message
+    assert INTERNAL_ERROR not in message, message
+    return message
+
+
+def test_the_summary_names_a_checkpoint_by_its_model_never_by_its_path(client):
+    _, summary, *_ = client.predict(
+        handle_file(LAB_EXAMPLE), "lab", "default", "default", "energy_share", 0, api_name="/analyze"
+    )
+    assert "weights: the checkpoint of lab (its model card)" in summary
+    assert str(LAB_DIR) not in summary and ".safetensors" not in summary and "/" not in summary.split("·")[1]
+
+
+def test_an_error_that_names_a_server_file_shows_its_name_only(tmp_path):
+    """A carded checkpoint that breaks after the start (overwritten on disk): the error of its load names the card
+    and the checkpoint by file name, not by where they sit on the server."""
+    from test_own_model import CARD, with_card, write_checkpoint
+
+    checkpoint = write_checkpoint(tmp_path / "source.safetensors")
+    with_card(tmp_path / "models", checkpoint, CARD, stem="mine")
+    explorer = Explorer("cpu", models=tmp_path / "models")
+    checkpoint.write_bytes(b"not a checkpoint any more")  # the link in models/ now points at garbage
+    with pytest.raises(gr.Error) as info:
+        explorer.analyze(EXAMPLE, "my_lab", "default", "default", progress=lambda *a, **k: None)
+    assert "mine.safetensors" in info.value.message and str(tmp_path) not in info.value.message
+
+
+BAD_TYPES = [  # (endpoint, arguments, the control's label the message names)
+    ("/variant_options", ([1, 2],), "Variant"),
+    ("/variant_options", ({"a": 1},), "Variant"),
+    ("/analyze", (handle_file(EXAMPLE), *FAST, "energy_share", "wide"), "Figure width"),
+    ("/analyze", (handle_file(EXAMPLE), *FAST, "energy_share", [1]), "Figure width"),
+    ("/trust", (handle_file(EXAMPLE), *FAST, "top-1 prediction", "saliency", 5, "blur", False, 0), "Methods to score"),
+    ("/trust", (handle_file(EXAMPLE), *FAST, "top-1 prediction", [1], 5, "blur", False, 0), "Methods to score"),
+    ("/trust", (handle_file(EXAMPLE), *FAST, "top-1 prediction", ["saliency"], "x", "blur", False, 0), "steps"),
+    ("/trust", (handle_file(EXAMPLE), *FAST, "top-1 prediction", ["saliency"], [3], "blur", False, 0), "steps"),
+    ("/stream_shares", (handle_file(EXAMPLE), *FAST, "top-1 prediction", "abc", 0), "Integration steps"),
+    ("/attribute", (handle_file(EXAMPLE), *FAST, 7, "top-1 prediction", 0), "Pixel method"),
+]
+
+
+@pytest.mark.parametrize(
+    ("api", "args", "label"), BAD_TYPES, ids=[f"{a}:{la}:{i}" for i, (a, _, la) in enumerate(BAD_TYPES)]
+)
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_control(client, api, args, label):
+    with pytest.raises(AppError) as info:
+        client.predict(*args, api_name=api)
+    assert label in one_line(info.value)
+
+
+def test_report_gives_an_api_client_the_two_files(app, tmp_path):
+    downloads = Client(app[1], verbose=False, download_files=str(tmp_path))
+    page, bundle = downloads.predict(handle_file(EXAMPLE), *FAST, api_name="/report")
+    page, bundle = Path(page), Path(bundle)
+    assert page.is_file() and page.is_relative_to(tmp_path) and "<html" in page.read_text(encoding="utf-8")[:500]
+    with zipfile.ZipFile(bundle) as zf:
+        assert sorted(Path(n).suffix for n in zf.namelist()) == [".json", ".safetensors"]
+
