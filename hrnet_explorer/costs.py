@@ -11,16 +11,26 @@ wherever the numbers are shown.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from functools import cache
+from typing import Any
 
 import timm
 import torch
 
 from .zoo import get_variant
 
-__all__ = ["CARD_FLOPS_EXPLANATION", "MEASURED_224", "CostReport", "count_params", "count_macs", "variant_costs"]
+__all__ = [
+    "CARD_FLOPS_EXPLANATION",
+    "MEASURED_224",
+    "CostReport",
+    "count_params",
+    "count_macs",
+    "loaded_costs",
+    "variant_costs",
+]
 
 CARD_FLOPS_EXPLANATION = (
     "The card's 'FLOPs' are ≈1.285 × MACs for every variant (and for ResNets in the same docs): an artefact "
@@ -90,8 +100,8 @@ MEASURED_224: dict[str, tuple[int, int]] = {
 
 
 @cache
-def _measure(name: str, input_size: int) -> tuple[int, int]:
-    model = timm.create_model(name, pretrained=False).eval()
+def _measure(name: str, input_size: int, num_classes: int = 1000) -> tuple[int, int]:
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes).eval()
     return count_params(model), count_macs(model, input_size)
 
 
@@ -115,3 +125,14 @@ def variant_costs(variant: str, input_size: int = 224, *, measure: bool = False)
         card.default_tag,
         card.card_tag,
     )
+
+
+def loaded_costs(loaded: Any) -> CostReport:
+    """The card beside the measurement for a :class:`~hrnet_explorer.zoo.LoadedModel`: a variant's
+    (:func:`variant_costs`), or for a checkpoint with its own model card (the lab model, ``--models``), its own
+    count — its architecture with its head, measured at 224 px — under its name, with no ImageNet card numbers
+    (nan: the base architecture's card describes a 1000-class ImageNet model, not this one)."""
+    if loaded.card is None:
+        return variant_costs(loaded.variant.name)
+    params, macs = _measure(loaded.architecture, 224, loaded.num_classes)
+    return CostReport(loaded.name, params, macs, math.nan, 0, math.nan, math.nan, math.nan, "", "")

@@ -7,6 +7,7 @@ weights wherever the model does not matter (fast on a CPU), the shipped lab mode
 from __future__ import annotations
 
 import html
+import json
 import zipfile
 from pathlib import Path
 
@@ -98,3 +99,32 @@ def test_report_gives_an_api_client_the_two_files(app, tmp_path):
     with zipfile.ZipFile(bundle) as zf:
         assert sorted(Path(n).suffix for n in zf.namelist()) == [".json", ".safetensors"]
 
+
+LAB_PARAMS = 11_158_954  # hrnet_w18_small with the lab's 10-class head (13,187,464 with ImageNet's 1000)
+
+
+def card_vs_measured(value: dict) -> tuple[str, dict[str, list]]:
+    """A card-vs-measured figure's title and its bars by trace name (y values)."""
+    fig = json.loads(value["plot"])
+    return fig["layout"]["title"]["text"], {t["name"]: t["y"] for t in fig["data"]}
+
+
+def test_a_carded_model_shows_its_own_count_and_no_imagenet_card(app, client):
+    """Predict, Compare and the report: the lab model's parameters are its own (10-class head), its card bars are
+    empty and the title claims no ImageNet accuracy for it; a variant beside it keeps its card."""
+    _, _, _, costs, *_ = client.predict(
+        handle_file(LAB_EXAMPLE), "lab", "default", "64", "energy_share", 0, api_name="/analyze"
+    )
+    title, bars = card_vs_measured(costs)
+    assert bars["measured"] == [LAB_PARAMS / 1e6] and bars["card"] == [None] and bars["card 'FLOPs'"] == [None]
+    assert "72.34" not in title and "top-1" not in title and "lab: own model card" in title
+    _, costs, _ = client.predict(
+        handle_file(LAB_EXAMPLE), ["hrnet_w18_small", "lab"], "default", "64", 0, api_name="/compare"
+    )
+    title, bars = card_vs_measured(costs)
+    assert bars["measured"] == [13_187_464 / 1e6, LAB_PARAMS / 1e6] and bars["card"] == [13.19, None]
+    assert "w18_small 72.34%" in title and "lab: own model card" in title
+    assert len(bars["measured latency"]) == 2 and None not in bars["measured latency"]  # both timed
+    page, _ = app[0].explorer.report_files(LAB_EXAMPLE, "lab", "default", "64", progress=lambda *a, **k: None)
+    text = Path(page).read_text(encoding="utf-8")
+    assert "lab: own model card" in text and "72.34" not in text

@@ -3,6 +3,7 @@ measurement."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -64,11 +65,14 @@ def variants_figure(
     """The variants compared, card beside measurement: parameters, MACs vs the card's "FLOPs", latency.
 
     ``latencies_ms`` maps variant name → measured milliseconds of one forward (optional; ``device`` says where).
+    A report without card numbers (nan: a checkpoint with its own model card, ``costs.loaded_costs``) has its
+    measured bars only, and no ImageNet accuracy in the title.
     ``compact``: the panels stacked, for a narrow screen.
     """
     if not reports:
         raise ValueError("variants_figure needs at least one CostReport.")
     names = [short_name(r.variant) for r in reports]
+    carded = [r for r in reports if not math.isnan(r.card_params_m)]  # those with an ImageNet card
     lat = [latencies_ms.get(r.variant) for r in reports] if latencies_ms else None
     cols = 3 if lat and any(v is not None for v in lat) else 2
     titles = ["Parameters (millions)", "Compute per 224 px image (billions)", "Latency of one traced forward (ms)"][
@@ -88,7 +92,7 @@ def variants_figure(
             type="bar",
             name="card",
             x=names,
-            y=[r.card_params_m for r in reports],
+            y=[r.card_params_m if r in carded else None for r in reports],
             marker=dict(color="#999999"),
             legendgroup="card",
             hovertemplate="%{x}<br>card: %{y:.2f} M parameters<extra></extra>",
@@ -113,11 +117,11 @@ def variants_figure(
             type="bar",
             name="card 'FLOPs'",
             x=names,
-            y=[r.card_flops / 1e9 for r in reports],
+            y=[r.card_flops / 1e9 if r in carded else None for r in reports],
             marker=dict(color="#999999"),
             legendgroup="card",
             showlegend=False,
-            customdata=[[r.card_flops, r.card_flops_over_macs] for r in reports],
+            customdata=[[r.card_flops, r.card_flops_over_macs] if r in carded else None for r in reports],
             hovertemplate="%{x}<br>card 'FLOPs': %{customdata[0]:,}<br>= %{customdata[1]:.3f} × measured MACs"
             "<extra></extra>",
         ),
@@ -180,10 +184,14 @@ def variants_figure(
     if compact:
         for axis in fig.axes("x"):
             axis["tickangle"] = -30
-    top1 = ", ".join(f"{short_name(r.variant)} {r.card_top1:.2f}%" for r in reports)
+    top1 = ", ".join(f"{short_name(r.variant)} {r.card_top1:.2f}%" for r in carded)
+    own = ", ".join(short_name(r.variant) for r in reports if r not in carded)
+    notes = ([f"card top-1 ({carded[0].card_tag}): {top1}"] if carded else []) + (
+        [f"{own}: own model card (measured only; no ImageNet accuracy)"] if own else []
+    )
     return finish(
         fig,
-        "The variants: card vs measured<br><sup>" + wrap(f"card top-1 ({reports[0].card_tag}): {top1}", 120) + "</sup>",
+        "The variants: card vs measured<br><sup>" + wrap(" · ".join(notes), 120) + "</sup>",
         height=height,
         barmode="group",
         margin=dict(l=60, r=16, t=110, b=110 + 15 * note) if compact else dict(l=60, r=30, t=130, b=190),

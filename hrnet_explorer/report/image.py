@@ -65,7 +65,7 @@ def image_report(
     from .. import attribution as attr
     from .. import figures as F
     from ..analyses import decompose, fusion_flows, module_fusion
-    from ..costs import variant_costs
+    from ..costs import loaded_costs
     from ..export import save_trace
     from ..fusion import MEASURES
     from ..images import display_crop, preprocess, read_image
@@ -93,7 +93,7 @@ def image_report(
     result = trace(loaded, x, keep="all", store="cpu") if traced is None else traced
     fusion = module_fusion(result)  # once, for the three measures' figures and the manifest
     last = [r for r in result.modules if r.stage == 4][-1]
-    costs = variant_costs(loaded.variant.name)
+    costs = loaded_costs(loaded)
     steps.next()
 
     figs: list[tuple[str, str, go.Figure]] = [

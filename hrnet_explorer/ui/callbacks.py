@@ -24,7 +24,7 @@ import torch
 from .. import attribution as attr
 from ..analyses import decompose, fusion_flows
 from ..attribution.trust import MODEL_FREE_MAPS, REFERENCE_MAPS
-from ..costs import variant_costs
+from ..costs import loaded_costs
 from ..display import METHOD_SHORT_NAMES
 from ..errors import InputError, UserError
 from ..figures import (
@@ -47,7 +47,6 @@ from ..fusion import MEASURES
 from ..images import preprocess, read_image
 from ..progress import fraction
 from ..report import image_report
-from ..zoo import VARIANTS
 from .cache import Analysis, Workbench
 from .choices import (
     DEFAULT_SIZE,
@@ -129,7 +128,7 @@ class Explorer(Workbench):
         """Predict tab + Fusion overview: banner, summary, top-k, card vs measured, fusion matrices, Sankey."""
         a, cached = self.analysis(image, variant, weights, input_size, progress)
         progress(0.7, desc="Counting parameters and MACs (once per variant)")
-        costs = variant_costs(a.loaded.variant.name)
+        costs = loaded_costs(a.loaded)
         progress(0.9, desc="Drawing")
         return (
             self.banner(a),
@@ -402,13 +401,11 @@ class Explorer(Workbench):
             analyses.append(self.analysis(image, name, weights, input_size)[0])
         progress(len(names) / (len(names) + 1), desc="Counting parameters and MACs")
         latencies = {a.loaded.name: self.latency_ms(a) for a in analyses}
-        # Card vs measured is per architecture; a carded checkpoint shows its variant's bars, timed only
-        # where the variant itself ran.
-        costs = [variant_costs(v) for v in dict.fromkeys(a.loaded.variant.name for a in analyses)]
-        variant_latencies = {a.loaded.name: self.latency_ms(a) for a in analyses if a.loaded.name in VARIANTS}
+        # Card vs measured per model: a variant beside its ImageNet card, a carded checkpoint its own count.
+        costs = [loaded_costs(a.loaded) for a in analyses]
         return (
             compare_figure([a.prediction for a in analyses], latencies, compact=compact(plot_width)),
-            variants_figure(costs, variant_latencies, device=self.device_text, compact=compact(plot_width)),
+            variants_figure(costs, latencies, device=self.device_text, compact=compact(plot_width)),
             comparison_table(analyses, self.latency_text),
         )
 
