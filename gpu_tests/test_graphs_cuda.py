@@ -135,8 +135,9 @@ def test_graphed_integrated_gradients_memory_is_flat(loaded):
 def test_graph_trace_is_a_cached_fast_trace(loaded):
     """What the app runs per request on a GPU: within the fast-trace contract of the exact trace, one
     tracer per shape (replayed, not recaptured), maps owned by the caller, rebuilt when weights change."""
+    from hrnet_explorer.copies import private_copy
     from hrnet_explorer.fold import FAST_RTOL
-    from hrnet_explorer.graphs import _TRACERS, graph_trace
+    from hrnet_explorer.graphs import graph_trace
 
     x = torch.randn(1, 3, 224, 224, device="cuda")
     exact = trace(loaded, x, exact=True, store="cpu")
@@ -147,13 +148,13 @@ def test_graph_trace_is_a_cached_fast_trace(loaded):
     assert torch.allclose(first.fusion(4, -1).energy_share, ref_stats.energy_share, atol=1e-2)
     for name, ref in exact.maps.items():
         assert (first[name].float() - ref.float()).abs().max() <= FAST_RTOL["cuda"] * ref.float().abs().max()
-    tracers = _TRACERS[loaded.model][1]
-    tracer = next(iter(tracers.values()))[0]
+    tracers = private_copy(loaded.model, "padded").derived["graph_trace"]  # kept on the padded copy, per shape
+    tracer = next(iter(tracers.values()))
     second = graph_trace(loaded, torch.randn(1, 3, 224, 224, device="cuda"))
-    assert next(iter(tracers.values()))[0] is tracer and not torch.equal(second.logits, first.logits)
+    assert next(iter(tracers.values())) is tracer and not torch.equal(second.logits, first.logits)
     assert torch.equal(graph_trace(loaded, x).logits, first.logits)  # kept maps were not overwritten
     graph_trace(loaded, torch.randn(1, 3, 160, 192, device="cuda"))  # another shape: another tracer
-    assert len(_TRACERS[loaded.model][1]) == 2
+    assert len(tracers) == 2
 
 
 def test_a_users_hook_on_the_model_is_never_captured_in_a_graph(loaded):
