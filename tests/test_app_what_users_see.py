@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import html
 import json
+import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import gradio as gr
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from servers import launched_demo
@@ -128,3 +132,30 @@ def test_a_carded_model_shows_its_own_count_and_no_imagenet_card(app, client):
     page, _ = app[0].explorer.report_files(LAB_EXAMPLE, "lab", "default", "64", progress=lambda *a, **k: None)
     text = Path(page).read_text(encoding="utf-8")
     assert "lab: own model card" in text and "72.34" not in text
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_a_card_that_does_not_fit_its_checkpoints_head_stops_the_start(tmp_path, suffix):
+    """--models DIR with a card of 5 classes beside a 7-class checkpoint: the app does not start (it did, and every
+    Analyze failed), and says why in one line; the head's shape is read from the file."""
+    from safetensors.torch import load_file
+    from test_own_model import CARD, write_checkpoint
+
+    from hrnet_explorer.zoo import CardError
+
+    checkpoint = write_checkpoint(tmp_path / "source.safetensors")
+    models = tmp_path / "models"
+    models.mkdir()
+    if suffix == ".pth":
+        torch.save({"state_dict": load_file(str(checkpoint))}, models / "mine.pth")
+    else:
+        (models / "mine.safetensors").symlink_to(checkpoint)
+    card = {**CARD, "num_classes": 5, "class_names": CARD["class_names"][:5]}
+    (models / "mine.json").write_text(json.dumps(card))
+    expected = f"says num_classes 5, but checkpoint mine{suffix} has a 7-class head (classifier.weight [7, 2048])"
+    with pytest.raises(CardError, match=re.escape(expected)):
+        Explorer("cpu", models=models)
+    if suffix == ".safetensors":  # the start itself, as a user runs it: one line, no traceback
+        app_py = Path(__file__).resolve().parents[1] / "app.py"
+        proc = subprocess.run([sys.executable, str(app_py), "--models", str(models)], capture_output=True, text=True)
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr

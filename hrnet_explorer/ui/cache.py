@@ -39,6 +39,7 @@ from ..zoo import (
     load_model,
     model_files,
 )
+from ..zoo.cards import check_card_head
 from .choices import check_weights, module_names, parse_input_size, weight_choices
 from .gpu import ZERO_GPU, device_label, gpu
 
@@ -141,8 +142,11 @@ class Workbench:
         models: str | os.PathLike | None = None,
     ):
         """``models``: a folder of checkpoints with model cards, offered beside the nine variants under their
-        cards' names (with the lab model, when it is there); a bad card or a name used twice fails here."""
+        cards' names (with the lab model, when it is there); a bad card, a card whose num_classes is not its
+        checkpoint's head, or a name used twice fails here."""
         self.models = model_files(models)
+        for m in self.models.values():  # a card that does not fit its checkpoint's head fails here, not at Analyze
+            check_card_head(m.card, m.checkpoint)
         self.device = resolve_device(device)
         self.cache = TraceCache(cache_size)
         self.topk = topk

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ..errors import CardError, WeightsError
 from .variants import architectures
@@ -120,6 +123,53 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
         raise CardError(f"Model card {path} is not valid JSON: {exc}") from exc
     _check_card(card, path)
     return card
+
+
+HEAD = "classifier.weight"  # a classifier's head: num_classes × features
+
+
+def _header_shapes(path: Path) -> dict[str, list[int]]:
+    """Every tensor's shape in a ``.safetensors`` file, from its JSON header alone (8 bytes of length, then it)."""
+    with path.open("rb") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        if not 2 <= length <= 100 * 2**20:
+            raise ValueError(f"a header of {length} bytes")
+        header = json.loads(fh.read(length))
+    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+
+
+def _pth_shapes(path: Path) -> dict[str, list[int]]:
+    """Every tensor's shape in a ``.pth`` state dict, read onto the meta device (no data, no code run)."""
+    state = torch.load(path, map_location="meta", weights_only=True)
+    for key in ("state_dict", "model", "state_dict_ema"):  # the wrappers the loader unwraps
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict):
+        raise ValueError("no state dict")
+    return {str(k).removeprefix("module."): list(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+
+
+def check_card_head(card: dict[str, Any], checkpoint: str | os.PathLike) -> None:
+    """A CardError unless the classifier head of ``checkpoint`` has the ``num_classes`` its card says; the head's
+    shape is read from the file (safetensors' header, or a ``.pth`` read onto the meta device), no model is built.
+    A card that names a task (``"task": "segmentation"``) is left to that task's code, which knows its head."""
+    path = Path(checkpoint)
+    if "task" in card:
+        return
+    try:
+        shapes = _header_shapes(path) if path.suffix == ".safetensors" else _pth_shapes(path)
+    except Exception as exc:  # any failure to read it means the file is not a usable checkpoint
+        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:160]}"
+        raise CardError(f"Could not read the head of checkpoint {path}: {reason}") from exc
+    head = shapes.get(HEAD)
+    if head is None or len(head) != 2:
+        raise CardError(f"Checkpoint {path} has no classifier head ({HEAD}): not an HRNet classifier.")
+    if head[0] != card["num_classes"]:
+        raise CardError(
+            f"Model card {path.with_suffix('.json')} says num_classes {card['num_classes']}, but checkpoint "
+            f"{path.name} has a {head[0]}-class head ({HEAD} {head})."
+        )
 
 
 def _card_data_config(card: dict[str, Any]) -> dict[str, Any]:
