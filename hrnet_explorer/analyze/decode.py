@@ -7,17 +7,18 @@ shorter side resized to ``size / crop_pct`` with the weights' interpolation, ant
 to the decoded tensors, images of one shape in one call (:class:`DeviceDecoder`). Out comes the uint8
 [n, 3, S, S] batch on the device that :class:`~hrnet_explorer.rows.RowEngine` takes.
 
-PIL stays the reference and the fallback, image by image: a file that is not a baseline-colour JPEG PIL would read
+PIL stays the reference and the fallback, image by image: a file that is not a colour JPEG that PIL would read
 as it is (another format, greyscale or CMYK, an EXIF rotation, a size beyond :mod:`hrnet_explorer.images`' limits,
 no end-of-image marker), or one the device fails to decode, goes through the PIL path of
 :class:`~hrnet_explorer.analyze.inputs.Crops` — in the workers, or for a device failure in the main process — so
 its crop, or its error message, is exactly today's.
 
-Tolerance against the PIL path (uint8 crops, grey levels), measured on the CPU (libjpeg-turbo decodes both, so
-the difference is torch's antialiased resize against Pillow's), 500×375, 375×500, 640×480, 1000×300, 97×131 and
-square pictures, crops of 64 and 224: mean |Δ| ≤ 0.22, max |Δ| 3 with bicubic, 1 with bilinear. The tests hold
-the CPU path to mean ≤ 0.5, max ≤ 4. nvJPEG's IDCT and chroma upsampling differ from libjpeg's, so the CUDA path
-may differ more; it was not measured here (no GPU time): ``benchmarks/analyze_gpu.py decode`` measures it.
+Tolerance against the PIL path (uint8 crops, grey levels), measured on this machine's CPU on 500×375, 375×500,
+640×480, 1000×300, 448×448, 300×301, 97×131 and square pictures, crops of 64 and 224, bicubic and bilinear, crop_pct
+0.875, 0.95 and 1: on the CPU (libjpeg-turbo decodes for both; torchvision resizes uint8 natively) mean |Δ| ≤ 0.04,
+max |Δ| 2. CUDA resizes in float32 (then rounds), which on the CPU gives mean |Δ| ≤ 0.22, max 3 (bicubic; 1 bilinear).
+The tests hold both to mean ≤ 0.5, max ≤ 4. nvJPEG's IDCT and chroma upsampling differ from libjpeg's, so the CUDA
+path may differ more; it was not measured (no GPU time): ``benchmarks/analyze_gpu.py decode`` measures it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch
 from PIL import ExifTags, Image
 from torch.utils.data import Dataset
 from torchvision import transforms
+from torchvision.transforms.v2 import functional as F
 
 from ..errors import InputError
 from ..images import MAX_ASPECT, MAX_PIXELS
@@ -116,6 +118,14 @@ def _device_jpeg(path: str) -> torch.Tensor | None:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
+def _on_tensor(step, x: torch.Tensor) -> torch.Tensor:
+    """One of timm's eval steps on a uint8 [B, 3, H, W] batch, with its own numbers. torchvision's v2 functional,
+    not the step itself: the v1 step resizes a uint8 tensor in float32 (15× slower on the CPU), v2 in uint8 there."""
+    if isinstance(step, transforms.Resize):
+        return F.resize(x, step.size, step.interpolation, step.max_size, antialias=step.antialias)
+    return F.center_crop(x, step.size)
+
+
 @dataclass
 class EncodedBatch:
     """A batch from :class:`Encoded`: the images' indices, labels and error messages ("" when read), the JPEGs
@@ -185,7 +195,7 @@ class DeviceDecoder:
     def __init__(self, source: Source, data_config: dict, size: int, device: str | torch.device):
         self.device, self.size = torch.device(device), size
         self.crops = Crops(source, [], data_config, size)  # the PIL path, for images the device fails on
-        self.steps = eval_steps(data_config, size)  # the very objects Crops applies to PIL images
+        self.steps = eval_steps(data_config, size)  # the very steps Crops applies to PIL images
         self.counts = {"device": 0, "pil": 0}
 
     def __call__(self, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
@@ -205,7 +215,7 @@ class DeviceDecoder:
         for members in groups.values():  # one resize and crop for all images of one shape
             x = torch.stack([decoded[j] for j in members])
             for step in self.steps:
-                x = step(x)
+                x = _on_tensor(step, x)
             if tuple(x.shape[1:]) != (3, self.size, self.size):
                 raise RuntimeError(f"the device preprocessing gave shape {tuple(x.shape)}, not [*, 3, S, S]")
             out[[batch.jpeg_at[j] for j in members]] = x
