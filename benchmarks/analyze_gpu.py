@@ -1,8 +1,11 @@
 """`hrnet-explorer analyze` on GPUs: throughput against the plain forward and the input pipeline, memory at two
 dataset lengths, and torchrun scale-out. Random weights (timing does not depend on them), 224 px, batch 256, bf16.
 
-    python benchmarks/analyze_gpu.py one   --images 20480 --workers 14 --out results/analyze_1gpu.json
-    python benchmarks/analyze_gpu.py scale --images 40960 --workers 14 --gpus 2 --out results/analyze_2gpu.json
+    python benchmarks/analyze_gpu.py one    --images 20480 --workers 14 --out results/analyze_1gpu.json
+    python benchmarks/analyze_gpu.py scale  --images 40960 --workers 14 --gpus 2 --out results/analyze_2gpu.json
+    python benchmarks/analyze_gpu.py scale  --images 51200 --workers 14 --gpus 2,4,8 --decode gpu   # the curve
+    python benchmarks/analyze_gpu.py decode --images 20480 --workers 14 --out results/analyze_decode_1gpu.json
+    python benchmarks/analyze_gpu.py --make-folder 51200 --dir /tmp/analyze-bench   # make the folder, then exit
 
 The images are synthetic 500×375 JPEGs (ImageNet's typical size; smooth colour fields plus noise, ~90 kB, quality
 90): 512 distinct pictures written under N names in an ImageFolder of 10 classes, so that decoding costs what a
@@ -17,7 +20,16 @@ photo costs. `one` measures, on one GPU and in this order:
   at two dataset lengths with the peak host memory of the main process and of a worker, and peak GPU memory.
 
 `scale` measures the pipeline and the plain forward with it again on this machine's first GPU, then runs analyze on
-the same folder with one process on one GPU and with torchrun on N GPUs.
+the same folder with one process on one GPU and with torchrun on each N of --gpus: images/s, speed-up, efficiency
+(speed-up / N) and the rows against the one-process run's (same ids and top-1, largest float difference).
+`--decode gpu` runs `one`'s and `scale`'s analyze runs with JPEGs decoded on the GPU (hrnet_explorer.analyze.decode;
+default pil, today's path).
+
+`decode` compares who decodes (issue 24), on --device: how far the device's crops are from PIL's (mean and max
+|Δ| in grey levels, on the folder's first 256 images), then images/s from the JPEG folder to uint8 crops on the
+device — PIL in W workers (+ the copy to the device) against decode_jpeg on the device fed by W and by
+--gpu-workers workers that only read the files — and `hrnet-explorer analyze` end to end with each (unless
+--no-analyze). `--make-folder N` writes the folder of N JPEGs (≥ 50,000 for the scaling curve) and exits.
 """
 
 from __future__ import annotations
@@ -192,6 +204,78 @@ def pipeline(folder: Path, device: str, batch: int, workers: int, limit: int, mo
     return done / (time.perf_counter() - start)
 
 
+def fidelity(folder: Path, device: str, n: int = 256) -> dict:
+    """The device path's crops against PIL's on the folder's first ``n`` images (uint8, grey levels)."""
+    import torch
+
+    from hrnet_explorer.analyze.decode import DeviceDecoder, Encoded, collate
+    from hrnet_explorer.analyze.inputs import Crops
+    from hrnet_explorer.sources import open_source
+
+    cfg = _loaded(device).data_config
+    source = open_source(str(folder))
+    indices = list(range(min(n, len(source))))
+    reference = torch.stack([Crops(source, indices, cfg, 224)[k][0] for k in range(len(indices))])
+    decoder = DeviceDecoder(source, cfg, 224, device)
+    x, *_ = decoder(collate([Encoded(source, indices, cfg, 224)[k] for k in range(len(indices))]))
+    delta = (x.cpu().int() - reference.int()).abs()
+    per_image = delta.float().mean((1, 2, 3))
+    return {
+        "images": len(indices),
+        "decoded": decoder.counts,
+        "mean_abs": round(float(delta.float().mean()), 4),
+        "worst_image_mean_abs": round(float(per_image.max()), 4),
+        "max_abs": int(delta.max()),
+        "share_of_values_off_by_more_than_2": round(float((delta > 2).float().mean()), 6),
+    }
+
+
+def decode_rate(folder: Path, device: str, batch: int, workers: int, limit: int, decode: str) -> dict:
+    """images/s from the JPEG files to uint8 [B, 3, 224, 224] crops on ``device``: PIL in the workers (then the
+    copy), or the workers reading the files and decode_jpeg, resize and crop on the device."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from hrnet_explorer.analyze.decode import DeviceDecoder, Encoded, collate
+    from hrnet_explorer.analyze.inputs import Crops
+    from hrnet_explorer.sources import open_source
+
+    cfg = _loaded(device).data_config
+    source = open_source(str(folder))
+    indices = range(min(limit, len(source)))
+    cuda = device.startswith("cuda")
+    gpu = decode == "gpu"
+    dataset = (Encoded if gpu else Crops)(source, indices, cfg, 224)
+    decoder = DeviceDecoder(source, cfg, 224, device) if gpu else None
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        num_workers=workers,
+        collate_fn=collate if gpu else None,
+        pin_memory=cuda,
+        prefetch_factor=4 if workers else None,
+    )
+    done, start, first = 0, None, 0
+    for item in loader:
+        x = decoder(item)[0] if gpu else item[0].to(device, non_blocking=True)
+        if start is None:  # from the first batch on, as analyze's clock: worker start-up excluded
+            if cuda:
+                torch.cuda.synchronize()
+            start, first = time.perf_counter(), x.shape[0]
+        done += x.shape[0]
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    out = {
+        "decode": decode,
+        "workers": workers,
+        "images_per_s": round((done - first) / seconds, 1) if seconds else None,
+    }
+    if decoder is not None:
+        out["decoded"] = decoder.counts
+    return out
+
+
 def run_analyze(
     folder: Path, out: Path, *, workers: int, limit: int | None, batch: int, gpus: int = 1, extra=()
 ) -> dict:
@@ -237,6 +321,22 @@ def run_analyze(
     }
 
 
+def same_rows(one: Path, many: Path) -> dict:
+    """A torchrun run's rows against the one-process run's: the same ids and top-1, the largest float difference."""
+    import pyarrow as pa
+
+    from hrnet_explorer.analyze import read_rows
+
+    a, b = (read_rows(d, VARIANT).sort_by("image_id") for d in (one, many))
+    out = {"rows": [a.num_rows, b.num_rows], "ids_equal": a.column("image_id").equals(b.column("image_id"))}
+    if a.num_rows != b.num_rows:
+        return out
+    out["top1_equal"] = a.column("top1").equals(b.column("top1"))
+    floats = [f.name for f in a.schema if f.type == pa.float32()]
+    out["max_abs_float"] = max(float(np.abs(np.array(a.column(c)) - np.array(b.column(c))).max()) for c in floats)
+    return out
+
+
 def _probe(argv: list[str]) -> None:
     """Run analyze in this process, then print its peak memory (one PROBE line per rank)."""
     import torch
@@ -266,20 +366,41 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_probe":
         return _probe(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("one", "scale"))
+    parser.add_argument("mode", nargs="?", choices=("one", "scale", "decode"))
     parser.add_argument("--images", type=int, default=20480)
     parser.add_argument("--workers", type=int, default=14)
-    parser.add_argument("--gpus", type=int, default=2)
+    parser.add_argument("--gpus", default="2", help="scale: GPU counts for torchrun, e.g. 2 or 2,4,8 (the curve)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dir", default="/tmp/analyze-bench")
     parser.add_argument("--out", default=None)
     parser.add_argument("--no-plain", action="store_true", help="scale: skip the plain forward with the pipeline")
+    parser.add_argument("--decode", default="pil", choices=("pil", "gpu", "auto"), help="one, scale: analyze's")
+    parser.add_argument("--gpu-workers", default="2,4", help="decode: also decode_jpeg fed by these worker counts")
+    parser.add_argument("--no-analyze", action="store_true", help="decode: skip analyze end to end")
+    parser.add_argument("--make-folder", type=int, default=None, metavar="N", help="write N JPEGs under --dir, exit")
     args = parser.parse_args()
     import torch
 
     torch.backends.cudnn.benchmark = True
     work = Path(args.dir)
+    if args.make_folder:
+        start = time.perf_counter()
+        folder = prepare(work / "images", args.make_folder)
+        size = sum(p.stat().st_size for p in folder.rglob("*.jpg"))
+        print(
+            json.dumps(
+                {
+                    "folder": str(folder),
+                    "images": args.make_folder,
+                    "bytes": size,
+                    "seconds": round(time.perf_counter() - start, 1),
+                }
+            )
+        )
+        return None
+    if args.mode is None:
+        parser.error("give a mode (one, scale, decode) or --make-folder N")
     folder = prepare(work / "images", args.images)
     cuda = args.device.startswith("cuda")
     result: dict = {
@@ -292,13 +413,31 @@ def main() -> None:
         "batch": args.batch,
         "images": args.images,
         "workers": args.workers,
+        "decode": args.decode if args.mode != "decode" else "pil vs gpu",
     }
 
     def report(key, value):
         result[key] = value
         print(json.dumps({key: value}), flush=True)
 
-    if args.mode == "one":
+    decode = ("--decode", args.decode)
+    if args.mode == "decode":
+        report("fidelity", fidelity(folder, args.device))
+        rates = [decode_rate(folder, args.device, args.batch, args.workers, args.images, "pil")]
+        for workers in sorted({args.workers, *(int(w) for w in args.gpu_workers.split(",") if w)}):
+            rates.append(decode_rate(folder, args.device, args.batch, workers, args.images, "gpu"))
+        report("to_device_img_s", rates)
+        if not args.no_analyze:
+            for path in ("pil", "gpu"):
+                out = work / f"out-decode-{path}"
+                run = run_analyze(
+                    folder, out, workers=args.workers, limit=None, batch=args.batch, extra=("--decode", path)
+                )
+                report(f"analyze_{path}", run)
+            result["analyze_gpu_over_pil"] = round(
+                result["analyze_gpu"]["images_per_s"] / result["analyze_pil"]["images_per_s"], 3
+            )
+    elif args.mode == "one":
         report("correctness", correctness(args.device))
         if cuda:
             report("compute_img_s", compute_ceilings(args.device, args.batch))
@@ -312,10 +451,11 @@ def main() -> None:
         short = args.images // 4
         report(
             "analyze_short",
-            run_analyze(folder, work / "out-short", workers=args.workers, limit=short, batch=args.batch),
+            run_analyze(folder, work / "out-short", workers=args.workers, limit=short, batch=args.batch, extra=decode),
         )
         report(
-            "analyze_full", run_analyze(folder, work / "out-full", workers=args.workers, limit=None, batch=args.batch)
+            "analyze_full",
+            run_analyze(folder, work / "out-full", workers=args.workers, limit=None, batch=args.batch, extra=decode),
         )
         full = result["analyze_full"]["images_per_s"]
         result["analyze_over_plain_with_pipeline"] = round(full / result["plain_with_pipeline_img_s"], 3)
@@ -325,15 +465,26 @@ def main() -> None:
         )
         plain = None if args.no_plain else pipeline(folder, args.device, args.batch, args.workers, args.images, "plain")
         report("plain_with_pipeline_img_s", plain and round(plain, 1))
-        report("one_gpu", run_analyze(folder, work / "out-1", workers=args.workers, limit=None, batch=args.batch))
         report(
-            f"{args.gpus}_gpus",
-            run_analyze(folder, work / "out-n", workers=args.workers, limit=None, batch=args.batch, gpus=args.gpus),
+            "one_gpu",
+            run_analyze(folder, work / "out-1", workers=args.workers, limit=None, batch=args.batch, extra=decode),
         )
+        one = result["one_gpu"]
+        curve = [{"gpus": 1, "images_per_s": one["images_per_s"], "speedup": 1.0, "efficiency": 1.0}]
+        for gpus in (int(g) for g in args.gpus.split(",")):
+            out = work / f"out-{gpus}"
+            many = run_analyze(folder, out, workers=args.workers, limit=None, batch=args.batch, gpus=gpus, extra=decode)
+            report(f"{gpus}_gpus", many)
+            speedup = many["images_per_s"] / one["images_per_s"]
+            point = {"gpus": gpus, "images_per_s": many["images_per_s"], "speedup": round(speedup, 3)}
+            point |= {"efficiency": round(speedup / gpus, 3), "speedup_wall": round(one["wall_s"] / many["wall_s"], 3)}
+            point["rows_vs_one_process"] = same_rows(work / "out-1", out)
+            curve.append(point)
+        report("curve", curve)
         if plain:
-            result["analyze_over_plain_with_pipeline"] = round(result["one_gpu"]["images_per_s"] / plain, 3)
-        result["speedup"] = round(result[f"{args.gpus}_gpus"]["images_per_s"] / result["one_gpu"]["images_per_s"], 3)
-        result["speedup_wall"] = round(result["one_gpu"]["wall_s"] / result[f"{args.gpus}_gpus"]["wall_s"], 3)
+            result["analyze_over_plain_with_pipeline"] = round(one["images_per_s"] / plain, 3)
+        if len(curve) == 2:  # the keys of the 2-GPU results before the curve
+            result["speedup"], result["speedup_wall"] = curve[1]["speedup"], curve[1]["speedup_wall"]
     print(json.dumps(result, indent=1), flush=True)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
