@@ -159,3 +159,18 @@ def test_a_card_that_does_not_fit_its_checkpoints_head_stops_the_start(tmp_path,
         app_py = Path(__file__).resolve().parents[1] / "app.py"
         proc = subprocess.run([sys.executable, str(app_py), "--models", str(models)], capture_output=True, text=True)
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
+
+
+def test_trust_says_why_a_lab_example_has_no_mask_columns(app):
+    """A lab example image scored with a model that is not the lab's: the mask columns are left out, and the text
+    says so and why (it dropped them silently); the lab model at its own input keeps them."""
+    explorer, quiet = app[0].explorer, dict(progress=lambda *a, **k: None)
+    options = dict(methods=["saliency"], steps=2, randomisation=False, **quiet)
+    text, *_ = explorer.trust(LAB_EXAMPLE, *FAST, **options)
+    assert "No evidence-mask columns: this is a lab example image, but hrnet_w18_small is not a lab model" in text
+    text, *_ = explorer.trust(LAB_EXAMPLE, "lab", "default", "64", **options)
+    assert "No evidence-mask columns" in text and "not the lab sample at this model's input" in text
+    text, *_ = explorer.trust(LAB_EXAMPLE, "lab", "default", "default", **options)
+    assert "No evidence-mask columns" not in text and "evidence mask of this lab image" in text
+    text, *_ = explorer.trust(EXAMPLE, *FAST, **options)
+    assert "No evidence-mask columns" not in text  # not a lab example: no mask expected, nothing to explain

@@ -72,7 +72,7 @@ from .text import (
     trust_table,
 )
 
-__all__ = ["Explorer", "batch_progress", "lab_evidence"]
+__all__ = ["Explorer", "batch_progress", "lab_evidence", "no_mask_reason"]
 
 PROGRESS = gr.Progress()  # the default that tells Gradio to pass a progress tracker
 REPORTS_KEPT = int(os.environ.get("HRNET_EXPLORER_REPORTS_KEPT", "4"))
@@ -88,7 +88,8 @@ def batch_progress(progress, what: str):
 
 def lab_evidence(image: Any, a: Analysis) -> torch.Tensor | None:
     """The evidence mask of a lab example image (``lab_NNNN_CLASS.png``, from ``assets/``) explained by a lab
-    model: only when the image is exactly ``lab.sample(NNNN)`` at the model's input (else None)."""
+    model: only when the image is exactly ``lab.sample(NNNN)`` at the model's input, at the sample's size (else
+    None)."""
     from ..lab import CLASSES, sample
 
     match = LAB_EXAMPLE.search(os.path.basename(image)) if isinstance(image, str) else None
@@ -98,7 +99,21 @@ def lab_evidence(image: Any, a: Analysis) -> torch.Tensor | None:
     x = preprocess(truth.image, a.loaded.data_config, a.input_size)
     if x.shape != a.inputs.shape or not torch.equal(x, a.inputs.to(x.device)):
         return None
+    if tuple(truth.mask.shape[-2:]) != tuple(x.shape[-2:]):  # another input size: the mask's pixels are not these
+        return None
     return torch.from_numpy(truth.mask)
+
+
+def no_mask_reason(image: Any, a: Analysis) -> str:
+    """Why a lab example image explained by ``a``'s model has no evidence mask (:func:`lab_evidence` gave None):
+    '' for an image that is not a lab example, where no mask is expected."""
+    from ..lab import CLASSES
+
+    if not (isinstance(image, str) and LAB_EXAMPLE.search(os.path.basename(image))):
+        return ""
+    if list(a.loaded.class_names) != CLASSES:
+        return f"{a.loaded.name} is not a lab model (its classes are not the lab's)"
+    return "the image is not the lab sample at this model's input (another input size, or an edited file)"
 
 
 class Explorer(Workbench):
@@ -277,8 +292,10 @@ class Explorer(Workbench):
         drawn = [r for r in rows if r.method not in MODEL_FREE_MAPS]  # the curves: the methods and the random map
         curves = faithfulness_figure(drawn, compact=compact(plot_width))
         tested = [r for r in rows if r.randomisation is not None]
+        why = no_mask_reason(image, a) if mask is None else ""
+        missing = f"\n\nNo evidence-mask columns: this is a lab example image, but {why}." if why else ""
         return (
-            random_note(a) + trust_table(rows, mask is not None),
+            random_note(a) + trust_table(rows, mask is not None) + missing,
             curves,
             randomisation_figure(tested, compact=compact(plot_width)) if tested else None,
         )
