@@ -197,6 +197,7 @@ class DeviceDecoder:
         self.crops = Crops(source, [], data_config, size)  # the PIL path, for images the device fails on
         self.steps = eval_steps(data_config, size)  # the very steps Crops applies to PIL images
         self.counts = {"device": 0, "pil": 0}
+        self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     def __call__(self, batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
         n = len(batch.errors)
@@ -230,13 +231,28 @@ class DeviceDecoder:
         if not jpegs:
             return []
         try:
-            return list(_decode_jpeg(jpegs, self.device))
+            return self._on_device(jpegs)
         except RuntimeError:
             pass
         out: list[torch.Tensor | None] = []
         for data in jpegs:
             try:
-                out.append(_decode_jpeg([data], self.device)[0])
+                out.append(self._on_device([data])[0])
             except RuntimeError:
                 out.append(None)
         return out
+
+    def _on_device(self, jpegs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """decode_jpeg, on CUDA from a stream of our own. torchvision allocates the outputs on the current stream but
+        has nvJPEG write them from a private one that does not wait for it (pytorch/vision#9606): on the run's stream
+        it could be handed memory the previous batch's kernels still read. On this stream nothing else allocates; the
+        outputs are marked as used by the run's stream, so their memory is not reused before its kernels are done."""
+        if self.stream is None:
+            return list(_decode_jpeg(jpegs, self.device))
+        main = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self.stream):
+            images = list(_decode_jpeg(jpegs, self.device))
+        main.wait_stream(self.stream)
+        for image in images:
+            image.record_stream(main)
+        return images
