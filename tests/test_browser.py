@@ -210,3 +210,59 @@ def test_one_bad_value_one_error_toast(url, browser):
     finally:
         page.close()
     assert counts == {"Analyze": 1, "Score the methods": 1, "Knock out": 1}
+
+
+# How each table cell's text is laid out: the number of line boxes of its text (a word broken letter by letter, or
+# wrapped, makes several), and whether the page scrolls sideways (a table that does not scroll in its own box).
+TABLE_LAYOUT_JS = """(elem) => {
+    const cells = [...document.querySelectorAll(`#${elem} table th, #${elem} table td`)];
+    const lines = cells.map((cell) => {
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        return new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))).size;
+    });
+    return {
+        cells: cells.length,
+        wrapped: cells.filter((_, i) => lines[i] > 1).map((cell) => cell.innerText),
+        page_scrolls: document.documentElement.scrollWidth > window.innerWidth + 1,
+    };
+}"""
+
+
+def table_layout(page, elem_id: str) -> dict:
+    page.locator(f"#{elem_id} table").first.wait_for(timeout=TIMEOUT_MS)
+    return page.evaluate(TABLE_LAYOUT_JS, elem_id)
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+def test_tables_keep_their_words_whole(url, browser, width):
+    """The Trust, Knockout, Compare and Decomposition tables at 1400 and 420 px: no cell's text on two lines (at
+    420 px "method" broke into "m/et/ho/d", issue 26 item 3) and the page never scrolls sideways: a wide table
+    scrolls in its own box."""
+    page, errors = open_page(browser, width, 900)
+    found = {}
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+        upload(page, "grace_hopper.jpg")
+        page.locator("#analyze").click()
+        page.locator("#costs-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        show_tab(page, "Fusion")
+        found["decomposition-table"] = table_layout(page, "decomposition-table")
+        show_tab(page, "Attribution")
+        page.locator("#trust-methods").get_by_text("Integrated Gradients").click()
+        page.get_by_label("Randomisation test (5 more attributions per method)").uncheck()
+        page.locator("#trust-button").click()
+        found["trust-table"] = table_layout(page, "trust-table")
+        show_tab(page, "Knockout")
+        page.get_by_role("button", name="Each stream in turn").click()
+        found["knockout-table"] = table_layout(page, "knockout-table")
+        show_tab(page, "Compare")
+        page.get_by_role("button", name="Compare", exact=True).click()
+        found["compare-table"] = table_layout(page, "compare-table")
+        page.screenshot(path=str(ARTIFACTS / f"app_tables_{width}.png"), full_page=True)
+    finally:
+        page.close()
+    assert all(t["cells"] >= 8 for t in found.values()), found  # the tables are there, with their rows
+    assert {e: t["wrapped"] for e, t in found.items() if t["wrapped"]} == {}
+    assert {e: t["page_scrolls"] for e, t in found.items()} == dict.fromkeys(found, False)
+    assert not errors, errors

@@ -49,6 +49,14 @@ PLOT_WIDTH_JS = """(...args) => {
 }"""
 
 
+# The Markdown tables (Trust, Knockout, Compare, Decomposition) keep their words whole: on a phone a table wider
+# than the screen scrolls sideways inside its box, where the browser would otherwise break "method" letter by letter.
+TABLE_CSS = """
+.prose table { display: block; max-width: 100%; overflow-x: auto; }
+.prose th, .prose td { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
+"""
+
+
 def example_images(folder: Path = ASSETS) -> list[str]:
     """The example images shipped in ``hrnet_explorer/assets/`` (sorted), as paths."""
     if not folder.is_dir():
@@ -59,8 +67,9 @@ def example_images(folder: Path = ASSETS) -> list[str]:
 def launch_options() -> dict[str, object]:
     """What every launch of the app passes (``hrnet_explorer.app``, the tests' server): serve the example images
     only (not ``assets/`` as a folder, whose scripts and notes are no business of the web), and send the message of
-    an error raised outside our callbacks (a refused server path, say) instead of ``"error": null``."""
-    return dict(allowed_paths=example_images(), show_error=True)
+    an error raised outside our callbacks (a refused server path, say) instead of ``"error": null``; and the page's
+    CSS (Gradio takes it at launch)."""
+    return dict(allowed_paths=example_images(), show_error=True, css=TABLE_CSS)
 
 
 def _skip_without_image(fn: Callable, n_outputs: int) -> Callable:
@@ -171,7 +180,7 @@ def build_demo(
                         dec_target = gr.Dropdown(["0", "1", "2", "3"], value="0", label="Target stream")
                         dec_btn = gr.Button("Decompose", scale=0)
                     dec_plot = gr.Plot(label="Decomposition of a fused map", elem_id="decomposition-plot")
-                    dec_md = gr.Markdown(label="Decomposition table")
+                    dec_md = gr.Markdown(label="Decomposition table", elem_id="decomposition-table")
                 with gr.Tab("Attribution", id="attribution"):
                     with gr.Row():
                         method = gr.Dropdown(
@@ -182,7 +191,7 @@ def build_demo(
                         )
                         attr_btn = gr.Button("Attribute", scale=0, variant="primary")
                     attr_plot = gr.Plot(label="Pixel attribution", elem_id="attribution-plot")
-                    attr_md = gr.Markdown(label="Attribution details")
+                    attr_md = gr.Markdown(label="Attribution details", elem_id="attribution-text")
                     with gr.Row():
                         cam_module = gr.Dropdown(
                             modules, value=last, label="Module for Grad-CAM", allow_custom_value=True
@@ -235,7 +244,7 @@ def build_demo(
                         ko_btn = gr.Button("Knock out", variant="primary")
                         reliance_btn = gr.Button("Each stream in turn")
                     ko_plot = gr.Plot(label="Knockout", elem_id="knockout-plot")
-                    ko_md = gr.Markdown(label="Knockout table")
+                    ko_md = gr.Markdown(label="Knockout table", elem_id="knockout-table")
                 with gr.Tab("Compare", id="compare"):
                     with gr.Row():
                         cmp_variants = gr.CheckboxGroup(
@@ -245,7 +254,7 @@ def build_demo(
                         cmp_btn = gr.Button("Compare", scale=0, variant="primary")
                     cmp_plot = gr.Plot(label="Top-k per variant", elem_id="compare-plot")
                     cmp_costs = gr.Plot(label="Card vs measured", elem_id="compare-costs-plot")
-                    cmp_md = gr.Markdown(label="Comparison table")
+                    cmp_md = gr.Markdown(label="Comparison table", elem_id="compare-table")
 
         # ---- events. Model work shares one concurrency group, so at most CONCURRENCY_LIMIT run at once.
         common = [image, variant, weights, input_size]
