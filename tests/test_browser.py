@@ -266,3 +266,32 @@ def test_tables_keep_their_words_whole(url, browser, width):
     assert {e: t["wrapped"] for e, t in found.items() if t["wrapped"]} == {}
     assert {e: t["page_scrolls"] for e, t in found.items()} == dict.fromkeys(found, False)
     assert not errors, errors
+
+
+def test_the_target_stream_picker_offers_the_modules_streams(url, browser):
+    """Fusion's decomposition: a stage-2 module offers targets 0 and 1 only (it offered 0-3, and target 3 gave two
+    error toasts, an "Error" figure and a stale table; issue 26 item 10); back at stage 4, all four."""
+    page, errors = open_page(browser, 1400, 1000)
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+        upload(page, "grace_hopper.jpg")
+        page.locator("#analyze").click()
+        page.locator("#costs-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        show_tab(page, "Fusion")
+        page.locator("#decomposition-table", has_text="stage4.module0 → stream 0").wait_for(timeout=TIMEOUT_MS)
+        target = page.get_by_label("Target stream")
+        target.click()
+        page.get_by_role("option", name="3", exact=True).click()
+        page.locator("#decomposition-table", has_text="→ stream 3").wait_for(timeout=TIMEOUT_MS)
+        module = page.get_by_label("Module", exact=True)
+        module.click()
+        page.get_by_role("option", name="stage2.module0", exact=True).click()
+        page.locator("#decomposition-table", has_text="stage2.module0 → stream 0").wait_for(timeout=TIMEOUT_MS)
+        target.click()
+        offered = page.get_by_role("option").all_inner_texts()
+        page.keyboard.press("Escape")
+        assert not page.locator(".toast-body").count()
+    finally:
+        page.close()
+    assert [o.split()[-1] for o in offered] == ["0", "1"]  # the chosen one has a tick before it
+    assert not errors, errors

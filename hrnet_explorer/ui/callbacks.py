@@ -116,6 +116,16 @@ def no_mask_reason(image: Any, a: Analysis) -> str:
     return "the image is not the lab sample at this model's input (another input size, or an edited file)"
 
 
+def module_streams(module: Any) -> list[str]:
+    """The streams of a module for a picker: stage s has s of them ("0".."s-1"); every module (or a name that is not
+    a module's, refused later by the endpoint): the four of stage 4."""
+    try:
+        n = 4 if not module or module == EVERY_MODULE else min(4, parse_module(module)[0])
+    except InputError:
+        n = 4
+    return [str(k) for k in range(n)]
+
+
 class Explorer(Workbench):
     """The state behind one app (a device, the models offered, the trace cache) and one method per endpoint."""
 
@@ -442,14 +452,18 @@ class Explorer(Workbench):
 
     @staticmethod
     @user_errors
+    def target_streams(module="stage4.module0", target="0"):
+        """Fusion tab: the decomposition's target-stream picker offers the chosen module's streams only."""
+        streams = module_streams(module)
+        return gr.update(choices=streams, value=str(target) if str(target) in streams else streams[0])
+
+    @staticmethod
+    @user_errors
     def knockout_controls(kind="stream", module=EVERY_MODULE, stream="0", source="1", target_stream="0"):
         """Knockout tab: offer only the streams the chosen module has (stage s has s streams; every module: the
         four of stage 4), and only the pickers of the chosen kind (stream, or edge source and target)."""
-        try:
-            n = 4 if not module or module == EVERY_MODULE else min(4, parse_module(module)[0])
-        except InputError:
-            n = 4
-        streams = [str(k) for k in range(n)]
+        streams = module_streams(module)
+        n = len(streams)
 
         def picker(value, fallback, active):
             value = str(value) if str(value) in streams else fallback

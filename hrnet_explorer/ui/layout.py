@@ -297,7 +297,16 @@ def build_demo(
         )
         gr.on([reduction.input, stream_module.input], auto_streams, **streams_io, api_name="streams_on_input", **hidden)
         measure.input(auto_fusion, **fusion_io, api_name="fusion_on_input", **hidden)
-        gr.on([dec_module.input, dec_target.input], auto_dec, **dec_io, api_name="decompose_on_input", **hidden)
+        # A new module first narrows the target picker to its streams (stage 2 has two), then decomposes.
+        dec_module.input(
+            ex.target_streams,
+            inputs=[dec_module, dec_target],
+            outputs=dec_target,
+            api_name="target_streams",
+            api_visibility="private",
+            queue=False,
+        ).success(auto_dec, **dec_io, api_name="decompose_on_module", **hidden)
+        dec_target.input(auto_dec, **dec_io, api_name="decompose_on_input", **hidden)
 
         attr_btn.click(
             ex.attribute,
