@@ -268,6 +268,37 @@ def test_tables_keep_their_words_whole(url, browser, width):
     assert not errors, errors
 
 
+def test_a_new_model_never_sits_beside_the_old_ones_results(url, browser):
+    """Analyze with w18_small (random weights: the banner), explain, then pick the lab model: the page analyzes the
+    image again with it (its classes, no banner) and clears what the old model explained, saying so; back to
+    w18_small, the banner returns (issue 26, item 6: Predict stayed the old model's, Attribution the new's)."""
+    page, errors = open_page(browser, 1400, 1000)
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+        upload(page, "lab_0008_ring.png")
+        page.locator("#analyze").click()
+        page.locator("#topk-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        assert page.locator("#random-weights-banner").is_visible()
+        show_tab(page, "Attribution")
+        page.get_by_role("button", name="Attribute", exact=True).click()
+        page.locator("#attribution-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        page.locator("#variant input").click()
+        page.get_by_role("option", name="lab", exact=True).click()
+        lab = page.locator("#summary", has_text="lab (hrnet_w18_small, 10 classes)")  # on the Predict tab, hidden
+        lab.wait_for(state="attached", timeout=TIMEOUT_MS)
+        page.locator("#topk-plot", has_text="ring").wait_for(state="attached", timeout=TIMEOUT_MS)
+        assert not page.locator("#random-weights-banner").is_visible()
+        assert rendered(page, "attribution-plot") == 0
+        assert "The model changed to lab" in page.locator("#attribution-text").inner_text()
+        page.locator("#variant input").click()
+        page.get_by_role("option", name="hrnet_w18_small", exact=True).click()
+        page.locator("#random-weights-banner").wait_for(state="visible", timeout=TIMEOUT_MS)
+        page.locator("#summary", has_text="hrnet_w18_small").wait_for(state="attached", timeout=TIMEOUT_MS)
+    finally:
+        page.close()
+    assert not errors, errors
+
+
 def test_the_target_stream_picker_offers_the_modules_streams(url, browser):
     """Fusion's decomposition: a stage-2 module offers targets 0 and 1 only (it offered 0-3, and target 3 gave two
     error toasts, an "Error" figure and a stale table; issue 26 item 10); back at stage 4, all four."""

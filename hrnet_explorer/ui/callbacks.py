@@ -476,6 +476,33 @@ class Explorer(Workbench):
         )
 
     @user_errors
+    def model_changed(self, image, variant, weights, input_size):
+        """When the model, its weights or the input size change: every result of the old model cleared, so that no
+        tab shows one model beside another (Analyze's work re-runs after this when there is an image). Returns the
+        banner, the summary, the report's two buttons, the Attribution and Knockout tabs' results, then the figures
+        Analyze fills (top-k, card vs measured, fusion matrices, Sankey, lanes, one module, decomposition) and the
+        decomposition's table."""
+        name = self.model_name(variant)
+        then = "it is being analyzed" if image not in (None, "") else "upload an image and press Analyze"
+        note = f"_The model changed to **{name}** ({weights or 'default'} weights): {then}; results below are its._"
+        again = f"_The model changed to **{name}**: run this again to see its results._"
+        return (
+            gr.update(value="", visible=False),
+            note,
+            gr.update(visible=False),
+            gr.update(visible=False),
+            *(None,) * 3,  # the attribution, Grad-CAM and stream-share figures
+            again,  # under the attribution
+            again,  # the trust table
+            None,
+            None,  # the trust curves and the randomisation figure
+            None,
+            again,  # the knockout figure and its table
+            *(None,) * 7,
+            "",
+        )
+
+    @user_errors
     def variant_options(self, variant):
         """When the model changes: its weights, its modules for the module pickers, its classes for the class
         picker."""

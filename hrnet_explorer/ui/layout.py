@@ -388,12 +388,35 @@ def build_demo(
             **model,
             **drawn,
         )
-        variant.change(
-            ex.variant_options,
-            inputs=variant,
-            outputs=[weights, stream_module, dec_module, cam_module, ko_module, target],
-            api_name="variant_options",
+        # A new model (or weights, or input size) clears the old one's results and, with an image there, runs
+        # Analyze's work again: no tab shows one model beside another (the random-weights banner follows).
+        cleared = dict(
+            inputs=common,
+            outputs=[banner, summary, report_html, report_trace, attr_plot, cam_plot, shares_plot, attr_md, trust_md]
+            + [trust_plot, rand_plot, ko_plot, ko_md, topk_plot, costs_plot, matrices_plot, sankey_plot, lanes_plot]
+            + [module_plot, dec_plot, dec_md],
+            api_visibility="private",
+            queue=False,
         )
+        analyze_io = dict(
+            inputs=common + [measure, plot_width],
+            outputs=[banner, summary, topk_plot, costs_plot, matrices_plot, sankey_plot],
+            **drawn,
+        )
+        auto_analyze = _skip_without_image(ex.analyze, 6)
+        changes = {
+            "variant": variant.change(
+                ex.variant_options,
+                inputs=variant,
+                outputs=[weights, stream_module, dec_module, cam_module, ko_module, target],
+                api_name="variant_options",
+            ).success(ex.model_changed, api_name="variant_clears", **cleared),
+            "model": gr.on([weights.input, input_size.input], ex.model_changed, api_name="model_clears", **cleared),
+        }
+        for name, event in changes.items():
+            event.success(auto_analyze, api_name=f"analyze_after_{name}", **analyze_io, **hidden).success(
+                auto_streams, api_name=f"streams_after_{name}", **streams_io, **hidden
+            ).success(auto_dec, api_name=f"decompose_after_{name}", **dec_io, **hidden)
     check_inputs(demo.blocks.values())  # a value of the wrong type gets one line, not Gradio's internals
     demo.explorer = ex  # for tests and benchmarks: the cache behind the app
     return demo
