@@ -128,9 +128,9 @@ def analyze(source: str, variants: Sequence[str] | None, out: str | os.PathLike,
     """Analyze every image of ``source`` with every variant; write the folder ``out`` (see the package's docstring).
 
     ``options``: the other fields of :class:`RunSettings` (``weights``, ``reliance``, ``batch_size``, ``device``,
-    ``workers``, ``limit``, ``input_size``, ``precision``, ``shard_size``, ``progress``, ``command``). Under
-    torchrun each rank runs this with the same arguments and takes its share of the shards. Returns the
-    manifest (rank 0) or this rank's part.
+    ``workers``, ``limit``, ``input_size``, ``precision``, ``shard_size``, ``progress``, ``command``, ``unit_maps``,
+    ``decode``). Under torchrun each rank runs this with the same arguments and takes its share of the shards.
+    Returns the manifest (rank 0) or this rank's part.
     """
     return run(RunSettings(source, tuple(variants or ()), Path(out), **options))
 
