@@ -24,7 +24,7 @@ import torch
 from .. import attribution as attr
 from ..analyses import decompose, fusion_flows
 from ..attribution.trust import MODEL_FREE_MAPS, REFERENCE_MAPS
-from ..costs import loaded_costs
+from ..costs import loaded_costs, variant_costs
 from ..display import METHOD_SHORT_NAMES
 from ..errors import InputError, UserError
 from ..figures import (
@@ -104,6 +104,12 @@ def lab_evidence(image: Any, a: Analysis) -> torch.Tensor | None:
     return torch.from_numpy(truth.mask)
 
 
+def card_costs(loaded: Any):
+    """Card vs measured for one model: a variant beside its ImageNet card, a carded checkpoint its own count
+    (:func:`~hrnet_explorer.costs.loaded_costs`); the variants' through ``variant_costs``, read from its table."""
+    return variant_costs(loaded.variant.name) if loaded.card is None else loaded_costs(loaded)
+
+
 def no_mask_reason(image: Any, a: Analysis) -> str:
     """Why a lab example image explained by ``a``'s model has no evidence mask (:func:`lab_evidence` gave None):
     '' for an image that is not a lab example, where no mask is expected."""
@@ -153,7 +159,7 @@ class Explorer(Workbench):
         """Predict tab + Fusion overview: banner, summary, top-k, card vs measured, fusion matrices, Sankey."""
         a, cached = self.analysis(image, variant, weights, input_size, progress)
         progress(0.7, desc="Counting parameters and MACs (once per variant)")
-        costs = loaded_costs(a.loaded)
+        costs = card_costs(a.loaded)
         progress(0.9, desc="Drawing")
         return (
             self.banner(a),
@@ -429,7 +435,7 @@ class Explorer(Workbench):
         progress(len(names) / (len(names) + 1), desc="Counting parameters and MACs")
         latencies = {a.loaded.name: self.latency_ms(a) for a in analyses}
         # Card vs measured per model: a variant beside its ImageNet card, a carded checkpoint its own count.
-        costs = [loaded_costs(a.loaded) for a in analyses]
+        costs = [card_costs(a.loaded) for a in analyses]
         return (
             compare_figure([a.prediction for a in analyses], latencies, compact=compact(plot_width)),
             variants_figure(costs, latencies, device=self.device_text, compact=compact(plot_width)),
