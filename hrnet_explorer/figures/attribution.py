@@ -100,8 +100,9 @@ def gradcam_figure(
     """Grad-CAM of every stream of one module, overlaid on the input. By default each stream on its own colour
     scale (the coarse streams' maps are often 10-100× larger, which leaves the fine ones dark on a shared scale);
     ``shared_scale=True`` puts all on one scale, to compare magnitudes. Each scale is clipped at the 98th
-    percentile of |map|; the subplot titles give each stream's scale end, hover the exact values. ``compact``: two
-    streams a row, the colour bar below, for a narrow screen."""
+    percentile of |map|; the subplot titles give each stream's scale end (shared: its maximum; "all zero" for a
+    stream whose map is 0 everywhere), hover the exact values. ``compact``: two streams a row, the colour bar
+    below, for a narrow screen."""
     maps = [as_numpy(m) for m in cam.maps]
     if not maps:
         raise ValueError("StreamGradCAM has no maps.")
@@ -109,8 +110,15 @@ def gradcam_figure(
     uri = image_uri(image, (h, w))
     raw = [tuple(r.shape[-2:]) for r in cam.raw] if getattr(cam, "raw", None) else [None] * len(maps)
     titles = [f"stream {k} (1/{4 * 2**k}" + (f", {r[0]}×{r[1]})" if r else ")") for k, r in enumerate(raw)]
-    if not shared_scale:
-        titles = [f"{t}<br><sub>scale 0 … {display_scale(m):.3g}</sub>" for t, m in zip(titles, maps, strict=True)]
+
+    def end(m: np.ndarray) -> str:
+        """Each panel's own end: a map that is 0 everywhere says so (its colour axis would read 0 … 1, like a
+        blank map of a real scale); on the shared scale, the stream's own maximum."""
+        if not np.any(m):
+            return "all zero"
+        return f"max {float(np.abs(m).max()):.3g}" if shared_scale else f"scale 0 … {display_scale(m):.3g}"
+
+    titles = [f"{t}<br><sub>{end(m)}</sub>" for t, m in zip(titles, maps, strict=True)]
     fig, cols, grid_px = panel_grid(titles, compact, title_px=50, wide_spacing=0.02)  # two-line titles
     axes = {}
     for k, m in enumerate(maps, start=1):
