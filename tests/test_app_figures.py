@@ -31,3 +31,23 @@ def test_gradcam_says_zero_for_a_stream_that_is_zero_and_gives_each_streams_end(
     assert shared[0].endswith("<sub>all zero</sub>")
     for title, m in zip(shared[1:], zeroed.maps[1:], strict=True):
         assert title.endswith(f"<sub>max {float(m.abs().max()):.3g}</sub>") and float(m.max()) > 0, title
+
+
+def test_compare_names_the_random_panels_and_keeps_each_number_in_its_panel(w18_small):
+    """Compare with the lab model beside random w18_small: the title's warning names the random panel only (it
+    said "RANDOM weights" of every panel); a bar near the axis' end carries its number inside (outside, "100.0 %"
+    ran into the next panel's class names), a short one beside it."""
+    from hrnet_explorer.predict import predict
+    from hrnet_explorer.zoo import load_model
+
+    lab = load_model("lab", device="cpu")
+    image = str(ASSETS / "lab_0008_ring.png")
+    fig = F.compare_figure([predict(lab, image), predict(w18_small, image)])
+    assert "RANDOM weights (w18_small): that panel is meaningless" in fig.layout.title.text
+    best = max(max(bar.x) for bar in fig.data)
+    for bar in fig.data:
+        for p, where in zip(bar.x, bar.textposition, strict=True):
+            assert where == ("inside" if p > 0.55 * best else "outside"), (p, where)
+    assert "inside" in fig.data[0].textposition  # the lab model is sure of its ring
+    both_random = F.compare_figure([predict(w18_small, image), predict(w18_small, image)])
+    assert "RANDOM weights: meaningless" in both_random.layout.title.text

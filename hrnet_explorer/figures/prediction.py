@@ -223,13 +223,16 @@ def compare_figure(
             + (" · RANDOM" if p.weights.is_random else "")
         )
     n, k = len(predictions), len(predictions[0].top)
+    best = max(s.probability for p in predictions for s in p.top)
     panel = 40 + 30 * k  # px of one compact panel
     if compact:
         fig = subplots(
             rows=n, cols=1, subplot_titles=tuple(titles), shared_xaxes=True, vertical_spacing=40 / (n * panel + 40)
         )
     else:
-        fig = subplots(rows=1, cols=n, subplot_titles=tuple(titles), horizontal_spacing=0.12)
+        # room between the panels for the class names of the next (automargin cannot reach into a neighbour)
+        fig = subplots(rows=1, cols=n, subplot_titles=tuple(titles), horizontal_spacing=0.2)
+        fig.font_annotations(13)  # titles such as "w18_small_v2 · 2345 ms · RANDOM" touched at 14 px
     for c, p in enumerate(predictions, start=1):
         top = p.top[::-1]
         fig.add(
@@ -241,26 +244,34 @@ def compare_figure(
                 marker=dict(color=stream_color(c - 1)),
                 showlegend=False,
                 text=[f"{s.probability:.1%}" for s in top],
-                textposition="auto",
+                # a long bar's number inside it: outside, "100.0 %" ran into the next panel's class names
+                textposition=["inside" if s.probability > 0.55 * best else "outside" for s in top],
+                insidetextanchor="end",
                 customdata=[[s.logit, s.label] for s in top],
                 hovertemplate=f"{p.model_name}<br><b>%{{customdata[1]}}</b><br>probability %{{x:.4%}}"
                 "<br>logit %{customdata[0]:.4f}<extra></extra>",
             ),
             *((c, 1) if compact else (1, c)),
         )
-    top = max(s.probability for p in predictions for s in p.top)
     for axis in fig.axes("x"):
-        axis.update(tickformat=".0%", range=[0, max(top, 1e-3) * 1.05])
+        axis.update(tickformat=".0%", range=[0, max(best, 1e-3) * 1.05])
     for axis in [fig.axis("x", n, 1)] if compact else fig.axes("x"):
         axis["title"] = dict(text="probability")
     for axis in fig.axes("y"):
         axis["automargin"] = True
     if compact:
         fig.font_annotations(13)
-    random = any(p.weights.is_random for p in predictions)
+    random = [short_name(p.model_name) for p in predictions if p.weights.is_random]
+    if len(random) == n:
+        warning = " · <b>RANDOM weights: meaningless</b>"
+    elif random:  # name them: the others (the lab model, say) are trained
+        which = "those panels are" if len(random) > 1 else "that panel is"
+        warning = f" · <b>RANDOM weights ({', '.join(random)}): {which} meaningless</b>"
+    else:
+        warning = ""
     return finish(
         fig,
-        "The models on one image: top-" + str(k) + (" · <b>RANDOM weights: meaningless</b>" if random else ""),
+        "The models on one image: top-" + str(k) + warning,
         height=150 + n * panel if compact else 140 + 40 * k,
         compact=compact,
     )
