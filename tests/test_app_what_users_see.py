@@ -174,3 +174,12 @@ def test_trust_says_why_a_lab_example_has_no_mask_columns(app):
     assert "No evidence-mask columns" not in text and "evidence mask of this lab image" in text
     text, *_ = explorer.trust(EXAMPLE, *FAST, **options)
     assert "No evidence-mask columns" not in text  # not a lab example: no mask expected, nothing to explain
+
+
+def test_the_trust_note_describes_the_randomisation_test_only_when_it_ran(app):
+    explorer, quiet = app[0].explorer, dict(progress=lambda *a, **k: None)
+    off, *_ = explorer.trust(EXAMPLE, *FAST, methods=["saliency"], steps=2, randomisation=False, **quiet)
+    assert "randomisation test off" in off and "re-initialised" not in off
+    on, *_ = explorer.trust(EXAMPLE, *FAST, methods=["saliency"], steps=2, randomisation=True, **quiet)
+    assert "randomised: Spearman of |map| to the original once every layer is re-initialised" in on
+    assert "randomisation test off" not in on

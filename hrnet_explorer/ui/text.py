@@ -177,8 +177,12 @@ def trust_table(rows: Sequence[Any], with_mask: bool) -> str:
     note = (
         f"**{first.label}** (class {first.target}) · p = {f.probability:.3f}, after deleting every pixel "
         f"({f.baseline}) {f.baseline_probability:.3f} · {f.steps} steps · AUCs of p / p(input) over the fraction "
-        "of pixels · randomised: Spearman of |map| to the original once every layer is re-initialised"
+        "of pixels"
     )
+    if any(r.randomisation is not None for r in rows):  # only when the test ran: its column is "—" otherwise
+        note += " · randomised: Spearman of |map| to the original once every layer is re-initialised"
+    else:
+        note += " · randomisation test off"
     if with_mask:
         note += f" · evidence mask of this lab image: {first.mask_fraction:.1%} of the pixels (a random map's mass)"
     return note + "\n\n" + "\n".join(lines)
