@@ -183,3 +183,14 @@ def test_the_trust_note_describes_the_randomisation_test_only_when_it_ran(app):
     on, *_ = explorer.trust(EXAMPLE, *FAST, methods=["saliency"], steps=2, randomisation=True, **quiet)
     assert "randomised: Spearman of |map| to the original once every layer is re-initialised" in on
     assert "randomisation test off" not in on
+
+
+def test_integrated_gradients_steps_can_be_set(client):
+    """IG's step count was fixed at 32 in the UI and /attribute: it is a slider and the endpoint's argument now."""
+    _, text = client.predict(handle_file(EXAMPLE), *FAST, "ig", "top-1 prediction", 8, 0, api_name="/attribute")
+    assert "n_steps=8" in text
+    _, text = client.predict(handle_file(EXAMPLE), *FAST, "ig", "top-1 prediction", api_name="/attribute")
+    assert "n_steps=32" in text  # the default, as attribute_pixels'
+    with pytest.raises(AppError) as info:
+        client.predict(handle_file(EXAMPLE), *FAST, "ig", "top-1 prediction", 1, 0, api_name="/attribute")
+    assert "IG steps" in one_line(info.value)

@@ -75,6 +75,7 @@ from .text import (
 __all__ = ["Explorer", "batch_progress", "lab_evidence", "no_mask_reason"]
 
 PROGRESS = gr.Progress()  # the default that tells Gradio to pass a progress tracker
+IG_STEPS = 32  # Integrated Gradients' integration steps by default (as attribution.attribute_pixels)
 REPORTS_KEPT = int(os.environ.get("HRNET_EXPLORER_REPORTS_KEPT", "4"))
 LAB_EXAMPLE = re.compile(r"lab_(\d{1,6})_[\w-]+\.png$")
 
@@ -221,17 +222,28 @@ class Explorer(Workbench):
 
     @user_errors
     def attribute(
-        self, image, variant, weights, input_size, method="saliency", target=TOP1, plot_width=0, progress=PROGRESS
+        self,
+        image,
+        variant,
+        weights,
+        input_size,
+        method="saliency",
+        target=TOP1,
+        ig_steps=IG_STEPS,
+        plot_width=0,
+        progress=PROGRESS,
     ):
-        """Attribution tab: one pixel method, overlaid on the image the network sees."""
+        """Attribution tab: one pixel method, overlaid on the image the network sees; ``ig_steps``: Integrated
+        Gradients' integration steps (the other methods ignore it)."""
         if method not in attr.PIXEL_METHODS:
             raise InputError(f"Unknown attribution method {method!r}; choose one of {', '.join(attr.PIXEL_METHODS)}.")
+        options = {"n_steps": parse_count(ig_steps, "IG steps", 2, 256)} if method == "ig" else {}
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         cls = self._target(a, target)
         steps = batch_progress(progress, f"{METHOD_SHORT_NAMES.get(method, method.title())}, class {cls}")
         if steps is None:
             progress(0.4, desc=f"{method}: attributing class {cls} to pixels")
-        result = self.explain(a, "attribute_pixels", method=method, target=cls, progress=steps)
+        result = self.explain(a, "attribute_pixels", method=method, target=cls, progress=steps, **options)
         figure = attribution_figure(a.crop, result, weights=a.loaded.weights, compact=compact(plot_width))
         return figure, random_note(a) + attribution_text(result, method, cls)
 

@@ -16,7 +16,7 @@ from ..attribution import PIXEL_METHODS
 from ..display import COMPACT_WIDTH
 from ..fusion import MEASURES
 from ..zoo import ASSETS
-from .callbacks import Explorer
+from .callbacks import IG_STEPS, Explorer
 from .choices import DEFAULT_SIZE, EVERY_MODULE, INPUT_SIZES, TOP1, class_choices
 from .components import check_inputs, image_input
 from .text import INTRO, TRUST_HELP, measure_choices, method_choices
@@ -189,6 +189,9 @@ def build_demo(
                             label="Pixel method",
                             info="IG, SmoothGrad, GradientSHAP and Occlusion take seconds on a CPU",
                         )
+                        ig_steps = gr.Slider(
+                            2, 256, value=IG_STEPS, step=1, label="IG steps", info="Integrated Gradients only"
+                        )
                         attr_btn = gr.Button("Attribute", scale=0, variant="primary")
                     attr_plot = gr.Plot(label="Pixel attribution", elem_id="attribution-plot")
                     attr_md = gr.Markdown(label="Attribution details", elem_id="attribution-text")
@@ -310,7 +313,7 @@ def build_demo(
 
         attr_btn.click(
             ex.attribute,
-            inputs=common + [method, target, plot_width],
+            inputs=common + [method, target, ig_steps, plot_width],
             outputs=[attr_plot, attr_md],
             show_progress_on=[attr_plot],
             api_name="attribute",
