@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import types
 from typing import Any
 
 import gradio as gr
 
 from .gradio_private import ImageData, replace_preprocess, request_max_file_size
 
-__all__ = ["check_inputs", "image_input"]
+__all__ = ["check_inputs", "image_input", "text_in_the_api"]
 
 
 def _pass_file_through(self: gr.Image, payload: ImageData | None) -> str | bytes | None:
@@ -94,3 +95,11 @@ def check_inputs(components: Any) -> None:
     for component in components:
         if isinstance(component, gr.components.FormComponent) and "preprocess" not in vars(component):
             replace_preprocess(component, _checked_preprocess)
+
+
+def text_in_the_api(component: gr.components.Component, description: str) -> gr.components.Component:
+    """``component`` described to API clients as a string (``description`` says what it takes), not as an enum of
+    its choices: the class picker's thousand ImageNet names, repeated in every endpoint that takes a class, made
+    ``view_api()`` 223k characters. The page's menu keeps every choice."""
+    component.api_info = types.MethodType(lambda self: {"type": "string", "description": description}, component)
+    return component

@@ -18,7 +18,7 @@ from ..fusion import MEASURES
 from ..zoo import ASSETS
 from .callbacks import IG_STEPS, Explorer
 from .choices import DEFAULT_SIZE, EVERY_MODULE, INPUT_SIZES, TOP1, class_choices
-from .components import check_inputs, image_input
+from .components import check_inputs, image_input, text_in_the_api
 from .text import INTRO, TRUST_HELP, measure_choices, method_choices
 
 __all__ = [
@@ -133,12 +133,15 @@ def build_demo(
                     label="Input size",
                     allow_custom_value=True,  # API callers may send 224 as a number; parse_input_size checks it
                 )
-                target = gr.Dropdown(
-                    class_choices(ex.class_names(default_variant)),
-                    value=TOP1,
-                    label="Class to explain (Attribution, Knockout)",
-                    filterable=True,
-                    allow_custom_value=True,  # choices follow the model; API callers may name any model's class
+                target = text_in_the_api(
+                    gr.Dropdown(
+                        class_choices(ex.class_names(default_variant)),
+                        value=TOP1,
+                        label="Class to explain (Attribution, Knockout)",
+                        filterable=True,
+                        allow_custom_value=True,  # choices follow the model; API callers may name any model's class
+                    ),
+                    f"'{TOP1}', a class index of the model ('207'), or 'index: name' ('207: golden retriever')",
                 )
                 run = gr.Button("Analyze", variant="primary", elem_id="analyze")
                 if examples:
