@@ -2,8 +2,8 @@
 
 One module per command (or family of commands), each with its arguments and the function that runs it:
 :mod:`.describe` (variants, predict, trace), :mod:`.explain` (and :mod:`.score` for ``--score``),
-:mod:`.analyze`, :mod:`.report`; ``lab`` comes from :mod:`hrnet_explorer.lab.cli` and ``app`` from
-:mod:`hrnet_explorer.app`. What they share is in :mod:`.common`.
+:mod:`.analyze`, :mod:`.report`, :mod:`.segment` (dense models); ``lab`` comes from :mod:`hrnet_explorer.lab.cli`
+and ``app`` from :mod:`hrnet_explorer.app`. What they share is in :mod:`.common`.
 
 A user mistake (:class:`~hrnet_explorer.errors.UserError`: unknown variant, bad image, missing checkpoint)
 prints one line to stderr and exits 2. Anything else is a bug: its traceback is printed, and the exit is 1.
@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from ..errors import UserError
-from . import analyze, describe, explain, report
+from . import analyze, describe, explain, report, segment
 from .common import HelpFormatter, Parser
 
 __all__ = ["build_parser", "main"]
@@ -36,6 +36,7 @@ def build_parser() -> Parser:
     explain.add_command(sub)
     analyze.add_command(sub)
     report.add_command(sub)
+    segment.add_command(sub)
     add_lab_commands(sub)
     add_app_command(sub)
     return parser
