@@ -8,6 +8,7 @@ Floors, each importing only those below it (tests/test_ui_choices.py):
 - ``text``: what the app says in words, Markdown and HTML (no gradio);
 - ``gradio_private`` and ``components``: Gradio's private API behind one adapter, the app's image input;
 - ``guard``: a user's mistake becomes one line, a bug a logged traceback and a generic message;
+- ``dense``: the dense view's endpoint (the Pixels tab: dense models, :mod:`hrnet_explorer.dense`);
 - ``callbacks``: the endpoints, one per event;
 - ``layout``: the Blocks and their event wiring.
 

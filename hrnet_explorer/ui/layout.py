@@ -19,6 +19,7 @@ from ..zoo import ASSETS
 from .callbacks import IG_STEPS, Explorer
 from .choices import DEFAULT_SIZE, EVERY_MODULE, INPUT_SIZES, TOP1, class_choices
 from .components import check_inputs, image_input, text_in_the_api
+from .dense import LARGEST, DenseView
 from .text import INTRO, TRUST_HELP, measure_choices, method_choices
 
 __all__ = [
@@ -96,6 +97,7 @@ def build_demo(
     ex = explorer or Explorer()
     examples = example_images() if examples is None else [str(p) for p in examples]
     modules = ex.module_names(default_variant)
+    dense = DenseView(ex.device, ex.models)
     last = modules[-1]
     with gr.Blocks(title="HRNet Explorer", delete_cache=DELETE_CACHE, analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
@@ -251,6 +253,19 @@ def build_demo(
                         reliance_btn = gr.Button("Each stream in turn")
                     ko_plot = gr.Plot(label="Knockout", elem_id="knockout-plot")
                     ko_md = gr.Markdown(label="Knockout table", elem_id="knockout-table")
+                with gr.Tab("Pixels", id="pixels"):  # dense models: hrnet_explorer.ui.dense
+                    with gr.Row():
+                        dense_model = gr.Dropdown(dense.choices(), value=dense.choices()[0], label="Dense model")
+                        dense_target = gr.Dropdown(
+                            [LARGEST, *dense.class_names()],
+                            value=LARGEST,
+                            label="Class to split by stream",
+                            allow_custom_value=True,
+                        )
+                        dense_btn = gr.Button("Segment", variant="primary", scale=0, elem_id="segment-button")
+                    dense_mask_plot = gr.Plot(label="Every pixel's class", elem_id="dense-mask-plot")
+                    dense_split_plot = gr.Plot(label="A class's pixels, stream by stream", elem_id="dense-split-plot")
+                    dense_md = gr.Markdown(label="Classes, split and knockouts", elem_id="dense-table")
                 with gr.Tab("Compare", id="compare"):
                     with gr.Row():
                         cmp_variants = gr.CheckboxGroup(
@@ -391,6 +406,14 @@ def build_demo(
             outputs=[cmp_plot, cmp_costs, cmp_md],
             show_progress_on=[cmp_plot, cmp_costs],
             api_name="compare",
+            **model,
+            **drawn,
+        )
+        dense_btn.click(
+            dense.segment,
+            inputs=[image, dense_model, dense_target, plot_width],
+            outputs=[dense_mask_plot, dense_split_plot, dense_md],
+            api_name="segment",
             **model,
             **drawn,
         )
