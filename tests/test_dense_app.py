@@ -63,3 +63,22 @@ def test_the_dense_view_in_a_browser(served, browser):
         page.close()
     assert not errors, errors
     assert (ARTIFACTS / "app_pixels.png").stat().st_size > 10_000
+
+
+def test_a_dense_model_of_models_dir_is_offered_in_the_pixels_tab_only(tmp_path):
+    from hrnet_explorer.dense import create_dense
+    from hrnet_explorer.dense.card import dense_card, write_dense
+    from hrnet_explorer.errors import InputError
+    from hrnet_explorer.ui import Explorer
+    from hrnet_explorer.ui.dense import DenseView
+
+    model, _ = create_dense("hrnet_w18_small", 2, "random")
+    card = dense_card("toy-seg", "hrnet_w18_small", ["bg", "a"], (64, 64), (0.5,) * 3, (0.25,) * 3)
+    write_dense(model, tmp_path, card)
+    explorer = Explorer("cpu", models=tmp_path)
+    assert "toy-seg" not in explorer.model_choices()
+    with pytest.raises(InputError, match="toy-seg is a segmentation model: open it in the Pixels tab"):
+        explorer.model_name("toy-seg")
+    view = DenseView(explorer.device, explorer.models)
+    assert view.choices() == ["lab-seg", "toy-seg"]
+    assert view.load("toy-seg").class_names == ("bg", "a")

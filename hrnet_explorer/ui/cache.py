@@ -162,11 +162,14 @@ class Workbench:
     # ----- the models offered: the nine variants, then checkpoints with cards (by name)
 
     def model_choices(self) -> list[str]:
-        return [*VARIANTS, *self.models]
+        # A card with a task (a dense model) has the Pixels tab of its own (ui.dense), not the classifier views.
+        return [*VARIANTS, *(n for n, m in self.models.items() if "task" not in m.card)]
 
     def model_name(self, name: str) -> str:
         """The canonical name of a model choice (a variant's full name, or a carded checkpoint's name)."""
         if isinstance(name, str) and name in self.models:
+            if "task" in self.models[name].card:
+                raise InputError(f"{name} is a {self.models[name].card['task']} model: open it in the Pixels tab.")
             return name
         try:
             return get_variant(str(name)).name  # API callers may send anything: None is an unknown model too
