@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from ..errors import UserError
-from . import analyze, describe, explain, report, segment
+from . import analyze, describe, explain, microscope, report, segment
 from .common import HelpFormatter, Parser
 
 __all__ = ["build_parser", "main"]
@@ -37,6 +37,7 @@ def build_parser() -> Parser:
     analyze.add_command(sub)
     report.add_command(sub)
     segment.add_command(sub)
+    microscope.add_command(sub)
     add_lab_commands(sub)
     add_app_command(sub)
     return parser
