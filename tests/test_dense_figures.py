@@ -1,4 +1,4 @@
-"""Plotly figures of dense results (hrnet_explorer.dense.figures)."""
+"""Plotly figures of dense results (hrnet_explorer.figures.dense)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from hrnet_explorer.dense.card import voc_palette
-from hrnet_explorer.dense.figures import knockout_figure, mask_figure, palette_image, stream_maps_figure
+from hrnet_explorer.figures.dense import knockout_figure, mask_figure, palette_image, stream_maps_figure
 
 
 def test_palette_image_paints_each_label_its_colour():

@@ -23,8 +23,7 @@ from ..runtime import Precision, resolve_device
 from ..zoo import CARD_FORMAT, VARIANTS, LoadedModel, WeightsSource, read_card
 from ..zoo.cards import _card_data_config
 from ..zoo.weights import _read_state_dict
-from .mmseg import FUSE_UPSAMPLING, set_fuse_upsampling
-from .model import DenseHRNet, create_dense
+from .model import FUSE_UPSAMPLING, DenseHRNet, create_dense, set_fuse_upsampling
 
 __all__ = [
     "DENSE_HEAD_KEY",

@@ -28,13 +28,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from ..anatomy import fuse_edges, hr_modules
 from ..errors import InputError, WeightsError
 from ..zoo import VARIANTS
 from ..zoo.weights import _read_state_dict
-from .model import DenseHRNet, create_dense
+from .model import FUSE_UPSAMPLING, DenseHRNet, create_dense, fuse_upsampling, set_fuse_upsampling
 
 __all__ = [
     "FUSE_UPSAMPLING",
@@ -45,7 +43,6 @@ __all__ = [
     "set_fuse_upsampling",
 ]
 
-FUSE_UPSAMPLING = ("nearest", "bilinear")  # timm's, mmsegmentation's
 _HEAD = {
     "decode_head.convs.0.conv.weight": "head.conv.weight",
     **{f"decode_head.convs.0.bn.{k}": f"head.bn.{k}" for k in ("weight", "bias", "running_mean", "running_var")},
@@ -53,29 +50,6 @@ _HEAD = {
     "decode_head.conv_seg.weight": "head.classifier.weight",
     "decode_head.conv_seg.bias": "head.classifier.bias",
 }
-
-
-def _upsamples(backbone: nn.Module):
-    for _, mod in hr_modules(backbone):
-        for j, i, edge in fuse_edges(mod):
-            if j > i:  # from a lower-resolution stream: conv 1×1, BN, Upsample
-                yield edge[-1]
-
-
-def set_fuse_upsampling(backbone: nn.Module, mode: str) -> None:
-    """Make every upsampling fuse edge of ``backbone`` use ``mode`` ("nearest": timm's; "bilinear": mmseg's)."""
-    if mode not in FUSE_UPSAMPLING:
-        raise InputError(f"fuse upsampling must be one of {', '.join(FUSE_UPSAMPLING)}, not {mode!r}.")
-    for up in _upsamples(backbone):
-        up.mode, up.align_corners = mode, (None if mode == "nearest" else False)
-
-
-def fuse_upsampling(backbone: nn.Module) -> str:
-    """The mode every upsampling fuse edge of ``backbone`` uses."""
-    modes = {up.mode for up in _upsamples(backbone)}
-    if len(modes) != 1:
-        raise ValueError(f"The fuse edges upsample in {len(modes)} ways ({sorted(modes)}).")
-    return modes.pop()
 
 
 def mmseg_variant(state: Mapping[str, torch.Tensor]) -> str:

@@ -25,12 +25,23 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from timm.models.hrnet import HighResolutionNet
 from torch import nn
 
+from ..anatomy import fuse_edges, hr_modules
 from ..errors import InputError, WeightsError
 from ..images import check_input_tensor
 from ..zoo import RandomWeightsWarning, WeightsSource, get_variant
 from ..zoo.weights import _parse_weights, _read_state_dict
 
-__all__ = ["MAX_SIDE", "DenseHRNet", "DenseHead", "check_dense_input", "create_dense", "to_input"]
+__all__ = [
+    "FUSE_UPSAMPLING",
+    "MAX_SIDE",
+    "DenseHRNet",
+    "DenseHead",
+    "check_dense_input",
+    "create_dense",
+    "fuse_upsampling",
+    "set_fuse_upsampling",
+    "to_input",
+]
 
 STREAM_INDICES = (1, 2, 3, 4)  # timm's feature indices of the four streams (0 is the stride-2 stem map)
 MAX_SIDE = 2048  # px per side: 2048×1024 (full Cityscapes) and anything smaller
@@ -170,3 +181,29 @@ def create_dense(
         torch.manual_seed(seed + 1)  # the head's own draw: the same whatever the backbone's source
         model = DenseHRNet(net, num_classes, card.name)
     return model.eval(), source
+
+
+FUSE_UPSAMPLING = ("nearest", "bilinear")  # timm's, mmsegmentation's
+
+
+def _upsamples(backbone: nn.Module):
+    for _, mod in hr_modules(backbone):
+        for j, i, edge in fuse_edges(mod):
+            if j > i:  # from a lower-resolution stream: conv 1×1, BN, Upsample
+                yield edge[-1]
+
+
+def set_fuse_upsampling(backbone: nn.Module, mode: str) -> None:
+    """Make every upsampling fuse edge of ``backbone`` use ``mode`` ("nearest": timm's; "bilinear": mmseg's)."""
+    if mode not in FUSE_UPSAMPLING:
+        raise InputError(f"fuse upsampling must be one of {', '.join(FUSE_UPSAMPLING)}, not {mode!r}.")
+    for up in _upsamples(backbone):
+        up.mode, up.align_corners = mode, (None if mode == "nearest" else False)
+
+
+def fuse_upsampling(backbone: nn.Module) -> str:
+    """The mode every upsampling fuse edge of ``backbone`` uses."""
+    modes = {up.mode for up in _upsamples(backbone)}
+    if len(modes) != 1:
+        raise ValueError(f"The fuse edges upsample in {len(modes)} ways ({sorted(modes)}).")
+    return modes.pop()

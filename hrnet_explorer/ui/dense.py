@@ -13,11 +13,11 @@ from typing import Any
 import torch
 
 from ..dense.explain import region_split
-from ..dense.figures import mask_figure, stream_maps_figure
 from ..dense.knockouts import knockout_table
 from ..dense.predict import segment
 from ..dense.regions import class_region, resolve_class
 from ..errors import InputError
+from ..figures.dense import mask_figure, stream_maps_figure
 from ..images import display_crop, read_image, to_batch
 from ..zoo import LAB_SEG, LoadedModel, ModelFile, load_model
 from .guard import user_errors
