@@ -20,6 +20,7 @@ from .callbacks import IG_STEPS, Explorer
 from .choices import DEFAULT_SIZE, EVERY_MODULE, INPUT_SIZES, TOP1, class_choices
 from .components import check_inputs, image_input, text_in_the_api
 from .dense import LARGEST, DenseView
+from .microscope import add_microscope_tab
 from .text import INTRO, TRUST_HELP, measure_choices, method_choices
 
 __all__ = [
@@ -276,6 +277,7 @@ def build_demo(
                     cmp_plot = gr.Plot(label="Top-k per variant", elem_id="compare-plot")
                     cmp_costs = gr.Plot(label="Card vs measured", elem_id="compare-costs-plot")
                     cmp_md = gr.Markdown(label="Comparison table", elem_id="compare-table")
+                add_microscope_tab(ex, variant, weights, default_variant)
 
         # ---- events. Model work shares one concurrency group, so at most CONCURRENCY_LIMIT run at once.
         common = [image, variant, weights, input_size]
