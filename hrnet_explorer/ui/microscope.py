@@ -92,6 +92,12 @@ class Microscope:
             return self._tuning[key], self._stats[key]
 
     @user_errors
+    def maps(self, variant: str):
+        """The map picker for ``variant``: its maps, the last module's lowest-resolution stream chosen."""
+        choices = map_choices(self.ex, variant)
+        return gr.update(choices=choices, value=choices[-1])
+
+    @user_errors
     def show(self, variant: str, weights: str, name: str, first: Any = 0, progress=PROGRESS):
         """A page of ``PAGE`` units of map ``name`` from channel ``first``: the visualisations, the dataset examples,
         the tuning curves, a table, and the page's first unit."""
@@ -133,6 +139,7 @@ class Microscope:
         )
         return (*figures, text, first)
 
+    @user_errors
     def next_page(self, variant: str, weights: str, name: str, first: Any = 0, progress=PROGRESS):
         """The page after the one starting at ``first`` (back to unit 0 after the last)."""
         count = check_map(self.ex.load(variant, weights), name)
@@ -162,12 +169,6 @@ def add_microscope_tab(
         tuning_plot = gr.Plot(label="Orientation tuning", elem_id="microscope-tuning")
     io = dict(inputs=[variant, weights, name, first], outputs=[units_plot, examples_plot, tuning_plot, table, first])
     show.click(scope.show, **io, api_name="microscope", concurrency_id="model")
-    following.click(user_errors(scope.next_page), **io, api_name="microscope_next", concurrency_id="model")
-    variant.change(
-        lambda v: gr.update(choices=map_choices(workbench, v), value=map_choices(workbench, v)[-1]),
-        inputs=variant,
-        outputs=name,
-        api_name="microscope_maps",
-        api_visibility="private",
-    )
+    following.click(scope.next_page, **io, api_name="microscope_next", concurrency_id="model")
+    variant.change(scope.maps, inputs=variant, outputs=name, api_name="microscope_maps", api_visibility="private")
     return scope
