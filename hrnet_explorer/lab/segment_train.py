@@ -25,7 +25,7 @@ from ..dense.model import DenseHRNet, create_dense
 from ..runtime import resolve_device
 from .segment import SEG_CLASSES, SEG_FAMILY, evaluate_segmentation, label_maps
 from .task import render
-from .train import TrainConfig, _schedule, _versions
+from .train import TrainConfig, _resume, _save_state, _versions
 
 __all__ = ["LAB_SEG", "STATE_FILE", "train_segment"]
 
@@ -50,18 +50,8 @@ def train_segment(out_dir: str | Path, config: TrainConfig | None = None, device
     model = _model(config).to(dev)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
-    start_step, elapsed = 0, 0.0
     state_path = out / STATE_FILE
-    if state_path.exists():
-        state = torch.load(state_path, map_location=dev, weights_only=True)
-        if state["config"] != asdict(config):
-            raise ValueError(f"{state_path} was written with another config ({state['config']}); use a fresh --out.")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_step, elapsed = state["step"], state["elapsed_s"]
+    optimizer, scheduler, start_step, elapsed = _resume(model, config, state_path, dev)
 
     mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=dev).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_DEFAULT_STD, device=dev).view(1, 3, 1, 1)
@@ -89,17 +79,7 @@ def train_segment(out_dir: str | Path, config: TrainConfig | None = None, device
         elapsed += time.perf_counter() - t0
         bar.update()
         if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "step": step + 1,
-                    "elapsed_s": elapsed,
-                    "config": asdict(config),
-                },
-                state_path,
-            )
+            _save_state(state_path, model, optimizer, scheduler, step + 1, elapsed, config)
     bar.close()
 
     card = dense_card(

@@ -88,6 +88,40 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _resume(model: torch.nn.Module, config: TrainConfig, state_path: Path, dev: torch.device):
+    """AdamW and the schedule for ``model``, resumed from ``state_path`` when a run left one there (with the same
+    config); → (optimizer, scheduler, steps done, seconds spent). Shared by the lab's classifier and dense runs."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    if not state_path.exists():
+        return optimizer, scheduler, 0, 0.0
+    state = torch.load(state_path, map_location=dev, weights_only=True)
+    if state["config"] != asdict(config):
+        raise ValueError(
+            f"{state_path} was written with another config ({state['config']}); "
+            "use a fresh --out folder or the same settings."
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return optimizer, scheduler, state["step"], state["elapsed_s"]
+
+
+def _save_state(state_path: Path, model, optimizer, scheduler, step: int, elapsed: float, config: TrainConfig) -> None:
+    """What :func:`_resume` reads back: weights, optimizer and schedule, the step reached, the time spent."""
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": step,
+            "elapsed_s": elapsed,
+            "config": asdict(config),
+        },
+        state_path,
+    )
+
+
 def train(out_dir: str | Path, config: TrainConfig = TrainConfig(), device=None, progress: bool = True) -> dict:
     """Train (or resume training) into ``out_dir``; write ``lab.safetensors`` + ``lab.json``; return the card.
 
@@ -103,21 +137,8 @@ def train(out_dir: str | Path, config: TrainConfig = TrainConfig(), device=None,
     model = _build_model(config).to(dev)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
-    start_step, elapsed = 0, 0.0
     state_path = out / STATE_FILE
-    if state_path.exists():
-        state = torch.load(state_path, map_location=dev, weights_only=True)
-        if state["config"] != asdict(config):
-            raise ValueError(
-                f"{state_path} was written with another config ({state['config']}); "
-                "use a fresh --out folder or the same settings."
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_step, elapsed = state["step"], state["elapsed_s"]
+    optimizer, scheduler, start_step, elapsed = _resume(model, config, state_path, dev)
 
     mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=dev).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_DEFAULT_STD, device=dev).view(1, 3, 1, 1)
@@ -146,17 +167,7 @@ def train(out_dir: str | Path, config: TrainConfig = TrainConfig(), device=None,
         elapsed += time.perf_counter() - t0
         bar.update()
         if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "step": step + 1,
-                    "elapsed_s": elapsed,
-                    "config": asdict(config),
-                },
-                state_path,
-            )
+            _save_state(state_path, model, optimizer, scheduler, step + 1, elapsed, config)
     bar.close()
 
     # Ship fp16 weights, and score exactly what ships (the fp16 weights read back into fp32).
