@@ -67,7 +67,19 @@ def test_module_names_from_timms_table_match_the_built_model():
 
 
 # ui's floors, lowest first: each module imports only those before it, and the first three no gradio.
-FLOORS = ["gpu", "choices", "cache", "text", "gradio_private", "components", "guard", "dense", "microscope", "callbacks", "layout"]
+FLOORS = [
+    "gpu",
+    "choices",
+    "cache",
+    "text",
+    "gradio_private",
+    "components",
+    "guard",
+    "dense",
+    "microscope",
+    "callbacks",
+    "layout",
+]
 
 
 def _imports(module: str) -> set[str]:
