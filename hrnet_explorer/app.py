@@ -32,7 +32,7 @@ def bound_native_memory(arenas: int = 1, mmap_threshold: int = 1 << 20) -> bool:
 
     glibc gives threads their own malloc arenas and raises its mmap threshold as big blocks are freed, so
     what a request frees (traced maps, figure JSON) stays in the process: RSS climbed ~10% per 128 concurrent
-    requests, with no live object growing (tests/test_load.py). One arena, and blocks of 1 MiB and more mapped
+    requests, with no live object growing (tests/system/test_load.py). One arena, and blocks of 1 MiB and more mapped
     (and unmapped when freed), keep it flat. MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win.
     """
     try:

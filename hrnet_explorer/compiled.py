@@ -4,7 +4,7 @@ Hooks are Python side effects; a compiler sees through them only partly. :func:`
 instead walks timm's HRNet itself, in timm's order (``HighResolutionNet.forward_features``,
 ``HighResolutionModule.forward``), calling the same submodules, and returns ``{name: tensor}`` for
 every name of :func:`~hrnet_explorer.trace.trace_names` plus ``logits``. In eager mode its maps are
-bit-identical to the hook trace of the same model (tests/test_compiled_trace.py, all nine variants).
+bit-identical to the hook trace of the same model (tests/unit/test_compiled_trace.py, all nine variants).
 
 :class:`CompiledTracer` compiles it (``torch.compile``, default ``mode="reduce-overhead"``: Inductor
 kernels replayed from a CUDA graph) on a private copy with BatchNorm folded (:mod:`hrnet_explorer.fold`),

@@ -84,7 +84,7 @@ class CostReport:
         return asdict(self)
 
 
-# params and MACs at 224 px, as count_params and count_macs measure them (tests/test_zoo.py recounts them):
+# params and MACs at 224 px, as count_params and count_macs measure them (tests/unit/test_zoo.py recounts them):
 # kept as data so that listing the variants builds no model.
 MEASURED_224: dict[str, tuple[int, int]] = {
     "hrnet_w18_small": (13_187_464, 1_613_429_856),

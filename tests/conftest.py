@@ -116,6 +116,17 @@ def w18_small():
         return zoo.load_model("hrnet_w18_small", "random", device="cpu", cache=False)
 
 
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test by its folder: ``-m unit`` runs tests/unit/, ``-m system`` tests/system/."""
+    for item in items:
+        kind = item.path.resolve().relative_to(TESTS).parts[0]
+        if kind in ("unit", "system"):
+            item.add_marker(kind)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print the counts the robustness, load and soak tests collected (tests/corpus.py's SUMMARY)."""
     import sys

@@ -29,6 +29,7 @@ import numpy as np
 import psutil
 import torch
 from PIL import Image
+from repo import ROOT
 from servers import free_port
 
 from hrnet_explorer.images import MAX_ASPECT, MAX_PIXELS
@@ -359,8 +360,6 @@ def write_files(folder, cases: list[Case] = FILE_CASES) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------ the app, as users get it
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class AppServer:

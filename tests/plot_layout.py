@@ -1,7 +1,7 @@
 """What a reader sees go wrong in a rendered Plotly figure, measured in the browser's DOM: text cut off at the
 figure's edge, texts drawn over each other (titles, subplot titles, tick and bar labels, heatmap cell numbers,
 legend and colour bar text), text under the app's label of the plot, a colour bar that eats the width or covers a
-plot. For the browser tests (tests/test_browser.py)."""
+plot. For the browser tests (tests/system/test_browser.py)."""
 
 from __future__ import annotations
 

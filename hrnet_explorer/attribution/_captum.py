@@ -1,5 +1,5 @@
-"""The one place that reaches into Captum's private modules (pinned: captum>=0.9; tests/test_captum_adapter.py
-checks the contract on the installed version)."""
+"""The one place that reaches into Captum's private modules (pinned: captum>=0.9;
+tests/unit/attribution/test_captum_adapter.py checks the contract on the installed version)."""
 
 from __future__ import annotations
 

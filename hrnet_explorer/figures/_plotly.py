@@ -1,5 +1,5 @@
-"""The plotly internals the figures use, in one place (pyproject pins plotly>=5.24; tests/test_figures_plotly.py
-checks each behaviour here against the installed plotly).
+"""The plotly internals the figures use, in one place (pyproject pins plotly>=5.24;
+tests/unit/figures/test_figures_plotly.py checks each behaviour here against the installed plotly).
 
 ``make_subplots`` keeps its grid on the figure as the private ``_grid_ref`` (a cell's ``SubplotRef`` tuples, whose
 ``trace_kwargs`` and ``layout_keys`` say which axes a cell's traces use) and ``_grid_str``; ``row=``/``col=`` read

@@ -20,7 +20,7 @@ one distribution for all ten classes, inside ``COLOUR_RANGE``, chosen with the l
 and the noise bound so that **no pixel ever clips** at 0 or 1 (clipping would shift the mean colour of a
 strongly modulated region, and so tell the classes apart by colour).
 
-Ground truth, true by construction and checked on rendered pixels by ``tests/test_lab_truth.py``:
+Ground truth, true by construction and checked on rendered pixels by ``tests/unit/lab/test_lab_truth.py``:
 
 1. Only the pixels of the evidence region (``LabSample.mask``) carry class information: the clutter is
    drawn independently of the label, so redrawing the region as the clutter beneath it (``evidence=False``)

@@ -4,7 +4,8 @@ The lab's fine classes (:mod:`hrnet_explorer.lab.task`) are gratings at four ori
 every angle, so the stimuli are drawn here, in the lab's convention: ``angle`` is the orientation of the stripes on
 screen, counter-clockwise from horizontal (the image's y axis points down), so ``stripes-horizontal`` is 0°,
 ``stripes-diagonal`` 45° (x + y = const), ``stripes-vertical`` 90° and ``stripes-antidiagonal`` 135° (x − y = const);
-:data:`LAB_ORIENTATION` records it (tests/test_microscope_selectivity.py measures it on rendered lab images).
+:data:`LAB_ORIENTATION` records it (tests/unit/microscope/test_microscope_selectivity.py measures it on rendered
+lab images).
 """
 
 from __future__ import annotations

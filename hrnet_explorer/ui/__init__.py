@@ -1,6 +1,6 @@
 """The Gradio app: ``build_demo()`` returns the explorer's ``gr.Blocks`` (see ``hrnet_explorer.app`` to launch it).
 
-Floors, each importing only those below it (tests/test_ui_choices.py):
+Floors, each importing only those below it (tests/unit/ui/test_ui_choices.py):
 
 - ``gpu``: Hugging Face's ZeroGPU when the ``spaces`` package is there, a no-op otherwise;
 - ``choices``: the menus' entries and the parsers of every control (no gradio);

@@ -1,6 +1,6 @@
 """Every use of Gradio's private API in the app, each behind one small function (pinned: gradio>=6.20,<7).
 
-Gradio documents neither of these; tests/test_gradio_adapter.py checks both against the installed gradio, so an
+Gradio documents neither of these; tests/unit/ui/test_gradio_adapter.py checks both against the installed gradio, so an
 upgrade that breaks one fails there, by name, rather than somewhere in the app.
 """
 

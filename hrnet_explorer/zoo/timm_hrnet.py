@@ -2,7 +2,7 @@
 
 timm builds each HRNet from a plain dict per architecture: ``stem_width`` and, per stage, ``num_modules``,
 ``num_branches``, ``block_type``, ``num_blocks``, ``num_channels`` and ``fuse_method``. It is not public API,
-so nothing else in the package (or its benchmarks) touches it: they ask here, and tests/test_zoo.py checks
+so nothing else in the package (or its benchmarks) touches it: they ask here, and tests/unit/test_zoo.py checks
 the contract against models timm builds, for the pinned range (``timm>=1.0.31,<1.1``, pyproject.toml).
 With a timm that lacks the table, :func:`architecture_config` returns None and callers build the model.
 """

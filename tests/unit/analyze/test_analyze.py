@@ -16,6 +16,7 @@ import pytest
 import timm
 import torch
 from PIL import Image
+from repo import ROOT
 from safetensors.torch import save_file
 
 from hrnet_explorer import analyze as an
@@ -28,7 +29,6 @@ from hrnet_explorer.images import preprocess
 from hrnet_explorer.zoo import RandomWeightsWarning
 
 SIZE = 64
-ROOT = Path(__file__).resolve().parents[1]
 FIXED = ["image_id", "variant", "label", "label_name", "top1", "top1_name", "top1_prob", "correct", "top5", "top5_prob"]
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from repo import ROOT
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS_DIR = ROOT / "notebooks"
 TUTORIALS = (
     "01_quickstart",
     "02_streams",

@@ -20,6 +20,7 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from repo import ROOT
 from servers import launched_demo
 
 from hrnet_explorer.ui import (
@@ -282,7 +283,7 @@ def test_app_py_binds_locally_by_default(monkeypatch):
 
     from hrnet_explorer import app as package_app
 
-    spec = importlib.util.spec_from_file_location("app", Path(__file__).resolve().parents[1] / "app.py")
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
     app_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app_module)  # builds the demo; launches nothing
     # the repository's app.py is the thin entry point: a module-level demo for Spaces, the package's main

@@ -19,6 +19,7 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from repo import ROOT
 from servers import launched_demo
 
 from hrnet_explorer.ui import ASSETS, Explorer
@@ -156,7 +157,7 @@ def test_a_card_that_does_not_fit_its_checkpoints_head_stops_the_start(tmp_path,
     with pytest.raises(CardError, match=re.escape(expected)):
         Explorer("cpu", models=models)
     if suffix == ".safetensors":  # the start itself, as a user runs it: one line, no traceback
-        app_py = Path(__file__).resolve().parents[1] / "app.py"
+        app_py = ROOT / "app.py"
         proc = subprocess.run([sys.executable, str(app_py), "--models", str(models)], capture_output=True, text=True)
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
 

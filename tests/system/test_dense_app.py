@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from repo import ROOT
 from servers import launched_demo
 
 from hrnet_explorer.zoo import ASSETS
 
 RING = str(ASSETS / "lab_0008_ring.png")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = ROOT / "artifacts"
 TIMEOUT_MS = 120_000
 
 

@@ -8,8 +8,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from repo import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "hrnet_explorer"
+PACKAGE = ROOT / "hrnet_explorer"
 # Modules that may import plotly / gradio (the figures, the HTML pages, the app); everything else is core.
 PLOTTING = ("hrnet_explorer.figures", "hrnet_explorer.report", "hrnet_explorer.microscope.html")
 UI = ("hrnet_explorer.ui", "hrnet_explorer.app", "hrnet_explorer.cli", "hrnet_explorer.__main__")
@@ -129,3 +130,14 @@ def test_only_the_anatomy_and_the_hook_engine_know_where_the_fuse_layers_are():
 def test_no_module_is_a_room_for_everything():
     sizes = {n: len(p.read_text().splitlines()) for n, p in _modules().items()}
     assert {n: s for n, s in sizes.items() if s > 650} == {}
+
+
+def test_the_tests_show_the_floors():
+    """Every test is a unit test in a folder mirroring the package, or a system test; none is loose in tests/."""
+    tests = ROOT / "tests"
+    assert not list(tests.glob("test_*.py")), "a test file belongs in tests/unit/ or tests/system/"
+    for path in (tests / "unit").rglob("test_*.py"):
+        folder = path.parent.relative_to(tests / "unit")
+        assert (PACKAGE / folder).is_dir(), f"{path.relative_to(ROOT)} mirrors no package folder of hrnet_explorer"
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert len(names) == len(set(names)), "test files need unique names (pytest imports them by name)"

@@ -3,15 +3,14 @@ the plots rendered. Saves a screenshot to artifacts/. Playwright never downloads
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from plot_layout import layout_of
+from repo import ROOT
 from servers import launched_demo
 
 from hrnet_explorer.ui import ASSETS
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = ROOT / "artifacts"
 TIMEOUT_MS = 120_000  # first trace on a busy 2-core CPU
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from repo import ROOT
 from safetensors.torch import load_file
 
 from hrnet_explorer.cli import main
@@ -17,7 +18,7 @@ from hrnet_explorer.report import dataset_report, image_report
 from hrnet_explorer.ui import ASSETS
 from hrnet_explorer.zoo import RandomWeightsWarning
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = ROOT / "artifacts"
 SIZE = 64
 
 

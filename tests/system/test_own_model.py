@@ -16,6 +16,7 @@ import timm
 import torch
 from gradio_client import Client, handle_file
 from PIL import Image
+from repo import ROOT
 from safetensors.torch import save_file
 from servers import launched_demo
 
@@ -405,7 +406,7 @@ def test_app_refuses_two_models_of_one_name(checkpoint, tmp_path):
     with_card(tmp_path, checkpoint, CARD, stem="b")
     with pytest.raises(WeightsError, match="Two models are named 'my_lab'"):
         Explorer("cpu", models=tmp_path)
-    app_py = Path(__file__).resolve().parents[1] / "app.py"
+    app_py = ROOT / "app.py"
     proc = subprocess.run([sys.executable, str(app_py), "--models", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 1 and "app.py: error: Two models are named 'my_lab'" in proc.stderr
     command = [sys.executable, "-m", "hrnet_explorer", "app", "--models", str(tmp_path)]  # hrnet-explorer app

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 import tomllib
 from packaging.requirements import Requirement
+from repo import ROOT
 
 from hrnet_explorer.ui import example_images
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _requirements(lines: list[str]) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Compact figures (``compact=True``, what the app sends a narrow screen): panels wrapped to at most two columns
 or stacked, colour bars thin and horizontal under the plot, titles wrapped; the wide figures as they were.
-How they look in a browser at 420 px is tests/test_browser.py's test_figures_fit_a_phone_screen."""
+How they look in a browser at 420 px is tests/system/test_browser.py's test_figures_fit_a_phone_screen."""
 
 from __future__ import annotations
 
