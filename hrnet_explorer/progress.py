@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["Progress", "Steps", "Phases", "progress_bar", "fraction"]
 
@@ -81,16 +81,23 @@ class Phases:
 
     A phase counts one step, or, when it runs an inner job with :attr:`batches` as that job's callback, the
     inner job's steps (the total grows when it starts and says how many). Call :meth:`next` when a phase is
-    done. ``done`` only grows; the first call is ``(0, phases)`` and the last ``(total, total)``.
+    done. ``done`` only grows; the first call is ``(0, total)`` and the last ``(total, total)``.
+
+    ``phases``: how many, or each phase's size where it is known up front (the steps of its inner job; 1 for
+    a phase of one step or of a size known only when it starts). Where every size after the first is known,
+    the total changes only at the first inner job's start, at ``done == 0``: the fraction done never falls.
     """
 
-    def __init__(self, progress: Progress | None, phases: int):
-        self.progress, self.sizes, self.phase, self.within = progress, [1] * phases, 0, 0
+    def __init__(self, progress: Progress | None, phases: int | Sequence[int]):
+        sizes = [1] * phases if isinstance(phases, int) else [max(1, int(n)) for n in phases]
+        self.progress, self.sizes, self.phase, self.within, self.last = progress, sizes, 0, 0, None
         self._report()
 
     def _report(self) -> None:
-        if self.progress is not None:
-            self.progress(sum(self.sizes[: self.phase]) + self.within, sum(self.sizes))
+        now = (sum(self.sizes[: self.phase]) + self.within, sum(self.sizes))
+        if self.progress is not None and now != self.last:  # an inner job's (0, n) may repeat the last call
+            self.last = now
+            self.progress(*now)
 
     def next(self) -> None:
         """The current phase is done."""

@@ -16,7 +16,7 @@ benchmark``). :data:`TABLE_COLUMNS` and :data:`MASK_COLUMNS` name the table's co
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -24,9 +24,18 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..images import ImageInput
+from ..progress import Phases, Progress
 from ..zoo import LoadedModel
 from ._core import _check_target, _logits, _names_field, _prepare, _TargetLabel
-from .faithfulness import DEFAULT_STEPS, Faithfulness, StreamAgreement, deletion_insertion, random_map, stream_agreement
+from .faithfulness import (
+    DEFAULT_STEPS,
+    Faithfulness,
+    StreamAgreement,
+    curve_batches,
+    deletion_insertion,
+    random_map,
+    stream_agreement,
+)
 from .groundtruth import (
     boundary_contrast,
     check_map_and_mask,
@@ -36,7 +45,7 @@ from .groundtruth import (
     rank_accuracy,
 )
 from .pixels import PIXEL_METHODS, attribute_pixels
-from .randomisation import RANDOMISATION_LAYERS, RandomisationTest, randomisation_test
+from .randomisation import RANDOMISATION_LAYERS, RandomisationTest, _check_layers, randomisation_test
 
 __all__ = [
     "MASK_COLUMNS",
@@ -185,6 +194,7 @@ def score_attribution(
     seed: int = 0,
     method_options: Mapping | None = None,
     input_size: int | None = None,
+    progress: Progress | None = None,
 ) -> MethodScores:
     """Explain ``inputs`` with ``method`` (or draw a reference map: ``"random"``, :data:`MODEL_FREE_MAPS`) and
     score the map.
@@ -193,6 +203,11 @@ def score_attribution(
     ``baseline``: of the deletion and insertion curves (:func:`deletion_insertion`). ``randomisation``: run
     the cascading randomisation test over ``layers`` (one more attribution per layer group).
     ``method_options``: passed to :func:`attribute_pixels`.
+
+    ``progress(done, total)``, if given, counts the steps of the three phases: the attribution's batches (a
+    reference map: one step), the curves' forwards (:func:`~.faithfulness.curve_batches`) and the
+    randomisation test's attributions (one per layer group). The later phases' sizes are known up front, so
+    the total is fixed once the attribution starts and the fraction done never falls.
     """
     if method not in TRUST_METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(TRUST_METHODS)}.")
@@ -201,6 +216,11 @@ def score_attribution(
     hw = (x.shape[-2], x.shape[-1])
     where = _mask_at(mask, hw)
     options = dict(method_options or {})
+    randomise = randomisation and method not in REFERENCE_MAPS
+    if randomise:
+        layers = _check_layers(layers)
+    sizes = [1, curve_batches(x, steps)] + ([len(layers)] if randomise else [])
+    phases = Phases(progress, sizes)
     start = time.perf_counter()
     if method in REFERENCE_MAPS:
         if options:
@@ -216,13 +236,20 @@ def score_attribution(
             std = torch.tensor(config["std"], device=x.device).view(3, 1, 1)
             heat = model_free_map(x[0] * std + mean, method)
     else:
-        attribution = attribute_pixels(loaded, x, method, target, **options)
+        attribution = attribute_pixels(loaded, x, method, target, progress=phases.batches, **options)
         heat, target = attribution.heatmap, attribution.target
     attribution_seconds = time.perf_counter() - start
-    faith = deletion_insertion(loaded, x, heat, target, steps=steps, baseline=baseline, method=method, seed=seed)
+    phases.next()
+    faith = deletion_insertion(
+        loaded, x, heat, target, steps=steps, baseline=baseline, method=method, seed=seed, progress=phases.batches
+    )
+    phases.next()
     rand = None
-    if randomisation and method not in REFERENCE_MAPS:
-        rand = randomisation_test(loaded, x, method, target, layers=layers, seed=seed, original=heat, **options)
+    if randomise:
+        rand = randomisation_test(
+            loaded, x, method, target, layers=layers, seed=seed, original=heat, progress=phases.batches, **options
+        )
+        phases.next()
     truth = {}
     if where is not None:
         truth = {
@@ -288,13 +315,14 @@ def trust_report(
     seed: int = 0,
     method_options: Mapping[str, Mapping] | None = None,
     input_size: int | None = None,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> TrustReport:
     """:func:`score_attribution` for each of ``methods`` (one class for all: ``target``, default the top-1),
     then the random map (``random_baseline``), the model-free maps (``model_free``) and, with ``streams=True``,
     :func:`stream_agreement`.
-    ``method_options``: per method, e.g. ``{"ig": {"n_steps": 16}}``. ``progress(fraction, text)`` is called
-    before each method."""
+    ``method_options``: per method, e.g. ``{"ig": {"n_steps": 16}}``. ``progress(done, total)``: a
+    :class:`~hrnet_explorer.progress.Phases` over the rows (each row's steps, as :func:`score_attribution`
+    reports them; the total grows as each row starts) and the stream agreement (one step)."""
     methods = list(dict.fromkeys(methods))
     unknown = [m for m in methods if m not in PIXEL_METHODS]
     if unknown or not methods:
@@ -306,9 +334,8 @@ def trust_report(
             target = int(_logits(entry.net, x)[0].argmax())
     todo = methods + ([RANDOM_MAP] if random_baseline else []) + (list(MODEL_FREE_MAPS) if model_free else [])
     rows = []
-    for k, method in enumerate(todo):
-        if progress is not None:
-            progress(k / (len(todo) + streams), f"scoring {method} ({k + 1}/{len(todo)})")
+    phases = Phases(progress, len(todo) + streams)
+    for method in todo:
         rows.append(
             score_attribution(
                 loaded,
@@ -321,11 +348,12 @@ def trust_report(
                 randomisation=randomisation,
                 seed=seed,
                 method_options=(method_options or {}).get(method),
+                progress=phases.batches,
             )
         )
+        phases.next()
     agreement = None
     if streams:
-        if progress is not None:
-            progress(len(todo) / (len(todo) + 1), "stream shares vs knockouts")
         agreement = stream_agreement(loaded, x, target)
+        phases.next()
     return TrustReport(target=target, rows=tuple(rows), streams=agreement, class_names=loaded.class_names)

@@ -72,7 +72,7 @@ from .text import (
     trust_table,
 )
 
-__all__ = ["Explorer", "batch_progress", "lab_evidence", "no_mask_reason"]
+__all__ = ["Explorer", "batch_progress", "lab_evidence", "no_mask_reason", "share_progress"]
 
 PROGRESS = gr.Progress()  # the default that tells Gradio to pass a progress tracker
 IG_STEPS = 32  # Integrated Gradients' integration steps by default (as attribution.attribute_pixels)
@@ -85,6 +85,20 @@ def batch_progress(progress, what: str):
     described as "IG: batch 3/8". None under ZeroGPU, where the attribution runs in a process of its own (and
     on a GPU, in a moment)."""
     return None if ZERO_GPU else fraction(progress, what)
+
+
+def share_progress(progress, what: str, k: int, n: int, start: float = 0.15, span: float = 0.8):
+    """Job ``k`` of ``n``'s ``progress(done, total)`` on the app's bar: the jobs share ``span`` of it from
+    ``start`` on, each its ``1/n``, described as "Scoring IG (2/6): step 3/9" — a Trust row's steps (attribution
+    batches, curve forwards, randomisation stages) within the row's share. None under ZeroGPU, as
+    :func:`batch_progress`."""
+    if ZERO_GPU:
+        return None
+
+    def report(done: int, total: int) -> None:
+        progress(start + span * (k + done / max(total, 1)) / n, desc=f"{what}: step {done}/{total}")
+
+    return report
 
 
 def lab_evidence(image: Any, a: Analysis) -> torch.Tensor | None:
@@ -304,7 +318,8 @@ class Explorer(Workbench):
         rows = []
         todo = [*methods, *REFERENCE_MAPS]  # the reference rows: a random map, then the model-free maps
         for k, method in enumerate(todo):
-            progress(0.15 + 0.8 * k / len(todo), desc=f"Scoring {method} ({k + 1}/{len(todo)})")
+            scoring = f"Scoring {METHOD_SHORT_NAMES.get(method, method)} ({k + 1}/{len(todo)})"
+            progress(0.15 + 0.8 * k / len(todo), desc=scoring)
             rows.append(
                 self.explain(
                     a,
@@ -315,6 +330,7 @@ class Explorer(Workbench):
                     steps=steps,
                     baseline=baseline,
                     randomisation=bool(randomisation) and method not in REFERENCE_MAPS,
+                    progress=share_progress(progress, scoring, k, len(todo)),
                 )
             )
         drawn = [r for r in rows if r.method not in MODEL_FREE_MAPS]  # the curves: the methods and the random map

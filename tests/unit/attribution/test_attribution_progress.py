@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hrnet_explorer import attribution as A
+from hrnet_explorer.attribution.faithfulness import curve_batches
 
 SIZE = 64  # 2×2 final map: cheap, and every method still runs several batches
 
@@ -89,6 +90,55 @@ def test_randomisation_test_progress(w18_small):
     )
     _assert_real_steps(calls, len(layers) + 1)  # the original map, then one per layer group
     assert test.similarity == A.randomisation_test(w18_small, _image(2), "saliency", layers=layers).similarity
+
+
+def test_deletion_insertion_progress(w18_small):
+    x, calls = _image(3), []
+    heat = torch.rand(SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    faith = A.deletion_insertion(
+        w18_small, x, heat, 1, steps=6, batch_size=4, progress=lambda done, n: calls.append((done, n))
+    )
+    _assert_real_steps(calls, math.ceil(2 * 6 / 4))  # 12 images, 4 a forward
+    assert curve_batches(x, 6, 4) == 3 and curve_batches(x, 6) == 1  # a CPU at 64 px: one forward
+    plain = A.deletion_insertion(w18_small, x, heat, 1, steps=6, batch_size=4)
+    assert torch.equal(faith.deletion.probabilities, plain.deletion.probabilities)
+
+
+@pytest.mark.parametrize("method", A.TRUST_METHODS)
+def test_score_attribution_progress_moves_within_a_method(w18_small, method):
+    """Trust's bar moved once per method (issue 26, item 5): a row's scoring reports its attribution's batches,
+    the curves' forwards and each randomisation stage; done and the fraction never fall; it ends at the total."""
+    calls = []
+    options = CASES[method][0] if method in CASES else None
+    layers = A.RANDOMISATION_LAYERS[:2]
+    A.score_attribution(
+        w18_small,
+        _image(4),
+        method,
+        3,
+        steps=4,
+        layers=layers,
+        method_options=options,
+        progress=lambda done, n: calls.append((done, n)),
+    )
+    done = [d for d, _ in calls]
+    fractions = [d / n for d, n in calls]
+    assert len(calls) > 2 and len(set(calls)) == len(calls)  # several steps, each reported once
+    assert done == sorted(done) and fractions == sorted(fractions) and calls[0][0] == 0
+    assert calls[-1][0] == calls[-1][1] and all(n == calls[-1][1] for _, n in calls[1:])  # the total fixed
+    # attribution (the reference maps: one step), the curves at 64 px on a CPU (one forward), one per layer group
+    attribution = CASES[method][1] if method in CASES else 1
+    assert calls[-1][1] == attribution + 1 + (len(layers) if method in A.PIXEL_METHODS else 0)
+
+
+def test_trust_report_progress(w18_small):
+    calls = []
+    A.trust_report(
+        w18_small, _image(5), ["saliency"], 3, steps=4, randomisation=False, progress=lambda d, n: calls.append((d, n))
+    )
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and calls[0] == (0, 2) and calls[-1] == (4, 4)  # saliency 1 + 1, random map 1 + 1
+    assert len(calls) > 2
 
 
 def test_gradshap_seed_covers_captums_numpy_draws(w18_small):

@@ -1,0 +1,45 @@
+"""ui.callbacks, called directly (no server): what the endpoints hand the progress bar and the figures.
+
+w18_small with random weights at 64 px on a CPU, the shipped example image.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hrnet_explorer.ui import ASSETS, Explorer
+
+EXAMPLE = str(ASSETS / "grace_hopper.jpg")
+FAST = ("hrnet_w18_small", "random", "64")  # variant, weights, input size
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return Explorer("cpu")
+
+
+def test_trust_progress_moves_within_each_row(explorer):
+    """Issue 26, item 5: the bar moved once per row (84 s at one percentage); now each row's steps move it —
+    the attribution's batches, the curves' forwards, the randomisation stages — and it never moves back."""
+    calls = []
+    explorer.trust(
+        EXAMPLE,
+        *FAST,
+        methods=["saliency", "ig"],
+        steps=2,
+        randomisation=True,
+        progress=lambda share, desc=None: calls.append((share, desc)),
+    )
+    shares = [share for share, _ in calls]
+    assert shares == sorted(shares) and 0.9 < shares[-1] <= 1
+    rows = {}
+    for _, desc in calls:
+        match = re.match(r"Scoring (.+?) \((\d+)/(\d+)\)", desc or "")
+        if match:
+            rows.setdefault(match.group(1), []).append(desc)
+    assert list(rows) == ["Saliency", "IG", "random map", "colour_distance", "edges"]
+    assert len(rows["Saliency"]) > 2 and len(rows["IG"]) > 2  # attribution, curves, each randomisation stage
+    assert all(len(descs) > 1 for descs in rows.values())
+    assert rows["Saliency"][-1].endswith(f": step {len(rows['Saliency']) - 2}/{len(rows['Saliency']) - 2}")
