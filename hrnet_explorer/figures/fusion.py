@@ -122,15 +122,23 @@ def fusion_matrices_figure(
 
 
 def sankey_figure(
-    flows: Sequence[Flow] | Trace, measure: str = "energy_share", *, title: str | None = None, compact: bool = False
+    flows: Sequence[Flow] | Trace,
+    measure: str = "energy_share",
+    *,
+    title: str | None = None,
+    compact: bool = False,
+    weights: Any = None,
 ) -> go.Figure:
     """The whole network as a Sankey of stream → stream flows (from :func:`~hrnet_explorer.fusion.fusion_flows`).
 
     Link width is |weight|; links are coloured by source stream, negative ones (agreement < 0) in
     vermilion. Columns of nodes are positions between steps (modules and stream-creating transitions).
     ``compact``: for a narrow screen (short stream labels, step labels turned when they would touch).
+    ``weights`` (the model's WeightsSource; a Trace's own by default) puts the random-weights warning in the
+    title when they are random, ``title`` or not.
     """
     if not isinstance(flows, Sequence):
+        weights = flows.weights if weights is None else weights
         flows = fusion_flows(flows, measure)
     flows = [f for f in flows if abs(f.weight) > 1e-9]
     if not flows:
@@ -193,8 +201,11 @@ def sankey_figure(
             xanchor="right",
             font=dict(size=11, color=stream_color(s)),
         )
+    if title is not None:
+        title += weights_note(weights)
     title = title or (
-        f"Stream → stream flows through the network ({MEASURE_NAMES.get(measure, measure)})<br><sup>link width = "
+        f"Stream → stream flows through the network ({MEASURE_NAMES.get(measure, measure)}){weights_note(weights)}"
+        "<br><sup>link width = "
         "|weight| (each module's rows sum to 1); colour = source stream, vermilion = negative;<br>t = a transition "
         "creating a stream from the lowest one (weight 1); s3.m1 = stage 3, module 1</sup>"
     )
@@ -203,12 +214,19 @@ def sankey_figure(
 
 
 def decomposition_figure(
-    dec: Decomposition, method: str = "mean", *, sample: int = 0, max_side: int = 56, compact: bool = False
+    dec: Decomposition,
+    method: str = "mean",
+    *,
+    sample: int = 0,
+    max_side: int = 56,
+    compact: bool = False,
+    weights: Any = None,
 ) -> go.Figure:
     """A fused map taken apart: what each source stream sent, their sum (pre-activation), and ReLU(sum).
 
     With ``method="mean"`` the channel means are additive, so the source panels sum exactly to the Σ
     panel; all panels share one signed colour scale. ``compact``: two panels a row, for a narrow screen.
+    ``weights`` (the model's WeightsSource) puts the random-weights warning in the title when they are random.
     """
     if method not in ("mean", "l2"):
         raise ValueError(f"decomposition_figure shows 'mean' (additive) or 'l2' maps, not {method!r}.")
@@ -253,7 +271,7 @@ def decomposition_figure(
     return finish(
         fig,
         f"{dec.module}, stream {dec.target} = ReLU(Σ_j edge j→{dec.target}) · max |reconstruction error| "
-        f"{dec.max_error:.1e}",
+        f"{dec.max_error:.1e}{weights_note(weights)}",
         height=round(130 + grid_px) if compact else 360,
         coloraxis=dict(**axis, colorbar=dict(title=dict(text=bar))),
         margin=dict(l=20, r=30, t=130, b=20),

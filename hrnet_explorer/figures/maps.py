@@ -7,7 +7,7 @@ resolutions line up; large maps are averaged down to ``max_side`` pixels for dis
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -153,12 +153,22 @@ def _map_grid(
 
 
 def lanes_figure(
-    trace: Trace, method: str = "l2", *, sample: int = 0, max_side: int = 64, compact: bool = False
+    trace: Trace,
+    method: str = "l2",
+    *,
+    sample: int = 0,
+    max_side: int = 64,
+    compact: bool = False,
+    name: str | None = None,
+    weights: Any = None,
 ) -> go.Figure:
     """The network as parallel lanes: one row per stream (1/4 … 1/32 resolution), one column per
     HighResolutionModule in forward order; each cell is that stream's fused output, reduced over channels.
     Maps larger than ``max_side`` are averaged down for display (at 224 px every stream keeps its resolution).
-    ``compact`` (a narrow screen): the lanes run down the page, one column per stream, one row per module."""
+    ``compact`` (a narrow screen): the lanes run down the page, one column per stream, one row per module.
+    ``name``: the model's name in the title (a LoadedModel's ``name``: "lab" for the lab model, whose trace's
+    variant is its architecture); default the trace's variant. ``weights``: the random-weights warning, as
+    the other figures (default the trace's)."""
     refs = trace.modules
     n = max(r.num_streams for r in refs)
     grid = [[f"{r.name}.fused{k}" if k < r.num_streams else None for r in refs] for k in range(n)]
@@ -174,8 +184,9 @@ def lanes_figure(
         row_titles, col_titles = col_titles, row_titles
         lanes = "columns = streams (resolution, channels), rows = modules in forward order"
     title = (
-        f"{short_name(trace.variant)} as parallel lanes · {REDUCTION_LABELS.get(method, method)}"
-        f"{weights_note(trace.weights)}<br><sup>{lanes}; each cell is the stream's fused output</sup>"
+        f"{short_name(name or trace.variant)} as parallel lanes · {REDUCTION_LABELS.get(method, method)}"
+        f"{weights_note(trace.weights if weights is None else weights)}"
+        f"<br><sup>{lanes}; each cell is the stream's fused output</sup>"
     )
     return _map_grid(
         trace,
@@ -200,14 +211,17 @@ def module_maps_figure(
     sample: int = 0,
     max_side: int = 56,
     compact: bool = False,
+    weights: Any = None,
 ) -> go.Figure:
     """One module, stream by stream: each branch's output, the pre-activation sum and the fused output.
-    ``compact``: sized for a narrow screen."""
+    ``compact``: sized for a narrow screen. ``weights`` (the model's WeightsSource; default the trace's) puts the
+    random-weights warning in the title when they are random."""
     ref = trace.module(stage, module if module >= 0 else len([r for r in trace.modules if r.stage == stage]) + module)
     kinds = [("branch", "after its blocks"), ("presum", "Σ of fuse edges"), ("fused", "ReLU(Σ): output")]
     kinds = [(k, d) for k, d in kinds if f"{ref.name}.{k}0" in trace.maps or f"{ref.name}.{k}0" in trace.summaries]
     grid = [[f"{ref.name}.{kind}{i}" for i in range(ref.num_streams)] for kind, _ in kinds]
     title = f"{ref.name}, stream by stream · {REDUCTION_LABELS.get(method, method)}"
+    title += weights_note(trace.weights if weights is None else weights)
     if compact:  # the rows' descriptions in the subtitle: turned beside a narrow row, they run into each other
         title += "<br><sup>" + ", ".join(f"{k}: {d}" for k, d in kinds) + "</sup>"
     return _map_grid(

@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 
 from ..display import METHOD_COLORS, METHOD_LABELS
-from ._common import target_text
+from ._common import target_text, weights_note
 from ._draft import Draft, finish, subplots
 
 if TYPE_CHECKING:
@@ -25,11 +25,14 @@ def _method_line(method: str) -> dict:
     return dict(color=color, width=2, dash="dash" if method == "random" else "solid")
 
 
-def faithfulness_figure(results: Sequence[Faithfulness | MethodScores], *, compact: bool = False) -> go.Figure:
+def faithfulness_figure(
+    results: Sequence[Faithfulness | MethodScores], *, compact: bool = False, weights: Any = None
+) -> go.Figure:
     """Deletion and insertion curves of one image, one line per method: the target's probability as the most
     relevant pixels are removed (left; lower area is better) or put back into the baseline (right; higher is
     better). The legend gives each curve's normalised AUC (see :mod:`hrnet_explorer.attribution.faithfulness`).
-    ``compact``: the two panels stacked, for a narrow screen."""
+    ``compact``: the two panels stacked, for a narrow screen. ``weights`` (the model's WeightsSource) puts the
+    random-weights warning in the title when they are random."""
     curves = [getattr(r, "faithfulness", r) for r in results]
     if not curves:
         raise ValueError("faithfulness_figure needs at least one result.")
@@ -78,6 +81,7 @@ def faithfulness_figure(results: Sequence[Faithfulness | MethodScores], *, compa
     return finish(
         fig,
         f"Deletion and insertion for {target_text(first)} · baseline {first.baseline}, {first.steps} steps"
+        f"{weights_note(weights)}"
         "<br><sup>legend: AUC of p / p(input) · deletion: lower is better · insertion: higher is better</sup>",
         height=680 + legend if compact else 440,
         legend=dict(orientation="h", yanchor="bottom", y=0, yref="container", x=0)
@@ -88,10 +92,13 @@ def faithfulness_figure(results: Sequence[Faithfulness | MethodScores], *, compa
     )
 
 
-def randomisation_figure(results: Sequence[RandomisationTest | MethodScores], *, compact: bool = False) -> go.Figure:
+def randomisation_figure(
+    results: Sequence[RandomisationTest | MethodScores], *, compact: bool = False, weights: Any = None
+) -> go.Figure:
     """The cascading randomisation test: each method's rank similarity to its own original map as the model is
     re-initialised from the head down. A method that stays near 1 does not depend on the weights. ``compact``: for
-    a narrow screen (the legend below)."""
+    a narrow screen (the legend below). ``weights`` (the original model's WeightsSource) puts the random-weights
+    warning in the title when they are random."""
     tests = [getattr(r, "randomisation", r) for r in results]
     tests = [t for t in tests if t is not None]
     if not tests:
@@ -122,7 +129,8 @@ def randomisation_figure(results: Sequence[RandomisationTest | MethodScores], *,
     legend = 30 * len(tests) if len(tests) > 1 else 0  # plotly shows no legend for one line
     return finish(
         fig,
-        f"Randomisation test for {target_text(tests[0])}<br><sup>a faithful map falls towards 0 as the weights "
+        f"Randomisation test for {target_text(tests[0])}{weights_note(weights)}"
+        "<br><sup>a faithful map falls towards 0 as the weights "
         "are randomised; one that stays high ignores the model</sup>",
         height=420 + legend if compact else 400,
         compact=compact,

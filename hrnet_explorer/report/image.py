@@ -108,14 +108,16 @@ def image_report(
                 F.fusion_matrices_figure(fusion, measure, weights=result.weights),
             )
         )
-    figs.append(("Fusion flows", "", F.sankey_figure(fusion_flows(result, "energy_share"), "energy_share")))
-    figs.append(("Streams as lanes", "", F.lanes_figure(result, "l2")))
-    figs.append((f"{last.name}, stream by stream", "", F.module_maps_figure(result, 4, last.index, "l2")))
+    flows = fusion_flows(result, "energy_share")
+    figs.append(("Fusion flows", "", F.sankey_figure(flows, "energy_share", weights=loaded.weights)))
+    figs.append(("Streams as lanes", "", F.lanes_figure(result, "l2", name=name, weights=loaded.weights)))
+    module_maps = F.module_maps_figure(result, 4, last.index, "l2", weights=loaded.weights)
+    figs.append((f"{last.name}, stream by stream", "", module_maps))
     figs += [
         (
             f"{last.name} → stream {target}, taken apart",
             "",
-            F.decomposition_figure(decompose(result, 4, -1, target), "mean"),
+            F.decomposition_figure(decompose(result, 4, -1, target), "mean", weights=loaded.weights),
         )
         for target in range(last.num_streams)
     ]

@@ -193,7 +193,7 @@ class Explorer(Workbench):
         small = compact(plot_width)
         return (
             fusion_matrices_figure(a.fusion, measure, compact=small, weights=a.loaded.weights),
-            sankey_figure(fusion_flows(a.trace, measure), measure, compact=small),
+            sankey_figure(fusion_flows(a.trace, measure), measure, compact=small, weights=a.loaded.weights),
         )
 
     @user_errors
@@ -220,8 +220,8 @@ class Explorer(Workbench):
         progress(0.8, desc="Reducing channels")
         small = compact(plot_width)
         return (
-            lanes_figure(a.trace, reduction, compact=small),
-            module_maps_figure(a.trace, stage, index, reduction, compact=small),
+            lanes_figure(a.trace, reduction, compact=small, name=a.loaded.name, weights=a.loaded.weights),
+            module_maps_figure(a.trace, stage, index, reduction, compact=small, weights=a.loaded.weights),
         )
 
     @user_errors
@@ -232,7 +232,8 @@ class Explorer(Workbench):
         a, _ = self.analysis(image, variant, weights, input_size, progress)
         stage, index = parse_module(module)
         dec = decompose(a.trace, stage, index, parse_stream(target))
-        return decomposition_figure(dec, "mean", compact=compact(plot_width)), decomposition_table(dec)
+        figure = decomposition_figure(dec, "mean", compact=compact(plot_width), weights=a.loaded.weights)
+        return figure, decomposition_table(dec)
 
     @user_errors
     def attribute(
@@ -334,14 +335,14 @@ class Explorer(Workbench):
                 )
             )
         drawn = [r for r in rows if r.method not in MODEL_FREE_MAPS]  # the curves: the methods and the random map
-        curves = faithfulness_figure(drawn, compact=compact(plot_width))
+        curves = faithfulness_figure(drawn, compact=compact(plot_width), weights=a.loaded.weights)
         tested = [r for r in rows if r.randomisation is not None]
         why = no_mask_reason(image, a) if mask is None else ""
         missing = f"\n\nNo evidence-mask columns: this is a lab example image, but {why}." if why else ""
         return (
             random_note(a) + trust_table(rows, mask is not None) + missing,
             curves,
-            randomisation_figure(tested, compact=compact(plot_width)) if tested else None,
+            randomisation_figure(tested, compact=compact(plot_width), weights=a.loaded.weights) if tested else None,
         )
 
     @user_errors

@@ -282,6 +282,45 @@ def test_attribution_figures_warn_about_random_weights(crop):
         assert all(("RANDOM weights" in f.layout.title.text) == loud for f in figs)
 
 
+def test_trace_and_trust_figures_warn_about_random_weights(w18_small, traced):
+    """Issue 26, item 13: the module, Sankey, decomposition, Trust-curve and randomisation figures left the warning
+    out. A figure of a Trace takes the trace's weights unless told; the others only what they are given."""
+    from hrnet_explorer import attribution as A
+
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    curves = A.deletion_insertion(w18_small, x, torch.rand(64, 64), 1, steps=4)
+    test = A.randomisation_test(w18_small, x, "saliency", 1, layers=("head",))
+    dec = decompose(traced, 4, 0, 1)
+    flows = fusion_flows(traced, "energy_share")
+    assert traced.weights.is_random
+    for weights, loud in ((RANDOM, True), (HUB, False)):
+        figs = {
+            "lanes": F.lanes_figure(traced, weights=weights),
+            "module": F.module_maps_figure(traced, 4, 0, weights=weights),
+            "sankey": F.sankey_figure(flows, weights=weights),
+            "sankey of a trace": F.sankey_figure(traced, weights=weights),
+            "sankey titled": F.sankey_figure(flows, title="flows", weights=weights),
+            "decomposition": F.decomposition_figure(dec, weights=weights),
+            "curves": F.faithfulness_figure([curves], weights=weights),
+            "randomisation": F.randomisation_figure([test], weights=weights),
+        }
+        for name, fig in figs.items():
+            assert ("RANDOM weights" in fig.layout.title.text) == loud, (name, weights)
+    # without weights= a trace's figures say its own (random here); results carry none, so nothing is claimed
+    assert all(
+        "RANDOM weights" in f.layout.title.text
+        for f in (F.lanes_figure(traced), F.module_maps_figure(traced, 4, 0), F.sankey_figure(traced))
+    )
+    assert "RANDOM weights" not in F.sankey_figure(flows).layout.title.text
+    assert "RANDOM weights" not in F.randomisation_figure([test]).layout.title.text
+
+
+def test_lanes_title_names_the_model(traced):
+    """Issue 26, item 14: the lab model's lanes said w18_small (its architecture, the trace's variant)."""
+    assert F.lanes_figure(traced).layout.title.text.startswith("w18_small as parallel lanes")
+    assert F.lanes_figure(traced, name="lab").layout.title.text.startswith("lab as parallel lanes")
+
+
 def test_bar_labels_have_room_beyond_negative_bars():
     """Labels sit outside the bars, and the value axis leaves room for them past both ends (a label left of a
     negative bar used to run into the tick labels, or be clipped)."""

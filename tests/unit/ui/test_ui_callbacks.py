@@ -43,3 +43,20 @@ def test_trust_progress_moves_within_each_row(explorer):
     assert len(rows["Saliency"]) > 2 and len(rows["IG"]) > 2  # attribution, curves, each randomisation stage
     assert all(len(descs) > 1 for descs in rows.values())
     assert rows["Saliency"][-1].endswith(f": step {len(rows['Saliency']) - 2}/{len(rows['Saliency']) - 2}")
+
+
+@pytest.mark.parametrize(("model", "loud"), [(FAST, True), (("lab", "default", "64"), False)])
+def test_every_figure_of_a_random_model_says_so(explorer, model, loud):
+    """Issue 26, item 13: the module, Sankey, decomposition, Trust-curve and randomisation figures said nothing of
+    random weights; the lab model's (trained) say nothing, and its lanes are named lab, not its architecture."""
+    quiet = dict(progress=lambda *a, **k: None)
+    _, sankey = explorer.fusion(EXAMPLE, *model, **quiet)
+    lanes, module = explorer.streams(EXAMPLE, *model, **quiet)
+    decomposition, _ = explorer.decompose(EXAMPLE, *model, **quiet)
+    _, curves, randomisation = explorer.trust(EXAMPLE, *model, steps=2, randomisation=True, **quiet)
+    figures = dict(
+        sankey=sankey, lanes=lanes, module=module, decomposition=decomposition, curves=curves, rand=randomisation
+    )
+    for name, fig in figures.items():
+        assert ("RANDOM weights" in fig.layout.title.text) == loud, name
+    assert lanes.layout.title.text.startswith("w18_small" if loud else "lab as parallel lanes")
