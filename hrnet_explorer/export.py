@@ -91,14 +91,14 @@ def _model_entry(result: Trace, loaded: LoadedModel | None) -> dict[str, Any]:
     """The manifest's "model": the loaded model's name, weights and preprocessing, or what the trace knows."""
     if loaded is None:
         w = result.weights
-        weights = None if w is None else {"kind": w.kind, "detail": w.detail, "tag": w.tag, "random": w.is_random}
+        weights = None if w is None else w.to_public_dict(result.variant)
         return {"name": result.variant, "variant": result.variant, "weights": weights}
-    w = loaded.weights
+    name = getattr(loaded, "name", loaded.variant.name)
     return {
-        "name": getattr(loaded, "name", loaded.variant.name),
+        "name": name,
         "variant": loaded.variant.name,
         "architecture": loaded.architecture,
-        "weights": {"kind": w.kind, "detail": w.detail, "tag": w.tag, "random": w.is_random},
+        "weights": loaded.weights.to_public_dict(name),  # a checkpoint by its model's name: the file may be shared
         "preprocessing": {**loaded.data_config, "input_size": list(result.input_shape[1:])},
         "device": str(loaded.device),
     }

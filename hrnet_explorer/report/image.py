@@ -169,7 +169,7 @@ def image_report(
     w = loaded.weights
     meta = (
         f"<b>{esc(image_name)}</b> · model <b>{esc(name)}</b> ({esc(loaded.architecture)}) · weights "
-        f"{esc(w.describe())} · input {x.shape[-2]}×{x.shape[-1]} · top-1 <b>{esc(top.label)}</b> "
+        f"{esc(w.shown(name))} · input {x.shape[-2]}×{x.shape[-1]} · top-1 <b>{esc(top.label)}</b> "
         f"({top.probability:.1%}) · written {esc(created)}<br>The trace: "
         f"<code>{esc(saved.tensors.name)}</code> ({len(saved.names)} maps, keep={keep}) and "
         f"<code>{esc(saved.manifest.name)}</code>."

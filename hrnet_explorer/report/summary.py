@@ -28,15 +28,15 @@ def trace_summary(result: Trace, sample: int = 0, *, model: LoadedModel | None =
             }
         )
     top = topk_from_logits(result.logits[sample], topk, model.class_names if model else None)
+    name = model.name if model else result.variant
     return {
-        "model": model.name if model else result.variant,
+        "model": name,
         "variant": result.variant,
         "num_classes": result.logits.shape[-1],
         "top": [vars(s) for s in top],
         "input_shape": list(result.input_shape),
-        "weights": None
-        if result.weights is None
-        else {"kind": result.weights.kind, "detail": result.weights.detail, "random": result.weights.is_random},
+        # a checkpoint by its model's name, never its path (the summary may be shared)
+        "weights": None if result.weights is None else result.weights.to_public_dict(name),
         "maps": {name: list(shape) for name, shape in result.shapes.items()},
         "modules": modules,
     }

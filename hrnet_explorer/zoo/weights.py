@@ -52,6 +52,17 @@ class WeightsSource:
             return f"RANDOM weights ({self.detail}, seed {self.seed}): predictions are meaningless."
         return f"{self.kind}: {self.detail}"
 
+    def shown(self, model: str) -> str:
+        """:meth:`describe` for what leaves this machine (reports, downloads): a checkpoint named by its ``model``'s
+        name, never by its path here; a hub tag and random weights as they are."""
+        return f"file: the checkpoint of {model}" if self.kind == "file" else self.describe()
+
+    def to_public_dict(self, model: str) -> dict:
+        """The weights as plain data for what leaves this machine: ``detail`` names a checkpoint by its
+        ``model``'s name, not its path (as :meth:`shown`)."""
+        detail = f"the checkpoint of {model}" if self.kind == "file" else self.detail
+        return {"kind": self.kind, "detail": detail, "tag": self.tag, "random": self.is_random}
+
 
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 

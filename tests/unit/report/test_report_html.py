@@ -172,6 +172,31 @@ def test_image_report_keep_all(tmp_path):
     assert "stage4.module0.edge1to0" in load_file(str(paths["safetensors"]))
 
 
+def test_reports_name_a_checkpoint_by_its_model_never_by_its_path(tmp_path):
+    """Issue 26, items 7 and 14: the image report (its page and its manifest, both downloaded from the app) and the
+    trace summary gave the weights file's path on the machine that wrote them; they name the model now."""
+    from hrnet_explorer import load_model, trace
+    from hrnet_explorer.images import preprocess
+    from hrnet_explorer.report import trace_summary
+
+    lab = load_model("lab", device="cpu")
+    path = lab.weights.detail
+    assert lab.weights.kind == "file" and path.endswith(".safetensors")
+    paths = image_report(Image.new("RGB", (64, 64), "white"), out=tmp_path / "r.html", loaded=lab, ig_steps=2)
+    page, manifest = paths["html"].read_text(), paths["json"].read_text()
+    for text in (page, manifest):
+        assert path not in text and "lab.safetensors" not in text
+    assert "file: the checkpoint of lab" in page
+    assert json.loads(manifest)["model"]["weights"] == {
+        "kind": "file",
+        "detail": "the checkpoint of lab",
+        "tag": None,
+        "random": False,
+    }
+    summary = trace_summary(trace(lab, preprocess(Image.new("RGB", (64, 64)), lab.data_config)), model=lab)
+    assert summary["weights"]["detail"] == "the checkpoint of lab" and path not in json.dumps(summary)
+
+
 def test_dataset_summaries_and_their_figures():
     """The rows of a run reduced to what the page draws (NaN and null rows ignored), and the figures drawing exactly
     those numbers."""
