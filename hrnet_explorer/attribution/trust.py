@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..display import METHOD_MENU_NAMES
 from ..errors import InputError
 from ..images import ImageInput
 from ..progress import Phases, Progress
@@ -57,6 +58,7 @@ __all__ = [
     "MethodScores",
     "TrustReport",
     "model_free_map",
+    "row_name",
     "score_attribution",
     "trust_report",
 ]
@@ -82,6 +84,12 @@ MASK_COLUMNS = (
     ("pointing_game", "pointing game"),
     ("boundary_contrast", "core vs ring ↑"),
 )
+
+
+def row_name(method: str) -> str:
+    """A row's name in a table: a pixel method as the app's pickers name it (:data:`~hrnet_explorer.display.METHODS`:
+    "Integrated Gradients", not "ig"), a reference map by what it is ("random map (reference)")."""
+    return _ROW_NAMES.get(method) or METHOD_MENU_NAMES.get(method, method)
 
 
 def model_free_map(image: torch.Tensor, name: str) -> torch.Tensor:
@@ -124,8 +132,9 @@ class MethodScores(_TargetLabel):
 
     @property
     def display_name(self) -> str:
-        """The row's name in a table: the method, or what a reference map is."""
-        return _ROW_NAMES.get(self.method, self.method)
+        """The row's name in a table (:func:`row_name`): the method as the pickers name it, or what a reference
+        map is."""
+        return row_name(self.method)
 
     @property
     def deletion_auc(self) -> float:

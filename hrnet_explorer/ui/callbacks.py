@@ -23,7 +23,7 @@ import torch
 
 from .. import attribution as attr
 from ..analyses import decompose, fusion_flows
-from ..attribution.trust import MODEL_FREE_MAPS, REFERENCE_MAPS
+from ..attribution.trust import MODEL_FREE_MAPS, REFERENCE_MAPS, row_name
 from ..costs import loaded_costs, variant_costs
 from ..display import METHOD_SHORT_NAMES
 from ..errors import InputError, UserError
@@ -319,7 +319,7 @@ class Explorer(Workbench):
         rows = []
         todo = [*methods, *REFERENCE_MAPS]  # the reference rows: a random map, then the model-free maps
         for k, method in enumerate(todo):
-            scoring = f"Scoring {METHOD_SHORT_NAMES.get(method, method)} ({k + 1}/{len(todo)})"
+            scoring = f"Scoring {METHOD_SHORT_NAMES.get(method) or row_name(method)} ({k + 1}/{len(todo)})"
             progress(0.15 + 0.8 * k / len(todo), desc=scoring)
             rows.append(
                 self.explain(

@@ -126,13 +126,12 @@ def decomposition_table(dec: Any) -> str:
 
 
 def attribution_text(result: Any, method: str, target: int) -> str:
-    """One line under a pixel attribution: method, class, convergence δ, time, settings."""
+    """One line under a pixel attribution: method (as the picker names it), class, convergence δ, time,
+    settings."""
     delta = "" if result.delta is None else f" · convergence δ = {result.delta:.3e}"
     settings = ", ".join(f"{k}={v}" for k, v in result.settings.items())
-    return (
-        f"**{method}** for class {target} ({result.label}){delta} · {getattr(result, 'seconds', 0.0):.2f} s · "
-        f"{settings}"
-    )
+    name, seconds = METHOD_MENU_NAMES.get(method, method), getattr(result, "seconds", 0.0)
+    return f"**{name}** for class {target} ({result.label}){delta} · {seconds:.2f} s · {settings}"
 
 
 def knockout_table(results: Sequence[Any]) -> str:

@@ -189,7 +189,7 @@ def test_trust_view(client):
         api_name="/trust",
     )  # fmt: skip
     assert "**ring** (class 8)" in text and "mass in mask" in text and "evidence mask of this lab image" in text
-    rows = [line for line in text.splitlines() if line.startswith("| saliency") or line.startswith("| random map")]
+    rows = [line for line in text.splitlines() if line.startswith("| Saliency |") or line.startswith("| random map")]
     assert len(rows) == 2 and all(line.count("|") == 9 for line in rows)  # method + 3 + 4 mask columns
     fig = plot(curves)
     assert trace_types(fig) == ["scatter"] * 4 and len(fig["data"][0]["x"]) == 6  # 2 methods × 2 curves, 5 steps
@@ -198,7 +198,7 @@ def test_trust_view(client):
         handle_file(EXAMPLE), *MODEL, "top-1 prediction", ["saliency", "occlusion"], 4, "zeros", False,
         api_name="/trust",
     )  # fmt: skip
-    assert "mass in mask" not in text and "| occlusion |" in text and randomised is None
+    assert "mass in mask" not in text and "| Occlusion |" in text and randomised is None
     assert len(plot(curves)["data"]) == 6
     with pytest.raises(Exception, match="Pick at least one method"):
         client.predict(handle_file(EXAMPLE), *MODEL, "top-1 prediction", [], 4, "zeros", False, api_name="/trust")

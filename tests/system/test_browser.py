@@ -99,7 +99,7 @@ def test_main_flow_in_a_browser(url, browser):
         page.locator("#trust-randomisation .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
         table = page.locator("#trust-table table")
         assert table.count() == 1 and "random map (reference)" in table.inner_text()
-        assert "integrated" not in table.inner_text().lower() and "saliency" in table.inner_text()
+        assert "integrated" not in table.inner_text().lower() and "Saliency" in table.inner_text()  # as the picker
         assert not readable(page, "trust-curves", "trust-randomisation")
         page.locator("#trust").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "app_trust.png"), full_page=True)

@@ -39,7 +39,7 @@ def test_trust_progress_moves_within_each_row(explorer):
         match = re.match(r"Scoring (.+?) \((\d+)/(\d+)\)", desc or "")
         if match:
             rows.setdefault(match.group(1), []).append(desc)
-    assert list(rows) == ["Saliency", "IG", "random map", "colour_distance", "edges"]
+    assert list(rows) == ["Saliency", "IG", "random map", "colour distance (no model)", "Sobel edges (no model)"]
     assert len(rows["Saliency"]) > 2 and len(rows["IG"]) > 2  # attribution, curves, each randomisation stage
     assert all(len(descs) > 1 for descs in rows.values())
     assert rows["Saliency"][-1].endswith(f": step {len(rows['Saliency']) - 2}/{len(rows['Saliency']) - 2}")
@@ -60,3 +60,20 @@ def test_every_figure_of_a_random_model_says_so(explorer, model, loud):
     for name, fig in figures.items():
         assert ("RANDOM weights" in fig.layout.title.text) == loud, name
     assert lanes.layout.title.text.startswith("w18_small" if loud else "lab as parallel lanes")
+
+
+def test_tables_name_methods_as_the_pickers_do(explorer):
+    """Issue 26, item 14: the Trust table and the attribution text said "ig" where the pickers say "Integrated
+    Gradients"; both read the one table of names (display.METHODS) now."""
+    from hrnet_explorer.attribution import PIXEL_METHODS
+    from hrnet_explorer.ui.text import method_choices
+
+    picker = dict((m, name) for name, m in method_choices(PIXEL_METHODS))
+    quiet = dict(progress=lambda *a, **k: None)
+    methods = ["saliency", "ig", "occlusion"]
+    table, *_ = explorer.trust(EXAMPLE, *FAST, methods=methods, steps=2, randomisation=False, **quiet)
+    rows = [line.split(" | ")[0].removeprefix("| ") for line in table.splitlines() if line.startswith("| ")][1:]
+    assert rows[:3] == [picker[m] for m in methods] == ["Saliency", "Integrated Gradients", "Occlusion"]
+    assert rows[3:] == ["random map (reference)", "colour distance (no model)", "Sobel edges (no model)"]
+    _, text = explorer.attribute(EXAMPLE, *FAST, method="ig", ig_steps=2, **quiet)
+    assert "**Integrated Gradients** for class" in text and "**ig**" not in text
