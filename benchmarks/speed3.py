@@ -109,7 +109,7 @@ def main() -> None:
     for variant in args.variants:
         row = {
             "pass": "warm" if args.warm else "cold",
-            **bench(variant, args.batch, args.repeats, args.cache_dir, args.warm),
+            **bench(variant, args.batch, args.repeats, args.cache_dir, args.warm, unfrozen=not args.no_unfrozen),
         }
         line = json.dumps(row)
         print(line, flush=True)
