@@ -21,8 +21,8 @@ import torch
 from ..errors import CardError, InputError
 from ..runtime import Precision, resolve_device
 from ..zoo import CARD_FORMAT, VARIANTS, LoadedModel, WeightsSource, read_card
-from ..zoo.cards import _card_data_config
-from ..zoo.weights import _read_state_dict
+from ..zoo.cards import card_data_config
+from ..zoo.weights import read_state_dict
 from .model import FUSE_UPSAMPLING, DenseHRNet, create_dense, set_fuse_upsampling
 
 __all__ = [
@@ -115,7 +115,7 @@ def check_dense_card(card: dict[str, Any], path: Path) -> None:
 
 def read_dense(path: Path, card: dict[str, Any], card_path: Path, seed: int = 0) -> tuple[DenseHRNet, WeightsSource]:
     """The dense model of checkpoint ``path`` as its (already read) ``card`` describes it."""
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     if DENSE_HEAD_KEY not in state:
         raise CardError(
             f'Model card {card_path} says "task": "{SEGMENTATION}", but checkpoint {path} has no dense head '
@@ -170,7 +170,7 @@ def load_dense(
         variant=VARIANTS[card["architecture"]],
         architecture=card["architecture"],
         model=model.to(dev),
-        data_config=_card_data_config(card),
+        data_config=card_data_config(card),
         weights=source,
         device=dev,
         precision=precision,

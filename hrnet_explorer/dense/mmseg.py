@@ -31,7 +31,7 @@ import torch
 
 from ..errors import InputError, WeightsError
 from ..zoo import VARIANTS
-from ..zoo.weights import _read_state_dict
+from ..zoo.weights import read_state_dict
 from .model import FUSE_UPSAMPLING, DenseHRNet, create_dense, fuse_upsampling, set_fuse_upsampling
 
 __all__ = [
@@ -75,7 +75,7 @@ def from_mmseg(checkpoint: str | os.PathLike | Mapping[str, torch.Tensor], varia
     ``variant``: the timm variant to build (default: found from the backbone's widths). Every backbone tensor must
     be there with its shape, and the head must be one 1×1 ConvModule and ``conv_seg``: anything else is a
     WeightsError naming what does not fit."""
-    state = dict(checkpoint) if isinstance(checkpoint, Mapping) else _read_state_dict(Path(checkpoint).expanduser())
+    state = dict(checkpoint) if isinstance(checkpoint, Mapping) else read_state_dict(Path(checkpoint).expanduser())
     variant = variant or mmseg_variant(state)
     weight = state.get("decode_head.conv_seg.weight")
     if weight is None or weight.ndim != 4:

@@ -29,7 +29,7 @@ from ..anatomy import fuse_edges, hr_modules
 from ..errors import InputError, WeightsError
 from ..images import check_input_tensor
 from ..zoo import RandomWeightsWarning, WeightsSource, get_variant
-from ..zoo.weights import _parse_weights, _read_state_dict
+from ..zoo.weights import parse_weights, read_state_dict
 
 __all__ = [
     "FUSE_UPSAMPLING",
@@ -130,7 +130,7 @@ def _backbone(spec: str, seed: int, **kwargs) -> HighResolutionNet:
 def _load_backbone_file(net: HighResolutionNet, path: Path, variant: str) -> None:
     """A classification checkpoint of ``variant`` into the features-only backbone; every backbone tensor must be
     there with its shape (timm's own non-strict load would leave missing ones random without a word)."""
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     ours = net.state_dict()
     missing = [k for k in ours if k not in state]
     wrong = [k for k in ours if k in state and state[k].shape != ours[k].shape]
@@ -159,7 +159,7 @@ def create_dense(
     card = get_variant(variant)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise InputError(f"num_classes must be a positive integer, got {num_classes!r}.")
-    kind, spec = _parse_weights(card, backbone_weights)
+    kind, spec = parse_weights(card, backbone_weights)
     if kind == "hub" and "_ssld." in spec:
         raise WeightsError(f"{spec} belongs to another architecture ({spec.split('.')[0]}); use an in1k tag.")
     if kind == "hub":

@@ -14,10 +14,9 @@ cards and labels files, checked), :mod:`.weights` (where weights come from, buil
 :mod:`.timm_hrnet` (the one place that reads timm's private HRNet config table).
 """
 
-# The private names (as aliases of themselves) are read by other floors: the dense models, the cache test.
+# _CACHE (an alias of itself) is read by the cache test.
 from ..errors import CardError, WeightsError
-from .cards import CARD_FORMAT, read_card, read_labels
-from .cards import _card_data_config as _card_data_config
+from .cards import CARD_FORMAT, card_data_config, read_card, read_labels
 from .files import ModelFile, model_files
 from .loading import _CACHE as _CACHE
 from .loading import MODEL_CACHE_SIZE, LoadedModel, clear_model_cache, load_model, register_task
@@ -34,9 +33,7 @@ from .variants import (
     imagenet_class_names,
     weight_tags,
 )
-from .weights import RandomWeightsWarning, WeightsSource
-from .weights import _parse_weights as _parse_weights
-from .weights import _read_state_dict as _read_state_dict
+from .weights import RandomWeightsWarning, WeightsSource, parse_weights, read_state_dict
 
 __all__ = [
     "VARIANTS",
@@ -64,4 +61,8 @@ __all__ = [
     "clear_model_cache",
     "MODEL_CACHE_SIZE",
     "register_task",
+    # what a task built on these backbones (hrnet_explorer.dense) reads its own cards and checkpoints with
+    "card_data_config",
+    "parse_weights",
+    "read_state_dict",
 ]

@@ -172,7 +172,7 @@ def check_card_head(card: dict[str, Any], checkpoint: str | os.PathLike) -> None
         )
 
 
-def _card_data_config(card: dict[str, Any]) -> dict[str, Any]:
+def card_data_config(card: dict[str, Any]) -> dict[str, Any]:
     """The card's preprocessing as a timm data config (what create_transform takes)."""
     pre = card["preprocessing"]
     return {

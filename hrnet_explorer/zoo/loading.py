@@ -16,7 +16,7 @@ from timm.data import create_transform, resolve_model_data_config
 
 from ..errors import CardError, InputError, WeightsError
 from ..runtime import Precision, resolve_device
-from .cards import _card_data_config, _labels_origin, read_labels
+from .cards import _labels_origin, card_data_config, read_labels
 from .variants import VARIANTS, VariantCard, base_variant
 from .weights import (
     WeightsSource,
@@ -89,7 +89,7 @@ def _build(asked: VariantCard | None, kind: str, spec: str | None, seed: int) ->
         raise CardError(f"Model card {card_path}: field 'task' is {card['task']!r}; the tasks built here: {tasks}.")
     model, source = build(path, card, card_path, seed)
     names, name = tuple(card["class_names"]), card.get("name", path.stem)
-    return _Built(card["architecture"], model, source, names, name, _card_data_config(card), card)
+    return _Built(card["architecture"], model, source, names, name, card_data_config(card), card)
 
 
 _CACHE: OrderedDict[tuple, LoadedModel] = OrderedDict()

@@ -16,7 +16,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 
 from ..errors import CardError, WeightsError
 from . import variants
-from .cards import _card_data_config, read_card
+from .cards import card_data_config, read_card
 from .variants import (
     LAB,
     LAB_SEG,
@@ -67,7 +67,7 @@ class WeightsSource:
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 
 
-def _parse_weights(card: VariantCard, weights: str | os.PathLike | None) -> tuple[str, str | None]:
+def parse_weights(card: VariantCard, weights: str | os.PathLike | None) -> tuple[str, str | None]:
     """Classify a weights request as ("random", None), ("hub", "arch.tag") or ("file", path)."""
     if weights is None or str(weights) in ("default", "pretrained"):
         return "hub", f"{card.name}.{card.default_tag}"
@@ -96,11 +96,11 @@ def shipped_checkpoint(name: str) -> Path | None:
 
 
 def _request(variant: str, weights: str | os.PathLike | None) -> tuple[VariantCard | None, str, str | None]:
-    """→ (the variant asked for, or None for a shipped model; kind; spec) — see :func:`_parse_weights`."""
+    """→ (the variant asked for, or None for a shipped model; kind; spec) — see :func:`parse_weights`."""
     path = shipped_checkpoint(variant)
     if path is None:
         card = get_variant(variant)
-        return (card, *_parse_weights(card, weights))
+        return (card, *parse_weights(card, weights))
     what = "dense lab" if variant == LAB_SEG else "lab"
     if weights not in (None, "default"):
         raise WeightsError(f"The {what} model has one set of weights, 'default'; got {str(weights)!r}.")
@@ -111,7 +111,7 @@ def _request(variant: str, weights: str | os.PathLike | None) -> tuple[VariantCa
     return None, "file", str(path)
     if variant != LAB:
         card = get_variant(variant)
-        return (card, *_parse_weights(card, weights))
+        return (card, *parse_weights(card, weights))
     if weights not in (None, "default"):
         raise WeightsError(f"The lab model has one set of weights, 'default'; got {str(weights)!r}.")
     path = variants.LAB_DIR / "lab.safetensors"
@@ -122,7 +122,7 @@ def _request(variant: str, weights: str | os.PathLike | None) -> tuple[VariantCa
     return None, "file", str(path)
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(f"Checkpoint file not found: {path}")
     try:
@@ -209,7 +209,7 @@ def _build_file(
     asked: VariantCard | None, path: Path, card: dict[str, Any] | None, card_path: Path, seed: int
 ) -> _Built:
     """A classifier's checkpoint, with its card (see :func:`_checkpoint_card`) if there is one."""
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     head = state.get("classifier.weight")
     if head is None and "head.classifier.weight" in state:
         raise CardError(
@@ -248,7 +248,7 @@ def _build_file(
     if card is None:
         return _Built(arch, model, source, default_class_names(n), path.stem)
     names = tuple(card["class_names"])
-    return _Built(arch, model, source, names, card.get("name", path.stem), _card_data_config(card), card)
+    return _Built(arch, model, source, names, card.get("name", path.stem), card_data_config(card), card)
 
 
 def _file_stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
