@@ -25,6 +25,7 @@ def report(args: argparse.Namespace) -> None:
             input_size=args.input_size,
             keep=args.keep,
             progress=progress,
+            trust=args.trust,
         )
     for path in paths.values():
         print(f"wrote {path}")
@@ -43,5 +44,11 @@ def add_command(sub) -> None:
     p.add_argument("--device", default="auto", help="IMAGE: auto | cpu | cuda[:N]")
     p.add_argument("--input-size", type=int, default=None, help="IMAGE: square crop size, a multiple of 32")
     p.add_argument("--keep", default="outputs", choices=("outputs", "all"), help="IMAGE: the maps saved beside")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="IMAGE: also the Trust view's figures (deletion/insertion curves of saliency, IG and a random map; "
+        "saliency's randomisation test)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="IMAGE: no progress bar (none either off a terminal)")
     p.set_defaults(func=report)

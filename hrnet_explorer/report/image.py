@@ -37,6 +37,35 @@ def _image_identity(image) -> tuple[str, str | None]:
     return type(image).__name__, None
 
 
+def _trust_figures(loaded: LoadedModel, x, maps: dict, steps: Phases) -> list[tuple[str, str, go.Figure]]:
+    """The Trust view's figures for the report's saliency and IG maps: their deletion and insertion curves beside
+    a random map's (one phase each), and saliency's randomisation test (one phase)."""
+    from .. import attribution as attr
+    from .. import figures as F
+
+    target = maps["saliency"].target
+    curves = []
+    for method, pixels in (*maps.items(), ("random", attr.random_map(tuple(x.shape[-2:])))):
+        curves.append(attr.deletion_insertion(loaded, x, pixels, target, method=method, progress=steps.batches))
+        steps.next()
+    original = maps["saliency"].heatmap
+    test = attr.randomisation_test(loaded, x, "saliency", target, original=original, progress=steps.batches)
+    steps.next()
+    return [
+        (
+            "Trust: deletion and insertion",
+            "As the app's Trust view: a map that orders the pixels well loses the class fast when its most relevant "
+            "pixels go, and gets it back fast when they return; a random map is the bar to beat.",
+            F.faithfulness_figure(curves, weights=loaded.weights),
+        ),
+        (
+            "Trust: the randomisation test of saliency",
+            "The app's Trust view runs it for any method; here saliency's, the cheapest.",
+            F.randomisation_figure([test], weights=loaded.weights),
+        ),
+    ]
+
+
 def image_report(
     image,
     variant: str = "hrnet_w18_small",
@@ -51,6 +80,7 @@ def image_report(
     progress: Progress | None = None,
     prediction: Prediction | None = None,
     traced: Trace | None = None,
+    trust: bool = False,
 ) -> dict[str, Path]:
     """Every figure of the app for ``image``, in one HTML file; the trace beside it (safetensors + JSON).
 
@@ -58,9 +88,12 @@ def image_report(
     branch, fuse edge and pre-activation). ``loaded``: a :class:`~hrnet_explorer.zoo.LoadedModel` to use
     instead of loading ``variant``. ``prediction`` and ``traced`` (a keep="all" trace): what the caller computed
     already for this image, model and ``input_size`` (the app's Analysis), used instead of running them again and
-    left as they were. ``progress(done, total)``, if given, is called as the work goes: one step
-    per phase (trace, figures, writing), one per batch of each attribution; the total grows as each attribution
-    starts and says how many batches it runs. Returns the paths written: html, safetensors, json.
+    left as they were. ``trust``: also the Trust view's figures — the deletion and insertion curves of the
+    saliency and IG maps beside a random map's, and the randomisation test of saliency (four more phases: three
+    batched forwards of the curves' images, five more saliency maps). ``progress(done, total)``, if given, is
+    called as the work goes: one step per phase (trace, figures, writing), one per batch of each attribution and
+    of the curves; the total grows as each starts and says how many batches it runs. Returns the paths
+    written: html, safetensors, json.
     """
     from .. import attribution as attr
     from .. import figures as F
@@ -85,7 +118,8 @@ def image_report(
             warnings.simplefilter("ignore", RandomWeightsWarning)
             loaded = load_model(variant, weights, device)
     name = getattr(loaded, "name", loaded.variant.name)
-    steps = Phases(progress, 8)  # trace, figures, saliency, ig, Grad-CAM, stream shares, knockouts, writing
+    # trace, figures, saliency, ig, Grad-CAM, stream shares, knockouts, [3 curves, randomisation,] writing
+    steps = Phases(progress, 8 + 4 * bool(trust))
     picture = read_image(image)
     x = preprocess(picture, loaded.data_config, input_size)
     crop = display_crop(picture, loaded.data_config, input_size)
@@ -122,9 +156,10 @@ def image_report(
         for target in range(last.num_streams)
     ]
     steps.next()
+    maps = {}
     for method in ("saliency", "ig"):
         options = {"n_steps": ig_steps} if method == "ig" else {}
-        pixels = attr.attribute_pixels(loaded, x, method, progress=steps.batches, **options)
+        maps[method] = pixels = attr.attribute_pixels(loaded, x, method, progress=steps.batches, **options)
         figs.append((f"Attribution: {method}", "", F.attribution_figure(crop, pixels, weights=loaded.weights)))
         steps.next()
     figs.append(
@@ -146,6 +181,8 @@ def image_report(
         )
     )
     steps.next()
+    if trust:
+        figs += _trust_figures(loaded, x, maps, steps)
 
     image_name, digest = _image_identity(image)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")

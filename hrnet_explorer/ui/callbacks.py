@@ -442,6 +442,7 @@ class Explorer(Workbench):
             progress=fraction(progress, "Report", "step"),
             prediction=a.prediction,  # the Analysis holds both: no second prediction, no second traced forward
             traced=a.trace,
+            trust=True,  # every figure of the app: the Trust view's too (Compare's need several models)
         )
         bundle = os.path.join(folder, f"hrnet-explorer-{a.loaded.name}-trace.zip")
         with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as zf:  # float32 maps hardly compress

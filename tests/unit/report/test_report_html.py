@@ -172,6 +172,32 @@ def test_image_report_keep_all(tmp_path):
     assert "stage4.module0.edge1to0" in load_file(str(paths["safetensors"]))
 
 
+def test_image_report_with_the_trust_figures(w18_small, tmp_path):
+    """Issue 26, item 14: the README promised every figure of the app in the report, and the Trust view's were not
+    there. With trust=True (the app's Report button) they are: the curves of saliency, IG and a random map, and
+    saliency's randomisation test, warned as random; the progress counts their steps too."""
+    calls = []
+    paths = image_report(
+        Image.new("RGB", (64, 64), "white"),
+        out=tmp_path / "t.html",
+        loaded=w18_small,
+        input_size=64,
+        ig_steps=2,
+        trust=True,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    figures = json.loads(paths["json"].read_text())["figures"]
+    assert figures[-2:] == ["Trust: deletion and insertion", "Trust: the randomisation test of saliency"]
+    page = paths["html"].read_text()
+    assert "Deletion and insertion for" in page and "Randomisation test for" in page
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and calls[0] == (0, 12) and calls[-1][0] == calls[-1][1]
+    out = tmp_path / "cli.html"  # the command line's --trust; without it no Trust figure (test_cli_progress: 8 phases)
+    args = ["report", str(ASSETS / "grace_hopper.jpg"), "-v", "w18_small", "-w", "random", "--device", "cpu"]
+    assert _run(*args, "--input-size", str(SIZE), "--trust", "--quiet", "--out", str(out)) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["figures"][-2:] == figures[-2:]
+
+
 def test_reports_name_a_checkpoint_by_its_model_never_by_its_path(tmp_path):
     """Issue 26, items 7 and 14: the image report (its page and its manifest, both downloaded from the app) and the
     trace summary gave the weights file's path on the machine that wrote them; they name the model now."""
