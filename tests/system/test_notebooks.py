@@ -57,6 +57,13 @@ def code_cells(nb) -> list:
 
 def test_the_eight_tutorials_are_there():
     assert [p.stem for p in NOTEBOOKS] == list(TUTORIALS)
+    listed = (NOTEBOOKS_DIR / "README.md").read_text()
+    assert [p.name for p in NOTEBOOKS if f"| `{p.name}` |" not in listed] == []  # each has its row in the table
+    count = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"][
+        len(NOTEBOOKS)
+    ]
+    for readme in (listed, (ROOT / "README.md").read_text()):  # both say how many there are
+        assert f"{count} jupyterlab notebooks" in readme.lower()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
