@@ -69,7 +69,7 @@ def main() -> None:
         eval_n=args.eval_n,
         warmup_steps=min(TrainConfig.warmup_steps, args.steps // 10),
     )
-    card = train(args.out, config, device=args.device, progress=False)
+    card = train(args.out, config, device=args.device)
     print(json.dumps(card["training"], indent=2), flush=True)
     (args.out / "train_state.pt").unlink()  # the resumable state: not shipped
     loaded = load_model(card["architecture"], str(args.out / "lab.safetensors"), args.device, cache=False)
@@ -92,9 +92,7 @@ def main() -> None:
             f"{name:<22} p {row['probability']:.3f} without stream 0..3: "
             + " ".join(f"{p:.3f}" for p in row["without"])
         )
-    scores = benchmark(
-        loaded, args.benchmark_n, randomisation_n=args.randomisation_n, scenes_n=args.scenes_n, progress=False
-    )
+    scores = benchmark(loaded, args.benchmark_n, randomisation_n=args.randomisation_n, scenes_n=args.scenes_n)
     write(args.out / "benchmark.json", {"weights": "lab.safetensors of this run", **scores.to_dict()})
     for method, row in {**scores.per_method, "random": scores.random_map, **scores.model_free}.items():
         scene = row["scenes"] or {}

@@ -45,10 +45,13 @@ class Steps:
     either way.
     """
 
-    def __init__(self, progress: Progress | None, total: int):
-        self.progress, self.total, self.done, self.running = progress, max(1, int(total)), 0, False
+    def __init__(self, progress: Progress | None, total: int, done: int = 0):
+        """``done``: steps already finished before this run (a resumed training): the first call is
+        ``(done, total)``."""
+        self.progress, self.total, self.running = progress, max(1, int(total)), False
+        self.done = min(max(0, int(done)), self.total)
         if progress is not None:
-            progress(0, self.total)
+            progress(self.done, self.total)
 
     def advance(self) -> None:
         """One more batch is done (never past the total)."""

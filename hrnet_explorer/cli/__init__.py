@@ -2,8 +2,8 @@
 
 One module per command (or family of commands), each with its arguments and the function that runs it:
 :mod:`.describe` (variants, predict, trace), :mod:`.explain` (and :mod:`.score` for ``--score``),
-:mod:`.analyze`, :mod:`.report`, :mod:`.segment` (dense models); ``lab`` comes from :mod:`hrnet_explorer.lab.cli`
-and ``app`` from :mod:`hrnet_explorer.app`. What they share is in :mod:`.common`.
+:mod:`.analyze`, :mod:`.report`, :mod:`.segment` (dense models), :mod:`.lab` (the lab's training and
+scoring); ``app`` from :mod:`hrnet_explorer.app`. What they share is in :mod:`.common`.
 
 A user mistake (:class:`~hrnet_explorer.errors.UserError`: unknown variant, bad image, missing checkpoint)
 prints one line to stderr and exits 2. Anything else is a bug: its traceback is printed, and the exit is 1.
@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from ..errors import UserError
-from . import analyze, describe, explain, microscope, report, segment
+from . import analyze, describe, explain, lab, microscope, report, segment
 from .common import HelpFormatter, Parser
 
 __all__ = ["build_parser", "main"]
@@ -26,7 +26,6 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> Parser:
     from .. import __version__
     from ..app import add_app_command
-    from ..lab.cli import add_lab_commands
 
     parser = Parser(prog="hrnet-explorer", description="See how an HRNet thinks.")
     parser.add_argument("--version", action="version", version=f"hrnet-explorer {__version__}")
@@ -38,7 +37,7 @@ def build_parser() -> Parser:
     report.add_command(sub)
     segment.add_command(sub)
     microscope.add_command(sub)
-    add_lab_commands(sub)
+    lab.add_commands(sub)
     add_app_command(sub)
     return parser
 

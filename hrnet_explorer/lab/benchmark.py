@@ -52,6 +52,7 @@ from ..attribution import (
     spearman,
 )
 from ..errors import InputError
+from ..progress import Progress, Steps
 from ..zoo import LoadedModel
 from .task import CLASSES, FAMILY, render, render_scenes
 
@@ -190,11 +191,12 @@ def benchmark(
     scenes_n: int = 50,
     method_options: Mapping[str, Mapping] | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> LabBenchmark:
     """Score ``methods`` on the first ``n`` lab test images with the lab model ``loaded`` (see the module).
     ``randomisation_n``: images for the randomisation test (``None``: all ``n``; 0: skip it). ``scenes_n``:
-    two-evidence scenes (0: skip them)."""
+    two-evidence scenes (0: skip them). ``progress(done, total)``: images scored, over the passes (the test
+    images, each randomisation stage's images, the scenes)."""
     if list(loaded.class_names) != CLASSES:
         raise InputError(f"{loaded.name} is not a lab model: its classes are not {', '.join(CLASSES)}.")
     methods = tuple(dict.fromkeys(methods))
@@ -221,7 +223,7 @@ def benchmark(
     areas = []
     phases = {"rendering": 0.0, "attribution": 0.0, "faithfulness": 0.0, "randomisation": 0.0, "scenes": 0.0}
     start = time.perf_counter()
-    bar = _bar(n + r_n * len(RANDOMISATION_LAYERS) + scenes_n, progress)
+    steps_done = Steps(progress, n + r_n * len(RANDOMISATION_LAYERS) + scenes_n)  # images, per pass
     for first in range(0, n, 50):
         t = time.perf_counter()
         batch = render(range(first, min(first + 50, n)), "test", size, device)
@@ -255,7 +257,7 @@ def benchmark(
                 )
             if index < r_n:
                 kept.append((x, label))
-            bar.update()
+            steps_done.advance()
     similarity = {m: [[] for _ in RANDOMISATION_LAYERS] for m in methods}
     if r_n:
         t = time.perf_counter()
@@ -264,11 +266,11 @@ def benchmark(
                 for method in methods:
                     heat = attribute_pixels(randomised, x, method, label, **options[method]).heatmap
                     similarity[method][step].append(spearman(originals[method][i].abs(), heat.abs()))
-                bar.update()
+                steps_done.advance()
         phases["randomisation"] = time.perf_counter() - t
-    scenes, scene_model = _scenes(loaded, methods, references, options, scenes_n, size, mean, std, seed, bar)
+    scenes, scene_model = _scenes(loaded, methods, references, options, scenes_n, size, mean, std, seed, steps_done)
     phases["scenes"] = scene_model.pop("seconds") if scene_model else 0.0
-    bar.close()
+    steps_done.finish()
     per_method = {}
     for method in methods:
         steps_mean = [_mean(s) for s in similarity[method]]
@@ -308,7 +310,7 @@ def benchmark(
     )
 
 
-def _scenes(loaded, methods, references, options, scenes_n, size, mean, std, seed, bar):
+def _scenes(loaded, methods, references, options, scenes_n, size, mean, std, seed, steps_done: Steps):
     """Explain each two-evidence scene once per class it holds; → per-method _SceneRows, the model's reading."""
     rows = {m: _SceneRows() for m in (*methods, *references)}
     if not scenes_n:
@@ -330,16 +332,10 @@ def _scenes(loaded, methods, references, options, scenes_n, size, mean, std, see
                     heat = attribute_pixels(loaded, x, method, target, **options[method]).heatmap
                 rows[method].target_mass.append(mass_in_mask(heat, masks[j]))
                 rows[method].other_mass.append(mass_in_mask(heat, masks[1 - j]))
-        bar.update()
+        steps_done.advance()
     model = {
         "both_in_top2": float((ranks.max(1).values <= 1).double().mean()),
         "mean_rank": {"fine": float(ranks[:, 0].double().mean()), "coarse": float(ranks[:, 1].double().mean())},
         "seconds": time.perf_counter() - t,
     }
     return rows, model
-
-
-def _bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="lab benchmark", unit="image", disable=not enabled, leave=False)

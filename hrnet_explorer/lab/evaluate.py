@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..errors import InputError
+from ..progress import Progress, Steps
 from .task import BLUR_SIGMA, CLASSES, FAMILY, LabBatch, gaussian_blur, render
 
 __all__ = [
@@ -107,11 +108,12 @@ def evaluate(
     conditions: Sequence[str] = CONDITIONS,
     batch_size: int = 100,
     device: str | torch.device | None = None,
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> LabEvaluation:
     """Classify the first ``n`` samples of ``split`` under each condition with ``model`` (eval mode).
 
     ``mean``/``std`` are the model's input normalisation. The images are rendered on the model's device.
+    ``progress(done, total)``: batches, over all conditions.
     """
     if n < 1 or batch_size < 1:
         raise InputError(f"n and batch_size must be ≥ 1, got n={n}, batch_size={batch_size}.")
@@ -120,7 +122,7 @@ def evaluate(
     std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
     results: dict[str, Accuracy] = {}
     chunks = [range(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-    bar = _progress(len(conditions) * len(chunks), progress)
+    steps = Steps(progress, len(conditions) * len(chunks))
     for condition in conditions:
         predictions, labels = [], []
         for chunk in chunks:
@@ -128,16 +130,9 @@ def evaluate(
             logits = model((batch.images - mean_t) / std_t)
             predictions.append(logits.argmax(-1))
             labels.append(batch.labels)
-            bar.update()
+            steps.advance()
         results[condition] = accuracy_of(torch.cat(predictions), torch.cat(labels))
-    bar.close()
     return LabEvaluation(n, split, BLUR_SIGMA, results)
-
-
-def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="lab eval", unit="batch", disable=not enabled, leave=False)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..dense.card import dense_card, load_dense, write_dense
 from ..dense.model import DenseHRNet, create_dense
+from ..progress import Progress, Steps
 from ..runtime import resolve_device
 from .segment import SEG_CLASSES, SEG_FAMILY, evaluate_segmentation, label_maps
 from .task import render
@@ -37,11 +38,12 @@ def _model(config: TrainConfig) -> DenseHRNet:
     return create_dense(config.variant, len(SEG_CLASSES), "random", seed=config.seed)[0]
 
 
-def train_segment(out_dir: str | Path, config: TrainConfig | None = None, device=None, progress: bool = True) -> dict:
+def train_segment(
+    out_dir: str | Path, config: TrainConfig | None = None, device=None, progress: Progress | None = None
+) -> dict:
     """Train (or resume) a dense lab model into ``out_dir``; write ``lab-seg.safetensors`` + ``lab-seg.json``;
-    return the card. A state written under another config is an error, not a silent mix."""
-    from tqdm.auto import tqdm
-
+    return the card. A state written under another config is an error, not a silent mix.
+    ``progress(done, total)``: optimiser steps (a resumed run starts at its saved step)."""
     config = config or TrainConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +59,7 @@ def train_segment(out_dir: str | Path, config: TrainConfig | None = None, device
     std = torch.tensor(IMAGENET_DEFAULT_STD, device=dev).view(1, 3, 1, 1)
     torch.manual_seed(config.seed + start_step)
     model.train()
-    bar = tqdm(total=config.steps, initial=start_step, desc="lab-seg train", unit="step", disable=not progress)
+    steps = Steps(progress, config.steps, done=start_step)
     loss_value = float("nan")
     for step in range(start_step, config.steps):
         t0 = time.perf_counter()
@@ -75,12 +77,11 @@ def train_segment(out_dir: str | Path, config: TrainConfig | None = None, device
         scheduler.step()
         if (step + 1) % 25 == 0 or step + 1 == config.steps:
             loss_value = float(loss.detach())  # a sync: only now and then
-            bar.set_postfix(loss=f"{loss_value:.4f}")
         elapsed += time.perf_counter() - t0
-        bar.update()
+        steps.advance()
         if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
             _save_state(state_path, model, optimizer, scheduler, step + 1, elapsed, config)
-    bar.close()
+    steps.finish()
 
     card = dense_card(
         LAB_SEG,
@@ -123,15 +124,3 @@ def train_segment(out_dir: str | Path, config: TrainConfig | None = None, device
     }
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")  # the card, now with its record
     return card
-
-
-def cmd_train_segment(args, config: TrainConfig) -> None:
-    """``hrnet-explorer lab train --task segment``: train, then one line of what was written and how it scores."""
-    card = train_segment(args.out, config, device=args.device, progress=not args.quiet)
-    record = card["training"]
-    held = record["held_out"]
-    print(
-        f"wrote {args.out}/{LAB_SEG}.safetensors and {LAB_SEG}.json · {record['steps']} steps, "
-        f"{record['images_seen']:,} images, {record['wall_time_s']:.0f} s on {record['device']} · held-out mIoU "
-        f"{held['miou']:.3f}, boundary F {held['boundary_f']:.3f}"
-    )

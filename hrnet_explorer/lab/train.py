@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..errors import InputError
+from ..progress import Progress, Steps
 from ..runtime import resolve_device
 from .evaluate import evaluate
 from .task import CLASSES, FAMILY, render
@@ -122,13 +123,15 @@ def _save_state(state_path: Path, model, optimizer, scheduler, step: int, elapse
     )
 
 
-def train(out_dir: str | Path, config: TrainConfig = TrainConfig(), device=None, progress: bool = True) -> dict:
+def train(
+    out_dir: str | Path, config: TrainConfig = TrainConfig(), device=None, progress: Progress | None = None
+) -> dict:
     """Train (or resume training) into ``out_dir``; write ``lab.safetensors`` + ``lab.json``; return the card.
 
     Resuming needs the same config: a state written under another config is an error, not a silent mix.
+    ``progress(done, total)``: optimiser steps (a resumed run starts at its saved step).
     """
     from safetensors.torch import save_file
-    from tqdm.auto import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,7 +147,7 @@ def train(out_dir: str | Path, config: TrainConfig = TrainConfig(), device=None,
     std = torch.tensor(IMAGENET_DEFAULT_STD, device=dev).view(1, 3, 1, 1)
     torch.manual_seed(config.seed + start_step)  # dropout-free model: only cuDNN's choices stay free
     model.train()
-    bar = tqdm(total=config.steps, initial=start_step, desc="lab train", unit="step", disable=not progress)
+    steps = Steps(progress, config.steps, done=start_step)
     loss_value = float("nan")
     for step in range(start_step, config.steps):
         t0 = time.perf_counter()
@@ -161,14 +164,13 @@ def train(out_dir: str | Path, config: TrainConfig = TrainConfig(), device=None,
         scheduler.step()
         if (step + 1) % 25 == 0 or step + 1 == config.steps:
             loss_value = float(loss.detach())  # a sync: only now and then
-            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if cuda and (step + 1) % 25 == 0:
             torch.cuda.synchronize()
         elapsed += time.perf_counter() - t0
-        bar.update()
+        steps.advance()
         if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
             _save_state(state_path, model, optimizer, scheduler, step + 1, elapsed, config)
-    bar.close()
+    steps.finish()
 
     # Ship fp16 weights, and score exactly what ships (the fp16 weights read back into fp32).
     model.eval()

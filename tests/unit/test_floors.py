@@ -101,6 +101,16 @@ def test_the_core_imports_no_ui_or_plotting_library(library):
     assert offenders == []
 
 
+def test_one_place_draws_progress():
+    """Work reports progress through a callback (hrnet_explorer.progress); only that module draws a bar."""
+    offenders = sorted(
+        n
+        for n, p in _modules().items()
+        if n != "hrnet_explorer.progress" and any(m == "tqdm" or m.startswith("tqdm.") for m in _imports(n, p))
+    )
+    assert offenders == []
+
+
 def test_the_core_never_imports_the_ui():
     offenders = sorted(
         f"{n} → {m}" for n, deps in _graph().items() if not _within(n, UI) for m in deps if _within(m, UI)

@@ -84,3 +84,13 @@ def test_log_lines_off_a_terminal(capsys, every):
     assert all(line.startswith("w18: ") and "images/s" in line for line in lines)
     # every step with every=0; with an hour only the first step and the last
     assert [line.split()[1] for line in lines] == (["1/3", "2/3", "3/3"] if every == 0 else ["1/3", "3/3"])
+
+
+def test_steps_of_a_resumed_job_start_where_it_stopped():
+    calls = []
+    steps = Steps(lambda done, total: calls.append((done, total)), 5, done=3)
+    steps.advance()
+    steps.advance()
+    steps.advance()  # never past the total
+    steps.finish()
+    assert calls == [(3, 5), (4, 5), (5, 5)]

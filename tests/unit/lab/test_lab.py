@@ -141,7 +141,7 @@ TINY = TrainConfig(steps=4, batch_size=6, size=64, eval_n=20, save_every=2, warm
 
 
 def test_training_writes_a_checkpoint_and_card_that_load_model_reads(tmp_path):
-    card = train(tmp_path, TINY, device="cpu", progress=False)
+    card = train(tmp_path, TINY, device="cpu")
     assert (tmp_path / "lab.safetensors").is_file() and json.loads((tmp_path / "lab.json").read_text()) == card
     record = card["training"]
     assert record["steps"] == 4 and record["images_seen"] == 24 and record["device"].startswith("cpu")
@@ -154,7 +154,7 @@ def test_training_writes_a_checkpoint_and_card_that_load_model_reads(tmp_path):
 
 
 def test_training_resumes_where_it_was_interrupted(tmp_path, monkeypatch):
-    whole = train(tmp_path / "whole", TINY, device="cpu", progress=False)
+    whole = train(tmp_path / "whole", TINY, device="cpu")
     calls = {"n": 0}
     real_render = train_module.render
 
@@ -166,15 +166,15 @@ def test_training_resumes_where_it_was_interrupted(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "render", interrupted_render)
     with pytest.raises(KeyboardInterrupt):
-        train(tmp_path / "resumed", TINY, device="cpu", progress=False)
+        train(tmp_path / "resumed", TINY, device="cpu")
     assert torch.load(tmp_path / "resumed" / "train_state.pt", weights_only=True)["step"] == 2
     monkeypatch.setattr(train_module, "render", real_render)
-    resumed = train(tmp_path / "resumed", TINY, device="cpu", progress=False)
+    resumed = train(tmp_path / "resumed", TINY, device="cpu")
     a, b = load_file(tmp_path / "whole" / "lab.safetensors"), load_file(tmp_path / "resumed" / "lab.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical to the uninterrupted run
     assert resumed["training"]["held_out"] == whole["training"]["held_out"]
     with pytest.raises(ValueError, match="another config"):
-        train(tmp_path / "resumed", TrainConfig(**{**TINY.__dict__, "lr": 1e-3}), device="cpu", progress=False)
+        train(tmp_path / "resumed", TrainConfig(**{**TINY.__dict__, "lr": 1e-3}), device="cpu")
 
 
 def test_training_config_is_validated():

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from .evaluate import CONDITIONS
-from .task import CLASSES
-from .train import TrainConfig
+from ..errors import InputError
+from ..lab.evaluate import CONDITIONS
+from ..lab.task import CLASSES
+from ..lab.train import TrainConfig
+from ..progress import progress_bar
 
-__all__ = ["add_lab_commands"]
+__all__ = ["add_commands"]
 
 _DEFAULTS = TrainConfig()
 
@@ -19,7 +21,7 @@ def _family(accuracy: dict[str, float], family: str) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .train import train
+    from ..lab.train import train
 
     config = TrainConfig(
         variant=args.variant,
@@ -33,10 +35,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         warmup_steps=min(_DEFAULTS.warmup_steps, args.steps // 10),
     )
     if args.task == "segment":
-        from .segment_train import cmd_train_segment
-
-        return cmd_train_segment(args, config)
-    card = train(args.out, config, device=args.device, progress=not args.quiet)
+        return _train_segment(args, config)
+    with progress_bar("lab train", "step", quiet=args.quiet) as progress:
+        card = train(args.out, config, device=args.device, progress=progress)
     record = card["training"]
     held = record["held_out"]
     print(
@@ -46,23 +47,39 @@ def _cmd_train(args: argparse.Namespace) -> None:
     )
 
 
+def _train_segment(args: argparse.Namespace, config: TrainConfig) -> None:
+    """``lab train --task segment``: train, then one line of what was written and how it scores."""
+    from ..lab.segment_train import LAB_SEG, train_segment
+
+    with progress_bar("lab-seg train", "step", quiet=args.quiet) as progress:
+        card = train_segment(args.out, config, device=args.device, progress=progress)
+    record = card["training"]
+    held = record["held_out"]
+    print(
+        f"wrote {args.out}/{LAB_SEG}.safetensors and {LAB_SEG}.json · {record['steps']} steps, "
+        f"{record['images_seen']:,} images, {record['wall_time_s']:.0f} s on {record['device']} · held-out mIoU "
+        f"{held['miou']:.3f}, boundary F {held['boundary_f']:.3f}"
+    )
+
+
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate
+    from ..lab.evaluate import evaluate
 
     loaded = _load_lab(args.weights, args.device)
     if list(loaded.class_names) != CLASSES:
-        raise ValueError(f"{args.weights} is not a lab model: its classes are not {', '.join(CLASSES)}.")
+        raise InputError(f"{args.weights} is not a lab model: its classes are not {', '.join(CLASSES)}.")
     config = loaded.data_config
-    result = evaluate(
-        loaded.model,
-        config["mean"],
-        config["std"],
-        args.n,
-        size=config["input_size"][-1],
-        conditions=args.conditions,
-        batch_size=args.batch_size,
-        progress=not args.quiet and not args.json,
-    )
+    with progress_bar("lab eval", "batch", quiet=args.quiet or args.json) as progress:
+        result = evaluate(
+            loaded.model,
+            config["mean"],
+            config["std"],
+            args.n,
+            size=config["input_size"][-1],
+            conditions=args.conditions,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
     if args.json:
         print(json.dumps({"weights": loaded.weights.detail, **result.to_dict()}, indent=2))
         return
@@ -87,19 +104,20 @@ def _load_lab(weights: str, device: str):
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> None:
-    from .benchmark import SHIFT, benchmark
+    from ..lab.benchmark import SHIFT, benchmark
 
     loaded = _load_lab(args.weights, args.device)
-    result = benchmark(
-        loaded,
-        args.n,
-        args.methods,
-        steps=args.steps,
-        baseline=args.baseline,
-        randomisation_n=args.randomisation_n,
-        scenes_n=args.scenes_n,
-        progress=not args.quiet and not args.json,
-    )
+    with progress_bar("lab benchmark", "image", quiet=args.quiet or args.json) as progress:
+        result = benchmark(
+            loaded,
+            args.n,
+            args.methods,
+            steps=args.steps,
+            baseline=args.baseline,
+            randomisation_n=args.randomisation_n,
+            scenes_n=args.scenes_n,
+            progress=progress,
+        )
     if args.json:
         print(json.dumps({"weights": loaded.weights.detail, **result.to_dict()}, indent=2))
         return
@@ -164,7 +182,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_lab_commands(subparsers) -> None:
+def add_commands(subparsers) -> None:
     """Register ``lab train``, ``lab eval`` and ``lab benchmark`` under the ``hrnet-explorer`` command."""
     lab = subparsers.add_parser("lab", help="the resolution lab: train a model on it, score the shipped one")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
