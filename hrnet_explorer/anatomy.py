@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from timm.models.hrnet import HighResolutionModule, HighResolutionNet
 from torch import nn
 
-from .errors import InputError, NotFoundError
+from .errors import ArgumentError, InputError, NotFoundError
 
 __all__ = [
     "ModuleRef",
@@ -70,9 +70,9 @@ def has_head(net: HighResolutionNet) -> bool:
 def check_hrnet(model: nn.Module, *, head: bool = True) -> HighResolutionNet:
     """``model`` itself if it is a timm HighResolutionNet (with its classification head, unless ``head=False``)."""
     if not isinstance(model, HighResolutionNet):
-        raise TypeError(f"Expected a timm HighResolutionNet, got {type(model).__name__}.")
+        raise ArgumentError(f"Expected a timm HighResolutionNet, got {type(model).__name__}.")
     if head and not has_head(model):
-        raise ValueError(
+        raise InputError(
             "The model has no classification head (features_only?); build it with timm.create_model(name)."
         )
     return model

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .errors import InputError
+
 __all__ = [
     "FusionStats",
     "fusion_row",
@@ -53,7 +55,7 @@ class FusionStats:
     def matrix(self, measure: str = "energy_share", sample: int = 0) -> torch.Tensor:
         """One [target, source] matrix for one sample."""
         if measure not in MEASURES:
-            raise ValueError(f"Unknown measure {measure!r}; choose one of {', '.join(MEASURES)}.")
+            raise InputError(f"Unknown measure {measure!r}; choose one of {', '.join(MEASURES)}.")
         return getattr(self, measure)[sample]
 
 
@@ -106,10 +108,10 @@ def spatial_summary(feature: torch.Tensor, method: str = "l2", size: tuple[int, 
     """
     if feature.ndim == 4:
         if feature.shape[0] != 1:
-            raise ValueError(f"spatial_summary takes one map; got a batch of {feature.shape[0]}.")
+            raise InputError(f"spatial_summary takes one map; got a batch of {feature.shape[0]}.")
         feature = feature[0]
     if feature.ndim != 3:
-        raise ValueError(f"Expected a [C, H, W] map, got shape {tuple(feature.shape)}.")
+        raise InputError(f"Expected a [C, H, W] map, got shape {tuple(feature.shape)}.")
     x = feature.detach().float()
     if method == "mean":
         out = x.mean(0, keepdim=True)
@@ -133,7 +135,7 @@ def spatial_summary(feature: torch.Tensor, method: str = "l2", size: tuple[int, 
             comps = F.pad(comps, (0, 3 - k))
         out = comps.T.reshape(3, h, w)
     else:
-        raise ValueError(f"Unknown summary {method!r}; choose 'mean', 'l2' or 'pca'.")
+        raise InputError(f"Unknown summary {method!r}; choose 'mean', 'l2' or 'pca'.")
     if size is not None and tuple(out.shape[-2:]) != tuple(size):
         out = F.interpolate(out[None], size=size, mode="bilinear", align_corners=False)[0]
         if method == "pca":

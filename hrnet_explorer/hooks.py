@@ -25,6 +25,7 @@ from timm.models.hrnet import HighResolutionNet
 from torch import nn
 
 from .anatomy import ModuleRef, SharedReLU, fuse_edges, has_head, hr_modules, shared_relu, stream_transitions
+from .errors import InputError
 from .fusion import FusionStats, fusion_row, stack_fusion_stats, summarize_map
 
 __all__ = [
@@ -182,7 +183,7 @@ class MapRecorder(Recorder):
         narrow: dict[str, int] | None = None,
     ):
         if keep not in KEEPS:
-            raise ValueError(f"keep must be 'all', 'outputs' or 'summaries', not {keep!r}.")
+            raise InputError(f"keep must be 'all', 'outputs' or 'summaries', not {keep!r}.")
         self.keep, self.store, self.dtype = keep, store, dtype
         self.narrow = narrow or None
         self.shapes: dict[str, tuple[int, ...]] = {}

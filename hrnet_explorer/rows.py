@@ -15,6 +15,7 @@ import torch
 
 from .anatomy import ModuleRef, module_refs
 from .copies import private_copy
+from .errors import InputError
 from .fusion import share_rows
 from .graphs import warm_up
 from .hooks import Recorder, hooks_installed, hrnet_hooks, knockout_hooks, stream_edges
@@ -131,7 +132,7 @@ class RowEngine:
         self.cuda = self.device.type == "cuda"
         self.graphs = self.cuda if use_graphs is None else use_graphs
         if self.graphs and not self.cuda:
-            raise ValueError("CUDA graphs need a CUDA device.")
+            raise InputError("CUDA graphs need a CUDA device.")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # A private copy in this layout; its lock is held around every forward and the capture.
         fast = self.cuda if fast is None else fast
@@ -142,7 +143,7 @@ class RowEngine:
         self.std = torch.tensor(cfg["std"], device=self.device).view(1, 3, 1, 1)
         self.stats = _Stats(self.net) if stats else None
         if unit_maps and not stats:
-            raise ValueError("unit_maps need stats=True.")
+            raise InputError("unit_maps need stats=True.")
         self.units = UnitStats(self.net, unit_maps) if unit_maps else None
         self.unit_names = self.units.names if self.units else []
         self.num_classes = self.net.num_classes

@@ -38,7 +38,7 @@ __all__ = [
 def _as_tensor(value, name: str) -> torch.Tensor:
     tensor = torch.as_tensor(value)
     if tensor.dim() != 2:
-        raise ValueError(f"{name} must be a 2-D [H, W] map, got shape {tuple(tensor.shape)}.")
+        raise InputError(f"{name} must be a 2-D [H, W] map, got shape {tuple(tensor.shape)}.")
     return tensor
 
 
@@ -47,15 +47,15 @@ def check_map_and_mask(heatmap, mask) -> tuple[torch.Tensor, torch.Tensor]:
     heat = _as_tensor(heatmap, "heatmap").detach().double().cpu()
     where = _as_tensor(mask, "mask").cpu()
     if where.dtype != torch.bool:
-        raise ValueError(f"mask must be boolean (True on the evidence), got {where.dtype}.")
+        raise InputError(f"mask must be boolean (True on the evidence), got {where.dtype}.")
     if heat.shape != where.shape:
-        raise ValueError(f"heatmap {tuple(heat.shape)} and mask {tuple(where.shape)} differ in size.")
+        raise InputError(f"heatmap {tuple(heat.shape)} and mask {tuple(where.shape)} differ in size.")
     if not bool(torch.isfinite(heat).all()):
-        raise ValueError("heatmap holds NaN or infinite values.")
+        raise InputError("heatmap holds NaN or infinite values.")
     if not bool(where.any()):
-        raise ValueError("mask is empty: there is no evidence region to score against.")
+        raise InputError("mask is empty: there is no evidence region to score against.")
     if bool(where.all()):
-        raise ValueError("mask covers the whole image: every map would score 1.")
+        raise InputError("mask covers the whole image: every map would score 1.")
     return heat, where
 
 

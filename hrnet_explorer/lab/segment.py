@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..dense.metrics import BOUNDARY_TOLERANCE, SegmentationScores, score_labels
+from ..errors import InputError
 from .evaluate import CONDITIONS, condition_batch
 from .task import BLUR_SIGMA, CLASSES, FAMILY, LabBatch
 
@@ -85,7 +86,7 @@ def evaluate_segmentation(
     """Label every pixel of the first ``n`` samples of ``split`` under each condition with the dense ``model``
     (eval mode; ``model(x)`` → [B, 11, H, W] scores) and score the label maps (:func:`score_labels`)."""
     if n < 1 or batch_size < 1:
-        raise ValueError(f"n and batch_size must be ≥ 1, got n={n}, batch_size={batch_size}.")
+        raise InputError(f"n and batch_size must be ≥ 1, got n={n}, batch_size={batch_size}.")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)

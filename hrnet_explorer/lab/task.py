@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import ArgumentError, InputError
+from ..errors import ArgumentError, InputError, OutOfRangeError
 
 __all__ = [
     "BLUR_SIGMA",
@@ -440,6 +440,6 @@ class LabDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         if not 0 <= i < self.n:
-            raise IndexError(f"index {i} out of range for a lab dataset of {self.n}")
+            raise OutOfRangeError(f"index {i} out of range for a lab dataset of {self.n}")
         s = sample(i, self.split, self.size)
         return (self.transform(s.image) if self.transform else s.image), s.label

@@ -98,7 +98,7 @@ def _resume(model: torch.nn.Module, config: TrainConfig, state_path: Path, dev: 
         return optimizer, scheduler, 0, 0.0
     state = torch.load(state_path, map_location=dev, weights_only=True)
     if state["config"] != asdict(config):
-        raise ValueError(
+        raise InputError(
             f"{state_path} was written with another config ({state['config']}); "
             "use a fresh --out folder or the same settings."
         )
