@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..images import display_scale
 from ..progress import progress_bar
 from ..render import Sheet, colorbar, overlay
-from ..zoo import LoadedModel
+from ..zoo import LoadedModel, class_index
 from .common import QUIET_HELP, add_model_args, header, load, print_json
 from .options import MAPLESS, PIXEL_EXPLAINERS, pixel_options
 from .score import score
@@ -155,21 +155,6 @@ METHODS: dict[str, Method] = {m: _pixels for m in PIXEL_EXPLAINERS} | {
     "stream-shares": _shares,
     "knockout": _knockout,
 }
-
-
-def class_index(text: str, class_names: Sequence[str]) -> int:
-    """A class index, or one of the model's class names (any of its comma-separated synonyms, any case)."""
-    if text.strip().lstrip("-").isdigit():
-        return int(text)
-    query = text.strip().lower()
-    names = dict(enumerate(class_names))
-    hits = [i for i, name in names.items() if query in (s.strip().lower() for s in name.split(","))]
-    if not hits:
-        hits = [i for i, name in names.items() if query in name.lower()]
-    if len(hits) != 1:
-        some = "; ".join(f"{i}: {names[i]}" for i in hits[:8])
-        raise InputError(f"--target {text!r} matches {len(hits)} classes{': ' + some if hits else ''}. Use an index.")
-    return hits[0]
 
 
 def _edge_arg(text: str) -> tuple[int, int]:

@@ -158,7 +158,7 @@ class Explorer(Workbench):
 
     def _target(self, a: Analysis, target: Any) -> int:
         """The class picker's value for ``a``'s model; the top-1 when it says so."""
-        cls = parse_target(target, a.loaded.num_classes)
+        cls = parse_target(target, a.loaded.num_classes, a.loaded.class_names)
         return a.target if cls is None else cls
 
     @staticmethod

@@ -7,6 +7,7 @@ or raises an :class:`~hrnet_explorer.errors.InputError` that says what is accept
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import timm
@@ -14,7 +15,7 @@ import timm
 from ..anatomy import module_refs
 from ..display import COMPACT_WIDTH
 from ..errors import InputError, WeightsError
-from ..zoo import get_variant, weight_tags
+from ..zoo import class_index, get_variant, weight_tags
 from ..zoo.timm_hrnet import module_counts
 
 __all__ = [
@@ -79,17 +80,20 @@ def class_choices(class_names: tuple[str, ...]) -> list[str]:
     return [TOP1] + [f"{i}: {name}" for i, name in enumerate(class_names)]
 
 
-def parse_target(value: Any, num_classes: int) -> int | None:
-    """``TOP1``/empty → None; "207: golden retriever", "207" or 207 → 207 (a class of a ``num_classes`` model)."""
+def parse_target(value: Any, num_classes: int, class_names: Sequence[str] | None = None) -> int | None:
+    """``TOP1``/empty → None; "207: golden retriever", "207" or 207 → 207 (a class of a ``num_classes`` model);
+    with ``class_names``, a typed name as the CLI's ``--target`` takes it ("goldfish" → 1: :func:`zoo.class_index`)."""
     if value is None or value == "" or value == TOP1:
         return None
     text = str(value).split(":", 1)[0].strip()
     try:
         index = int(text)
     except ValueError:
-        raise InputError(
-            f"Class to explain: expected a class index 0..{num_classes - 1} or '{TOP1}', got {value!r}."
-        ) from None
+        if class_names is None:
+            raise InputError(
+                f"Class to explain: expected a class index 0..{num_classes - 1} or '{TOP1}', got {value!r}."
+            ) from None
+        index = class_index(str(value), class_names)
     if not 0 <= index < num_classes:
         raise InputError(f"Class to explain: this model's classes are 0..{num_classes - 1}, got {index}.")
     return index

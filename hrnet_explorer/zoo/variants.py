@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,6 +82,23 @@ def imagenet_class_names() -> tuple[str, ...]:
     """The 1000 ImageNet-1k class names by index (timm ships them; read once)."""
     info = ImageNetInfo()
     return tuple(info.index_to_description(i) for i in range(1000))
+
+
+def class_index(query: str, class_names: Sequence[str]) -> int:
+    """A class by its index ("207") or its name: one of its comma-separated synonyms in any case ("Goldfish"),
+    else the one name that contains ``query``. No match, or several, is an error that lists them."""
+    text = str(query).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    wanted = text.lower()
+    names = dict(enumerate(class_names))
+    hits = [i for i, name in names.items() if wanted in (s.strip().lower() for s in name.split(","))]
+    if not hits:
+        hits = [i for i, name in names.items() if wanted in name.lower()]
+    if len(hits) != 1:
+        some = "; ".join(f"{i}: {names[i]}" for i in hits[:8])
+        raise InputError(f"Class {text!r} matches {len(hits)} classes{': ' + some if hits else ''}. Use an index.")
+    return hits[0]
 
 
 def default_class_names(num_classes: int) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from hrnet_explorer.ui.choices import (
     parse_stream,
     parse_target,
 )
+from hrnet_explorer.zoo import imagenet_class_names
 
 
 def test_what_each_parser_accepts():
@@ -38,11 +39,28 @@ def test_what_each_parser_accepts():
     assert [compact(w) for w in (0, None, "wide", 400, "819", 820, 1400)] == [False] * 3 + [True, True, False, False]
 
 
+def test_a_typed_class_name_is_taken_as_the_cli_takes_it():
+    names = imagenet_class_names()
+    assert [parse_target(v, 1000, names) for v in ("goldfish", "Goldfish", "1: goldfish", " golden retriever")] == [
+        1,
+        1,
+        1,
+        207,
+    ]
+    assert parse_target("ring", 7, ["a", "b", "c", "d", "ring, circle", "f", "g"]) == 4  # a synonym of a card's name
+
+
 @pytest.mark.parametrize(
     ("parse", "value", "message"),
     [
         (lambda v: parse_target(v, 10), "10", "this model's classes are 0..9, got 10"),
         (lambda v: parse_target(v, 10), "goldfish", "expected a class index 0..9"),
+        (
+            lambda v: parse_target(v, 1000, imagenet_class_names()),
+            "dog",
+            "matches 16 classes: 153: Maltese dog",
+        ),  # too many
+        (lambda v: parse_target(v, 1000, imagenet_class_names()), "owlet", "matches 0 classes"),
         (parse_module, "stage4", "Expected a module name like 'stage4.module0'"),
         (parse_stream, "two", "Expected a stream number 0..3"),
         (parse_input_size, "100", "Input size must be a multiple of 32 from 32 to 448 px"),
