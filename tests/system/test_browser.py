@@ -174,6 +174,12 @@ def test_figures_fit_a_phone_screen(url, browser):
         page.locator("#knockout-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
         problems |= readable(page, "knockout-plot")
         columns["knockout-plot"] = layout_of(page, "knockout-plot")["columns"]
+
+        # issue 26, item 11: Compare's top-k panels ("100.0 %" ran into the next panel, the RANDOM title was cut)
+        show_tab(page, "Compare")
+        page.get_by_role("button", name="Compare", exact=True).click()
+        page.locator("#compare-plot .js-plotly-plot .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        problems |= readable(page, "compare-plot")
     finally:
         page.close()
     assert not problems, problems
