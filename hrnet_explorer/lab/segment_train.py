@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import platform
 import sys
-import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,11 +21,10 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..dense.card import dense_card, load_dense, write_dense
 from ..dense.model import DenseHRNet, create_dense
-from ..progress import Progress, Steps
+from ..progress import Progress
 from ..runtime import resolve_device
 from .segment import SEG_CLASSES, SEG_FAMILY, evaluate_segmentation, label_maps
-from .task import render
-from .train import TrainConfig, _resume, _save_state, _versions
+from .train import TrainConfig, _versions, fit
 
 __all__ = ["LAB_SEG", "STATE_FILE", "train_segment"]
 
@@ -50,38 +48,14 @@ def train_segment(
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
     model = _model(config).to(dev)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    state_path = out / STATE_FILE
-    optimizer, scheduler, start_step, elapsed = _resume(model, config, state_path, dev)
-
-    mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=dev).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_DEFAULT_STD, device=dev).view(1, 3, 1, 1)
-    torch.manual_seed(config.seed + start_step)
-    model.train()
-    steps = Steps(progress, config.steps, done=start_step)
-    loss_value = float("nan")
-    for step in range(start_step, config.steps):
-        t0 = time.perf_counter()
-        first = step * config.batch_size
-        batch = render(range(first, first + config.batch_size), "train", config.size, dev)
-        x = (batch.images - mean) / std
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            scores = model(x)
-        loss = F.cross_entropy(scores.float(), label_maps(batch))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if (step + 1) % 25 == 0 or step + 1 == config.steps:
-            loss_value = float(loss.detach())  # a sync: only now and then
-        elapsed += time.perf_counter() - t0
-        steps.advance()
-        if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
-            _save_state(state_path, model, optimizer, scheduler, step + 1, elapsed, config)
-    steps.finish()
+    # cross-entropy on float scores (autocast runs it in fp32 too), per pixel of the scores upsampled to the input
+    loss_value, elapsed = fit(
+        model,
+        config,
+        out / STATE_FILE,
+        lambda net, x, batch: F.cross_entropy(net(x).float(), label_maps(batch)),
+        progress,
+    )
 
     card = dense_card(
         LAB_SEG,

@@ -12,6 +12,7 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +26,9 @@ from ..errors import InputError
 from ..progress import Progress, Steps
 from ..runtime import resolve_device
 from .evaluate import evaluate
-from .task import CLASSES, FAMILY, render
+from .task import CLASSES, FAMILY, LabBatch, render
 
-__all__ = ["TrainConfig", "train", "CARD_FORMAT"]
+__all__ = ["TrainConfig", "train", "fit", "CARD_FORMAT"]
 
 CARD_FORMAT = "hrnet-explorer-card/1"
 STATE_FILE = "train_state.pt"
@@ -108,6 +109,53 @@ def _resume(model: torch.nn.Module, config: TrainConfig, state_path: Path, dev: 
     return optimizer, scheduler, state["step"], state["elapsed_s"]
 
 
+def fit(
+    model: torch.nn.Module,
+    config: TrainConfig,
+    state_path: Path,
+    loss_of: Callable[[torch.nn.Module, torch.Tensor, LabBatch], torch.Tensor],
+    progress: Progress | None = None,
+) -> tuple[float, float]:
+    """The lab's training loop, shared by the classifier and the dense model: ``config.steps`` AdamW steps on
+    rendered training batches, ``loss_of(model, normalised images, batch)`` under bf16 autocast on CUDA
+    (channels_last), the state saved to ``state_path`` every ``config.save_every`` steps and resumed from it.
+    → (the last loss read, seconds spent training, resumed runs included)."""
+    dev = next(model.parameters()).device
+    cuda = dev.type == "cuda"
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    optimizer, scheduler, start_step, elapsed = _resume(model, config, state_path, dev)
+    mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_DEFAULT_STD, device=dev).view(1, 3, 1, 1)
+    torch.manual_seed(config.seed + start_step)  # dropout-free models: only cuDNN's choices stay free
+    model.train()
+    steps = Steps(progress, config.steps, done=start_step)
+    loss_value = float("nan")
+    for step in range(start_step, config.steps):
+        t0 = time.perf_counter()
+        first = step * config.batch_size
+        batch = render(range(first, first + config.batch_size), "train", config.size, dev)
+        x = (batch.images - mean) / std
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = loss_of(model, x, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if (step + 1) % 25 == 0 or step + 1 == config.steps:
+            loss_value = float(loss.detach())  # a sync: only now and then
+        if cuda and (step + 1) % 25 == 0:
+            torch.cuda.synchronize()
+        elapsed += time.perf_counter() - t0
+        steps.advance()
+        if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
+            _save_state(state_path, model, optimizer, scheduler, step + 1, elapsed, config)
+    steps.finish()
+    return loss_value, elapsed
+
+
 def _save_state(state_path: Path, model, optimizer, scheduler, step: int, elapsed: float, config: TrainConfig) -> None:
     """What :func:`_resume` reads back: weights, optimizer and schedule, the step reached, the time spent."""
     torch.save(
@@ -138,39 +186,9 @@ def train(
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
     model = _build_model(config).to(dev)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    state_path = out / STATE_FILE
-    optimizer, scheduler, start_step, elapsed = _resume(model, config, state_path, dev)
-
-    mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=dev).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_DEFAULT_STD, device=dev).view(1, 3, 1, 1)
-    torch.manual_seed(config.seed + start_step)  # dropout-free model: only cuDNN's choices stay free
-    model.train()
-    steps = Steps(progress, config.steps, done=start_step)
-    loss_value = float("nan")
-    for step in range(start_step, config.steps):
-        t0 = time.perf_counter()
-        first = step * config.batch_size
-        batch = render(range(first, first + config.batch_size), "train", config.size, dev)
-        x = (batch.images - mean) / std
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = F.cross_entropy(model(x), batch.labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if (step + 1) % 25 == 0 or step + 1 == config.steps:
-            loss_value = float(loss.detach())  # a sync: only now and then
-        if cuda and (step + 1) % 25 == 0:
-            torch.cuda.synchronize()
-        elapsed += time.perf_counter() - t0
-        steps.advance()
-        if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
-            _save_state(state_path, model, optimizer, scheduler, step + 1, elapsed, config)
-    steps.finish()
+    loss_value, elapsed = fit(
+        model, config, out / STATE_FILE, lambda net, x, batch: F.cross_entropy(net(x), batch.labels), progress
+    )
 
     # Ship fp16 weights, and score exactly what ships (the fp16 weights read back into fp32).
     model.eval()

@@ -19,9 +19,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from hrnet_explorer import cli, load_model
+from hrnet_explorer.dense.card import load_dense
 from hrnet_explorer.lab import BLUR_SIGMA, CLASSES, FAMILY, LabDataset, gaussian_blur, render, sample
 from hrnet_explorer.lab import train as train_module
 from hrnet_explorer.lab.evaluate import CONDITIONS, condition_batch, evaluate
+from hrnet_explorer.lab.segment import SEG_CLASSES
+from hrnet_explorer.lab.segment_train import LAB_SEG, train_segment
 from hrnet_explorer.lab.train import TrainConfig, train
 from hrnet_explorer.zoo import ASSETS, LAB_DIR
 
@@ -175,6 +178,32 @@ def test_training_resumes_where_it_was_interrupted(tmp_path, monkeypatch):
     assert resumed["training"]["held_out"] == whole["training"]["held_out"]
     with pytest.raises(ValueError, match="another config"):
         train(tmp_path / "resumed", TrainConfig(**{**TINY.__dict__, "lr": 1e-3}), device="cpu")
+
+
+def test_dense_training_shares_the_loop_and_resumes_bit_identically(tmp_path, monkeypatch):
+    """lab train --task segment: the same loop (lab.train.fit) with a per-pixel loss; interrupted and resumed, it
+    ships the same weights as the run left alone."""
+    whole = train_segment(tmp_path / "whole", TINY, device="cpu")
+    assert whole["training"]["steps"] == 4 and set(whole["training"]["held_out"]) >= {"miou", "boundary_f"}
+    dense = load_dense(tmp_path / "whole" / f"{LAB_SEG}.safetensors", "cpu")
+    assert dense.model(torch.zeros(1, 3, 64, 64)).shape[1] == len(SEG_CLASSES)
+    calls = {"n": 0}
+    real_render = train_module.render
+
+    def interrupted_render(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "render", interrupted_render)
+    with pytest.raises(KeyboardInterrupt):
+        train_segment(tmp_path / "resumed", TINY, device="cpu")
+    monkeypatch.setattr(train_module, "render", real_render)
+    train_segment(tmp_path / "resumed", TINY, device="cpu")
+    a = load_file(tmp_path / "whole" / f"{LAB_SEG}.safetensors")
+    b = load_file(tmp_path / "resumed" / f"{LAB_SEG}.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_training_config_is_validated():
