@@ -247,6 +247,18 @@ def _accuracy_sections(tables: Tables, manifest: dict) -> list[tuple[str, str, s
     return sections
 
 
+def _weights_text(weights: dict, name: str) -> str:
+    """The weights as a shared page shows them: a checkpoint by its model's name and content hash, never by its
+    path on the machine that ran analyze (the run's manifest keeps that); a hub tag and random weights as they are."""
+    kind = weights.get("kind", "?")
+    if kind == "file":
+        sha = weights.get("sha256")
+        detail = f"the checkpoint of {name}" + (f" (sha256 {sha[:12]})" if sha else "")
+    else:
+        detail = weights.get("detail", "?")
+    return ("RANDOM · " if weights.get("random") else "") + f"{kind}: {detail}"
+
+
 def _summary_table(tables: Tables, infos: dict, settings: dict) -> str:
     rows = []
     for v, t in tables.items():
@@ -254,8 +266,7 @@ def _summary_table(tables: Tables, infos: dict, settings: dict) -> str:
         correct = t.column("correct") if t.num_rows else None
         known = t.num_rows - correct.null_count if correct is not None else 0
         acc = f"{np.nansum(_values(t, 'correct')) / known:.1%}" if known else "—"
-        w = info.get("weights") or {}
-        weights = ("RANDOM · " if w.get("random") else "") + f"{w.get('kind', '?')}: {w.get('detail', '?')}"
+        weights = _weights_text(info.get("weights") or {}, info.get("name", v))
         speed = (info.get("this_run") or {}).get("images_per_s")
         rows.append(
             [

@@ -123,6 +123,7 @@ def test_dataset_report_of_the_lab_shows_accuracy_per_family(browser, tmp_path):
     assert out == run / "report.html"
     text = out.read_text()
     assert ">Accuracy per class</h2>" in text and ">Accuracy per family</h2>" in text
+    assert "lab.safetensors" not in text and "file: the checkpoint of lab (sha256 " in text  # a page to share
     divs, drawn = _open_offline(browser, out, "report_lab.png")
     assert divs == 8 and drawn >= divs  # per class, per family, confidence, top classes, energy, 3 × shares
 
