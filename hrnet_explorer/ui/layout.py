@@ -144,7 +144,8 @@ def build_demo(
                         filterable=True,
                         allow_custom_value=True,  # choices follow the model; API callers may name any model's class
                     ),
-                    f"'{TOP1}', a class index of the model ('207'), or 'index: name' ('207: golden retriever')",
+                    f"'{TOP1}', a class index of the model ('207'), 'index: name' ('207: golden retriever') "
+                    "or a name ('goldfish')",
                 )
                 run = gr.Button("Analyze", variant="primary", elem_id="analyze")
                 if examples:

@@ -148,6 +148,8 @@ def test_attribution_endpoints(client):
         handle_file(EXAMPLE), *MODEL, "saliency", "1: goldfish, Carassius auratus", api_name="/attribute"
     )
     assert trace_types(plot(fig)) == ["image", "image", "heatmap"] and "class 1" in text
+    _, typed = client.predict(handle_file(EXAMPLE), *MODEL, "saliency", "Goldfish", api_name="/attribute")
+    assert "class 1" in typed and "goldfish" in typed  # typed by name, as the CLI's --target takes it (issue 26)
     fig, _ = client.predict(handle_file(EXAMPLE), *MODEL, "ig", "top-1 prediction", api_name="/attribute")
     assert "convergence δ" in plot(fig)["layout"]["title"]["text"]
     cam = plot(client.predict(handle_file(EXAMPLE), *MODEL, "stage4.module0", "top-1 prediction", api_name="/gradcam"))
@@ -460,7 +462,7 @@ USER_MISTAKES = [  # ours, then a few that Gradio refuses itself (a value outsid
     ("/streams", (*MODEL, "l2", "stage9.module0"), "stage 9"),
     ("/decompose", (*MODEL, "stage4.module7", "0"), "module 7"),
     ("/attribute", (*MODEL, "saliency", "1000"), "this model's classes are 0..999, got 1000"),
-    ("/attribute", (*MODEL, "saliency", "goldfish"), "expected a class index 0..999"),
+    ("/attribute", (*MODEL, "saliency", "goldfishes"), "Class 'goldfishes' matches 0 classes"),  # a name: issue 26
     ("/gradcam", (*MODEL, "stage4.module0", "-3: nothing"), "this model's classes are 0..999, got -3"),
     ("/stream_shares", (*MODEL, "top-1 prediction", 1), "less than minimum value 4"),
     ("/knockout", (*MODEL, "stream", "0", "0", "0", "stage2.modulo", "top-1 prediction"), "Expected a module name"),
