@@ -35,30 +35,22 @@ def _cmd_train(args: argparse.Namespace) -> None:
         warmup_steps=min(_DEFAULTS.warmup_steps, args.steps // 10),
     )
     if args.task == "segment":
-        return _train_segment(args, config)
-    with progress_bar("lab train", "step", quiet=args.quiet) as progress:
-        card = train(args.out, config, device=args.device, progress=progress)
+        from ..lab.segment_train import LAB_SEG as name
+        from ..lab.segment_train import train_segment as run
+    else:
+        name, run = "lab", train
+    with progress_bar(f"{name} train", "step", quiet=args.quiet) as progress:
+        card = run(args.out, config, device=args.device, progress=progress)
     record = card["training"]
     held = record["held_out"]
+    if args.task == "segment":
+        scores = f"held-out mIoU {held['miou']:.3f}, boundary F {held['boundary_f']:.3f}"
+    else:
+        fine, coarse = _family(held["family"], "fine"), _family(held["family"], "coarse")
+        scores = f"held-out accuracy {held['overall']:.2%} (fine {fine}, coarse {coarse})"
     print(
-        f"wrote {args.out}/lab.safetensors and lab.json · {record['steps']} steps, {record['images_seen']:,} images, "
-        f"{record['wall_time_s']:.0f} s on {record['device']} · held-out accuracy {held['overall']:.2%} "
-        f"(fine {_family(held['family'], 'fine')}, coarse {_family(held['family'], 'coarse')})"
-    )
-
-
-def _train_segment(args: argparse.Namespace, config: TrainConfig) -> None:
-    """``lab train --task segment``: train, then one line of what was written and how it scores."""
-    from ..lab.segment_train import LAB_SEG, train_segment
-
-    with progress_bar("lab-seg train", "step", quiet=args.quiet) as progress:
-        card = train_segment(args.out, config, device=args.device, progress=progress)
-    record = card["training"]
-    held = record["held_out"]
-    print(
-        f"wrote {args.out}/{LAB_SEG}.safetensors and {LAB_SEG}.json · {record['steps']} steps, "
-        f"{record['images_seen']:,} images, {record['wall_time_s']:.0f} s on {record['device']} · held-out mIoU "
-        f"{held['miou']:.3f}, boundary F {held['boundary_f']:.3f}"
+        f"wrote {args.out}/{name}.safetensors and {name}.json · {record['steps']} steps, "
+        f"{record['images_seen']:,} images, {record['wall_time_s']:.0f} s on {record['device']} · {scores}"
     )
 
 

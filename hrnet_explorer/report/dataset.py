@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import MissingFileError
+from ..zoo.weights import public_detail
 from .page import SHARE_NOTES, esc, figure_html, render_page, table, write
 
 if TYPE_CHECKING:
@@ -250,12 +251,10 @@ def _accuracy_sections(tables: Tables, manifest: dict) -> list[tuple[str, str, s
 def _weights_text(weights: dict, name: str) -> str:
     """The weights as a shared page shows them: a checkpoint by its model's name and content hash, never by its
     path on the machine that ran analyze (the run's manifest keeps that); a hub tag and random weights as they are."""
-    kind = weights.get("kind", "?")
-    if kind == "file":
-        sha = weights.get("sha256")
-        detail = f"the checkpoint of {name}" + (f" (sha256 {sha[:12]})" if sha else "")
-    else:
-        detail = weights.get("detail", "?")
+    kind, sha = weights.get("kind", "?"), weights.get("sha256")
+    detail = public_detail(kind, weights.get("detail", "?"), name)
+    if kind == "file" and sha:
+        detail += f" (sha256 {sha[:12]})"
     return ("RANDOM · " if weights.get("random") else "") + f"{kind}: {detail}"
 
 

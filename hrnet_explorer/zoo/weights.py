@@ -54,14 +54,19 @@ class WeightsSource:
 
     def shown(self, model: str) -> str:
         """:meth:`describe` for what leaves this machine (reports, downloads): a checkpoint named by its ``model``'s
-        name, never by its path here; a hub tag and random weights as they are."""
-        return f"file: the checkpoint of {model}" if self.kind == "file" else self.describe()
+        name, never by its path here (:func:`public_detail`); a hub tag and random weights as they are."""
+        return f"file: {public_detail('file', self.detail, model)}" if self.kind == "file" else self.describe()
 
     def to_public_dict(self, model: str) -> dict:
-        """The weights as plain data for what leaves this machine: ``detail`` names a checkpoint by its
-        ``model``'s name, not its path (as :meth:`shown`)."""
-        detail = f"the checkpoint of {model}" if self.kind == "file" else self.detail
+        """The weights as plain data for what leaves this machine: ``detail`` as :func:`public_detail` gives it."""
+        detail = public_detail(self.kind, self.detail, model)
         return {"kind": self.kind, "detail": detail, "tag": self.tag, "random": self.is_random}
+
+
+def public_detail(kind: str, detail: str, model: str) -> str:
+    """A :class:`WeightsSource`'s ``detail`` as pages and files that leave this machine show it: a checkpoint by
+    its ``model``'s name (its path here says nothing to anyone else and tells them about this machine)."""
+    return f"the checkpoint of {model}" if kind == "file" else detail
 
 
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
