@@ -17,6 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # small machines, where two spinning OpenMP threads per process slow a forward pass by up to 100×.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import importlib  # noqa: E402
 import json  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -84,6 +85,16 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@pytest.fixture
+def eager_compile(monkeypatch):
+    """The microscope's compiled=True through dynamo's eager backend: the same whole-graph capture with autograd
+    (fullgraph=True), without Inductor's code generation, which takes minutes on two cores (the GPU benchmark runs
+    Inductor)."""
+    fv = importlib.import_module("hrnet_explorer.microscope.visualise")  # the module: the package exports its function
+    monkeypatch.setattr(fv, "COMPILE_BACKEND", "eager")
+    monkeypatch.setattr(fv, "COMPILE_MODE", None)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ def microscope(args: argparse.Namespace) -> None:
     from ..microscope.html import export_html
 
     channels = parse_channels(args.channels)
-    settings = FVSettings(steps=args.steps, size=args.size)  # checked before any model is loaded
+    fields = {"steps": args.steps, "size": args.size, "compiled": args.compile}
+    FVSettings(**fields)  # checked before any model is loaded
     stats = read_channel_stats(args.dir, args.map, args.variant)
     loaded = run_model(args.dir, args.variant, args.device)
     examples = dataset_examples(loaded, stats, run_images(args.dir, loaded, stats), channels, k=args.k, crop=args.crop)
@@ -39,6 +40,7 @@ def microscope(args: argparse.Namespace) -> None:
         tops = ", ".join(f"{e.image_id} ({e.value:.3g})" for e in examples[c])
         print(f"{args.map} c{c}: {tops}")
     with progress_bar("feature visualisation", "step", quiet=args.quiet) as progress:
+        settings = FVSettings.for_device(loaded.device, **fields)
         vis = visualise(loaded, args.map, units, settings, cache=args.cache, progress=progress)
     tuning = unit_tuning(loaded, args.map, size=args.size)
     out = Path(args.out) if args.out else Path(args.dir) / "microscope"
@@ -63,6 +65,12 @@ def add_command(sub) -> None:
     p.add_argument("--crop", type=int, default=64, help="crop side in pixels, around the maximum")
     p.add_argument("--steps", type=int, default=256, help="feature visualisation: optimisation steps")
     p.add_argument("--size", type=int, default=224, help="feature visualisation and gratings: px (multiple of 32)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="feature visualisation through torch.compile: a one-off compile per map (tens of seconds), then 2-5x "
+        "faster steps on a GPU",
+    )
     p.add_argument("--cache", default=None, help="feature visualisation cache folder (default: the user cache)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--out", "-o", default=None, help="the HTML folder (default: DIR/microscope)")

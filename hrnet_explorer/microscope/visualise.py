@@ -19,6 +19,12 @@ pad, jitter, scale, rotate). What lucent's own ``render_vis`` loop cannot do her
 horama 0.3 was tried first: its MACO downloads a magnitude spectrum from the network on first use (refused offline)
 and, like its Fourier method, optimises one image at a time (it asserts a 3-D image), so it cannot batch units.
 
+``compiled=True`` runs the same objective through ``torch.compile`` instead:
+:func:`~hrnet_explorer.compiled.trace_forward` on the BatchNorm-folded private copy (channel widths padded on a GPU
+where a width needs it), channels_last, returning only the target map, so the compiler drops everything after it;
+forward and backward are compiled once per (map, batch, size, precision) and kept on the copy. It is a fast path
+(the maps within ``FAST_RTOL`` of the exact copy's), so it has its own cache key.
+
 Results are cached on disk, one PNG per unit (the final activation in a text chunk), under
 ``{cache}/{model key}/{map}/{settings key}/{channel}.png`` (:mod:`.cache`).
 """
@@ -26,20 +32,24 @@ Results are cached on disk, one PNG per unit (the final activation in a text chu
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..compiled import trace_forward
 from ..copies import private_copy
 from ..errors import InputError
+from ..graphs import tracer_copy
 from ..hooks import hooks_installed, hrnet_hooks
 from ..images import STRIDE
+from ..pad import needs_padding
 from ..progress import Progress
 from ..runtime import Precision, autocast, resolve_device
 from ..zoo import LoadedModel
@@ -58,7 +68,9 @@ class FVSettings:
 
     ``steps`` Adam steps of learning rate ``lr`` (lucent's default 0.05) on ``size`` px images (a multiple of 32);
     ``transforms``: lucent's standard robustness transforms (pad 12, jitter 8, scale ±10 %, rotate ±10°, jitter 4)
-    each step; ``precision``: "fp32", or "bf16" autocast for the forward (CUDA)."""
+    each step; ``precision``: "fp32", or "bf16" autocast for the forward (CUDA); ``compiled``: the objective through
+    ``torch.compile`` (a fast path: compiled on first use per map and batch size, tens of seconds, then 2–5× faster
+    per step on a GPU)."""
 
     steps: int = 256
     size: int = 224
@@ -66,6 +78,7 @@ class FVSettings:
     seed: int = 0
     transforms: bool = True
     precision: Precision = "fp32"
+    compiled: bool = False
 
     def __post_init__(self):
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -78,6 +91,15 @@ class FVSettings:
             raise InputError(f"seed must be an int, got {self.seed!r}.")
         if self.precision not in ("fp32", "bf16"):
             raise InputError(f"precision must be 'fp32' or 'bf16', not {self.precision!r}.")
+        if not isinstance(self.compiled, bool):
+            raise InputError(f"compiled must be True or False, got {self.compiled!r}.")
+
+    @classmethod
+    def for_device(cls, device: str | torch.device, **fields) -> FVSettings:
+        """The app's and the CLI's settings on ``device``: bf16 autocast on a GPU, fp32 on the CPU (``fields``
+        override), so both give a unit the same image (and share its cache entry) on the same machine."""
+        precision = "bf16" if resolve_device(device).type == "cuda" else "fp32"
+        return cls(**{"precision": precision, **fields})
 
 
 @dataclass(frozen=True)
@@ -141,13 +163,52 @@ def settings_key(loaded_config: dict, settings: FVSettings) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for compiled=True (the CPU tests use "eager")
+# reduce-overhead: replayed from CUDA graphs. Per step on an H200 it halved the 144-unit batch and cut an 18-unit
+# batch 5x against Inductor's default mode, whose kernel launches dominated (benchmarks/README.md).
+COMPILE_MODE: str | None = "reduce-overhead"
+# One compiled entry per (map, batch, size, precision) of the same function: more than dynamo's default of 8.
+_RECOMPILE_LIMIT = 256
+
+
+def _map_of(net: torch.nn.Module, name: str, widths: dict[str, int], x: torch.Tensor) -> torch.Tensor:
+    return trace_forward(net, x, widths)[name]
+
+
+@contextlib.contextmanager
+def _map_forward(loaded: LoadedModel, name: str, compiled: bool) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+    """A forward from model input to map ``name`` (with its autograd graph) on a private copy, under its lock."""
+    if not compiled:
+        run = private_copy(loaded.model, "exact")
+        rec = MapCapture(name)
+        with run.lock, hooks_installed(hrnet_hooks(run.net, rec)):
+            yield functools.partial(rec.forward, run.net)
+        return
+    pad = loaded.device.type == "cuda" and needs_padding(loaded.model)
+    run = private_copy(loaded.model, tracer_copy(fold=True, pad=pad), channels_last=True)
+    with run.lock:
+        key = ("microscope", name, COMPILE_BACKEND, COMPILE_MODE)
+        if key not in run.derived:
+            widths = dict(getattr(run.net, "hrnet_explorer_widths", {}))
+            forward = functools.partial(_map_of, run.net, name, widths)
+            run.derived[key] = torch.compile(
+                forward, backend=COMPILE_BACKEND, mode=COMPILE_MODE, fullgraph=True, dynamic=False
+            )
+
+        def forward_to_map(x: torch.Tensor) -> torch.Tensor:
+            torch.compiler.cudagraph_mark_step_begin()  # each call is a new step (the last one has no backward)
+            return run.derived[key](x.contiguous(memory_format=torch.channels_last))
+
+        with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
+            yield forward_to_map
+
+
 def _optimise(
     loaded: LoadedModel, name: str, channels: tuple[int, ...], settings: FVSettings, progress, done: int, total: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """One batched optimisation: image b maximises ``channels[b]``. → uint8 images [B, S, S, 3], activations [B]."""
     param, transform = _lucent()
     device, size, b = loaded.device, settings.size, len(channels)
-    run = private_copy(loaded.model, "exact")
     with torch.random.fork_rng(devices=[]):  # lucent's start draws from torch's global generator: overwritten below
         params, image_f = param.image(size, batch=b, fft=True, decorrelate=True)
     spectrum = params[0]
@@ -159,7 +220,6 @@ def _optimise(
     mean = torch.tensor(loaded.data_config["mean"], device=device).view(1, 3, 1, 1)
     std = torch.tensor(loaded.data_config["std"], device=device).view(1, 3, 1, 1)
     index = torch.tensor(channels, device=device)
-    rec = MapCapture(name)
     optimizer = torch.optim.Adam(params, lr=settings.lr)
 
     def model_input(image: torch.Tensor) -> torch.Tensor:
@@ -168,8 +228,7 @@ def _optimise(
         return (image.to(device) - mean) / std
 
     with (
-        run.lock,
-        hooks_installed(hrnet_hooks(run.net, rec)),
+        _map_forward(loaded, name, settings.compiled) as map_of,
         torch.inference_mode(False),
         torch.enable_grad(),
         _numpy_seeded(settings.seed),
@@ -180,15 +239,15 @@ def _optimise(
             if settings.transforms:
                 image = transform_f(image)
             with autocast(device, settings.precision):
-                maps = rec.forward(run.net, model_input(image))
+                maps = map_of(model_input(image))
             (-unit_values(maps, index).sum()).backward()
             optimizer.step()
             if progress is not None:
                 progress(done + step + 1, total)
-        with torch.no_grad():
-            final = image_f()
-            with autocast(device, settings.precision):
-                values = unit_values(rec.forward(run.net, model_input(final)), index)
+        # Scored with grad on, as in the loop, so that a compiled forward is not compiled again for no_grad.
+        final = image_f()
+        with autocast(device, settings.precision):
+            values = unit_values(map_of(model_input(final)), index).detach()
     pixels = torch.round(final.detach().clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return pixels, values.cpu().numpy()
 

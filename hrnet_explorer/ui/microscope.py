@@ -60,10 +60,8 @@ class Microscope:
         self.cache = cache
         cuda = workbench.device.type == "cuda"
         self.ex = workbench
-        self.settings = FVSettings(
-            steps=steps or (256 if cuda else 32),
-            size=size or (224 if cuda else 96),
-            precision="bf16" if cuda else "fp32",
+        self.settings = FVSettings.for_device(
+            workbench.device, steps=steps or (256 if cuda else 32), size=size or (224 if cuda else 96)
         )
         self.images = images
         self._lab = None  # the lab test images, rendered on first use (not while the app starts)

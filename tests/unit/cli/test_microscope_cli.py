@@ -31,6 +31,13 @@ def test_microscope_writes_a_page_of_the_runs_units(run, tmp_path, capsys):
     assert (html / "index.html").is_file() and len(list((tmp_path / "cache").rglob("*.png"))) == 3
 
 
+def test_compile_is_its_own_cache_entry(run, tmp_path, eager_compile):
+    args = ["microscope", str(run), "--map", MAP, "--channels", "2", "--k", "1", "--steps", "2", "--size", "64"]
+    args += ["--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "html"), "-q"]
+    assert main(args) == 0 and main([*args, "--compile"]) == 0
+    assert len({png.parent for png in (tmp_path / "cache").rglob("*.png")}) == 2  # two settings keys
+
+
 @pytest.mark.parametrize(
     ("extra", "words"),
     [

@@ -3,6 +3,8 @@ one UserError each. CPU, tiny settings (64 px, a few steps)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -87,8 +89,24 @@ def test_bad_units_are_one_user_error(lab, name, channels, error, words):
     assert isinstance(info.value, UserError) and "\n" not in str(info.value)
 
 
+def test_the_compiled_objective_gives_the_eager_images_map_by_map(lab, eager_compile, tmp_path):
+    """Each map gets its own compiled forward (a second map must not reuse the first's graph), on the folded copy:
+    the same images to a grey level; compiled results have their own cache entries."""
+    for name in (MAP, "stage2.module0.fused0", MAP):
+        eager = visualise(lab, name, [0, 3], TINY, cache=tmp_path)
+        fast = visualise(lab, name, [0, 3], replace(TINY, compiled=True), cache=tmp_path)
+        assert not fast.cached.any() or name == MAP and fast.cached.all()
+        np.testing.assert_allclose(fast.activations, eager.activations, rtol=1e-3)
+        assert np.abs(fast.images.astype(int) - eager.images.astype(int)).max() <= 2
+
+
+def test_settings_for_a_device():
+    assert FVSettings.for_device("cpu", steps=3) == FVSettings(steps=3, precision="fp32")
+    assert FVSettings.for_device("cpu", precision="bf16").precision == "bf16"
+
+
 def test_bad_settings_are_one_user_error(lab):
-    for kwargs in ({"size": 60}, {"steps": 0}, {"lr": 0.0}, {"precision": "fp16"}):
+    for kwargs in ({"size": 60}, {"steps": 0}, {"lr": 0.0}, {"precision": "fp16"}, {"compiled": "yes"}):
         with pytest.raises(InputError):
             FVSettings(**kwargs)
     with pytest.raises(InputError, match="CUDA"):
