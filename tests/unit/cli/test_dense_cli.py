@@ -1,10 +1,12 @@
-"""``hrnet-explorer segment``: every pixel's class by a dense model, the mask as a palette PNG."""
+"""``hrnet-explorer segment``: every pixel's class by a dense model, the mask as a palette PNG, and ``--explain CLASS``:
+that class's pixels split by stream."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from hrnet_explorer.cli import main
@@ -41,3 +43,26 @@ def test_segment_refuses_a_classifier_in_one_line(capsys):
 def test_segment_refuses_a_mask_path_that_is_not_png(tmp_path, capsys):
     assert main(["segment", str(RING), "--device", "cpu", "--out", str(tmp_path / "mask.jpg")]) == 2
     assert "use a .png path" in capsys.readouterr().err
+
+
+def test_segment_explains_a_class_by_stream(capsys):
+    args = ["segment", str(RING), "--device", "cpu", "--ig-steps", "8", "--explain"]
+    assert main([*args, "ring", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    ring = next(c for c in result["classes"] if c["name"] == "ring")
+    explained, (h, w) = result["explain"], result["size"]
+    assert explained["pixels"] == round(ring["fraction"] * h * w)  # the asset is seen at its own size
+    split, ig = explained["split"], explained["ig"]
+    assert split["label"] == ig["label"] == "ring" and len(split["parts"]) == len(ig["shares"]) + 1 == 5
+    assert sum(split["parts"]) == pytest.approx(split["score"], rel=1e-5) and split["error"] < 1e-5
+    assert sum(ig["shares"]) == pytest.approx(ig["score"] - ig["baseline_score"], rel=0.05)
+    assert main([*args, "9"]) == 0  # the same class by its index, as text
+    text = capsys.readouterr().out
+    assert "every pixel labelled 'ring'" in text and "exact part" in text and "bias" in text
+
+
+@pytest.mark.parametrize(("cls", "words"), [("goldfish", "No class 'goldfish'"), ("12", "No class 12")])
+def test_segment_explain_refuses_an_unknown_class_in_one_line(capsys, cls, words):
+    assert main(["segment", str(RING), "--device", "cpu", "--explain", cls]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err
