@@ -87,6 +87,7 @@ def topk_from_logits(logits: torch.Tensor, k: int = 5, class_names: Sequence[str
 def predict(loaded: LoadedModel, image: ImageInput, topk: int = 5, input_size: int | None = None) -> Prediction:
     """Classify ``image`` (any accepted input, or an already preprocessed 1x3xHxW tensor): the ``topk`` best
     of the model's classes (all of them when it has fewer), with the model's class names."""
+    loaded.check_classifier("predict()")
     x = to_batch(image, loaded.data_config, input_size)
     if x.shape[0] != 1:
         raise InputError(f"predict() takes one image; got a batch of {x.shape[0]}.")

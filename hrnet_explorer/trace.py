@@ -164,7 +164,7 @@ def trace(
     """
     if keep not in KEEPS:
         raise InputError(f"keep must be 'all', 'outputs' or 'summaries', not {keep!r}.")
-    loaded = model if isinstance(model, LoadedModel) else None
+    loaded = model.check_classifier("trace()") if isinstance(model, LoadedModel) else None
     net = check_hrnet(loaded.model if loaded else model, head=False)
     if net.training:
         raise InputError(

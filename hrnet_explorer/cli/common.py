@@ -68,6 +68,7 @@ def load(args: argparse.Namespace) -> LoadedModel:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)  # reported once, below and in the output
         loaded = load_model(args.variant, args.weights, args.device, args.precision, labels=args.labels)
+    loaded.check_classifier(args.command)
     if loaded.weights.is_random:
         print(f"WARNING: {loaded.weights.describe()}", file=sys.stderr)
     return loaded

@@ -117,6 +117,7 @@ def image_report(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)
             loaded = load_model(variant, weights, device)
+    loaded.check_classifier("The image report")
     name = getattr(loaded, "name", loaded.variant.name)
     # trace, figures, saliency, ig, Grad-CAM, stream shares, knockouts, [3 curves, randomisation,] writing
     steps = Phases(progress, 8 + 4 * bool(trust))

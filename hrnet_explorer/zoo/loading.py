@@ -60,6 +60,19 @@ class LoadedModel:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def task(self) -> str | None:
+        """The task its card names (``"segmentation"`` for a dense model); None for a classifier."""
+        return (self.card or {}).get("task")
+
+    def check_classifier(self, what: str) -> LoadedModel:
+        """This model, if it is a classifier; else one InputError saying that ``what`` takes classifiers."""
+        if self.task is not None:
+            dense = self.task == "segmentation"
+            hint = " Its explorer is hrnet_explorer.dense (CLI: hrnet-explorer segment)." if dense else ""
+            raise InputError(f"{what} takes a classifier; {self.name} is a {self.task} model (its card's task).{hint}")
+        return self
+
     def class_name(self, index: int) -> str:
         """The name of class ``index``; a ValueError outside 0..num_classes-1."""
         i = int(index)

@@ -48,3 +48,12 @@ def test_a_mask_is_written_as_png_only(lab_seg, tmp_path):
     result = segment(lab_seg, to_pil(render([0], "test", 64).images[0]))
     with pytest.raises(InputError, match="use a .png path"):
         result.save(tmp_path / "mask.jpg")
+
+
+def test_the_classifier_api_refuses_a_dense_model_by_its_task(lab_seg):
+    from hrnet_explorer import predict, trace
+
+    assert lab_seg.task == "segmentation" and load_model("lab", device="cpu").task is None
+    for run in (predict, trace):
+        with pytest.raises(InputError, match="segmentation model .* hrnet_explorer.dense"):
+            run(lab_seg, torch.zeros(1, 3, 64, 64))
