@@ -196,7 +196,7 @@ def _run_variant(
     ranks, n, shard_size = plan.ranks, plan.images, settings.shard_size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)  # said once, below and in the manifest
-        loaded = load_model(name, settings.weights, plan.device, plan.precision)
+        loaded = load_model(name, settings.weights, plan.device, plan.precision).check_classifier("analyze")
     if loaded.weights.is_random and ranks.is_main:
         print(f"WARNING: {key}: {loaded.weights.describe()}", file=sys.stderr)
     size = settings.input_size or loaded.data_config["input_size"][-1]

@@ -68,11 +68,13 @@ def test_segment_explain_refuses_an_unknown_class_in_one_line(capsys, cls, words
     assert words in err and "\n" not in err
 
 
-@pytest.mark.parametrize("command", ["predict", "trace", "explain", "report"])
+@pytest.mark.parametrize("command", ["predict", "trace", "explain", "report", "analyze"])
 def test_classifier_commands_point_a_dense_model_to_segment(tmp_path, capsys, command):
     """A dense model given to a classifier's command: one line naming its task and segment, not a shape error."""
-    extra = ["--out", str(tmp_path / "r.html"), "-q"] if command == "report" else []
-    assert main([command, str(RING), "--variant", "lab-seg", "--device", "cpu", *extra]) == 2
+    extra = ["--out", str(tmp_path / ("r.html" if command == "report" else "run")), "-q"]
+    extra = extra if command in ("report", "analyze") else []
+    source = "lab:2" if command == "analyze" else str(RING)
+    assert main([command, source, "--variant", "lab-seg", "--device", "cpu", *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert "segmentation model" in err and "hrnet-explorer segment" in err and "\n" not in err
     assert not (tmp_path / "r.html").exists()
