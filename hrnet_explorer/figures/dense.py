@@ -12,9 +12,10 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from ..dense.view import PixelsView
 from ..display import stream_color
 
-__all__ = ["knockout_figure", "mask_figure", "palette_image", "stream_maps_figure"]
+__all__ = ["knockout_figure", "mask_figure", "palette_image", "pixels_figures", "stream_maps_figure"]
 
 
 def palette_image(labels: torch.Tensor, palette: Sequence[Sequence[int]]) -> np.ndarray:
@@ -105,3 +106,18 @@ def knockout_figure(rows: Sequence[dict], metrics: Sequence[str], *, title: str 
         title=title, barmode="group", yaxis_title="drop (intact − knocked out)", height=380, template="plotly_white"
     )
     return fig
+
+
+def pixels_figures(view: PixelsView, name: str) -> tuple[go.Figure, go.Figure]:
+    """The Pixels view's two figures (the app's tab and the dense report): model ``name``'s mask over the image, and
+    each pixel's score for the explained class split by stream."""
+    split = view.split
+    mask = mask_figure(
+        view.shown, view.labels, view.segmentation.palette, view.segmentation.class_names,
+        title=f"{name}: every pixel's class",
+    )  # fmt: skip
+    streams = [f"stream {k}" for k in range(len(split.parts) - 1)]
+    maps = stream_maps_figure(
+        split.maps, [*streams, "bias"], title=f"Each pixel's score for {split.label!r}, split by stream (exact)"
+    )
+    return mask, maps

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..progress import Phases, Progress
+from .dense import dense_report
 from .page import SHARE_NOTES, esc, figure_html, render_page, write
 
 if TYPE_CHECKING:
@@ -82,7 +83,9 @@ def image_report(
     traced: Trace | None = None,
     trust: bool = False,
 ) -> dict[str, Path]:
-    """Every figure of the app for ``image``, in one HTML file; the trace beside it (safetensors + JSON).
+    """Every figure of the app for ``image``, in one HTML file; the trace beside it (safetensors + JSON). A dense model
+    (a card with ``"task": "segmentation"``, e.g. ``lab-seg``) gets its Pixels view instead (:mod:`.dense`: the page
+    and a JSON manifest).
 
     ``keep``: the maps saved — "outputs" (every stream's output and the head; default) or "all" (also every
     branch, fuse edge and pre-activation). ``loaded``: a :class:`~hrnet_explorer.zoo.LoadedModel` to use
@@ -117,6 +120,11 @@ def image_report(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)
             loaded = load_model(variant, weights, device)
+    if loaded.task == "segmentation":
+        if trust or prediction is not None or traced is not None:
+            raise InputError("A dense model's report is its Pixels view; trust, prediction, traced: a classifier's.")
+        image_name, digest = _image_identity(image)
+        return dense_report(image, loaded, out, image_name=image_name, digest=digest, progress=progress)
     loaded.check_classifier("The image report")
     name = getattr(loaded, "name", loaded.variant.name)
     # trace, figures, saliency, ig, Grad-CAM, stream shares, knockouts, [3 curves, randomisation,] writing

@@ -12,13 +12,9 @@ from typing import Any
 
 import torch
 
-from ..dense.explain import region_split
-from ..dense.knockouts import knockout_table
-from ..dense.predict import segment
-from ..dense.regions import class_region, resolve_class
+from ..dense.view import PixelsView, pixels_view
 from ..errors import InputError
-from ..figures.dense import mask_figure, stream_maps_figure
-from ..images import display_crop, read_image, to_batch
+from ..figures.dense import pixels_figures
 from ..zoo import LAB_SEG, LoadedModel, ModelFile, load_model
 from .guard import user_errors
 
@@ -54,37 +50,14 @@ class DenseView:
         if image is None:
             raise InputError("Upload or pick an image first.")
         loaded = self.load(model)
-        picture = read_image(image)
-        x = to_batch(picture, loaded.data_config).to(loaded.device)
-        seg = segment(loaded, picture)
-        with torch.no_grad():
-            labels = loaded.model(x).argmax(1)[0].cpu()  # at the model's input: what the split explains
-        cls = _target(loaded, labels, target)
-        region = class_region(loaded, x, cls)
-        split = region_split(loaded, x, region, cls)
-        shown = display_crop(picture, loaded.data_config)
-        mask = mask_figure(shown, labels, seg.palette, loaded.class_names, title=f"{loaded.name}: every pixel's class")
-        maps = stream_maps_figure(
-            split.maps, [f"stream {k}" for k in range(4)] + ["bias"],
-            title=f"Each pixel's score for {split.label!r}, split by stream (exact)",
-        )  # fmt: skip
-        knockouts = knockout_table(loaded, x)
-        return mask, maps, _table(loaded, seg, split, knockouts)
+        view = pixels_view(loaded, image, None if target in (None, "", LARGEST) else target)
+        return (*pixels_figures(view, loaded.name), _table(view))
 
 
-def _target(loaded: LoadedModel, labels: torch.Tensor, target: Any) -> int:
-    if target in (None, "", LARGEST):
-        counts = torch.bincount(labels.flatten(), minlength=loaded.num_classes)
-        counts[0] = 0  # the first class is the background
-        if not bool(counts.any()):
-            raise InputError(f"{loaded.name} labels every pixel of this image {loaded.class_names[0]!r}.")
-        return int(counts.argmax())
-    return resolve_class(loaded, target)
-
-
-def _table(loaded: LoadedModel, seg, split, knockouts) -> str:
+def _table(view: PixelsView) -> str:
+    split = view.split
     lines = ["| class | share of the image |", "|---|---|"]
-    lines += [f"| {name} | {f:.1%} |" for name, f in seg.fractions().items()]
+    lines += [f"| {name} | {f:.1%} |" for name, f in view.segmentation.fractions().items()]
     parts = " · ".join(f"stream {k} {p:.4g}" for k, p in enumerate(split.parts[:-1].tolist()))
     lines += [
         "",
@@ -96,6 +69,6 @@ def _table(loaded: LoadedModel, seg, split, knockouts) -> str:
     ]
     lines += [
         f"| {k} | {ko.changed_fraction:.1%} | {ko.against_before.miou:.3f} | {ko.against_before.boundary_f:.3f} |"
-        for k, ko in enumerate(knockouts)
+        for k, ko in enumerate(view.knockouts)
     ]
     return "\n".join(lines)

@@ -68,13 +68,20 @@ def test_segment_explain_refuses_an_unknown_class_in_one_line(capsys, cls, words
     assert words in err and "\n" not in err
 
 
-@pytest.mark.parametrize("command", ["predict", "trace", "explain", "report", "analyze"])
+@pytest.mark.parametrize("command", ["predict", "trace", "explain", "analyze"])
 def test_classifier_commands_point_a_dense_model_to_segment(tmp_path, capsys, command):
     """A dense model given to a classifier's command: one line naming its task and segment, not a shape error."""
-    extra = ["--out", str(tmp_path / ("r.html" if command == "report" else "run")), "-q"]
-    extra = extra if command in ("report", "analyze") else []
+    extra = ["--out", str(tmp_path / "run"), "-q"] if command == "analyze" else []
     source = "lab:2" if command == "analyze" else str(RING)
     assert main([command, source, "--variant", "lab-seg", "--device", "cpu", *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert "segmentation model" in err and "hrnet-explorer segment" in err and "\n" not in err
-    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_of_a_dense_model_is_its_pixels_view(tmp_path, capsys):
+    page = tmp_path / "ring.html"
+    assert main(["report", str(RING), "--variant", "lab-seg", "--device", "cpu", "--out", str(page), "-q"]) == 0
+    assert capsys.readouterr().out.split() == ["wrote", str(page), "wrote", str(tmp_path / "ring.json")]
+    assert "ring: its pixels split by stream" in page.read_text()
+    assert main(["report", str(RING), "--variant", "lab-seg", "--device", "cpu", "--out", str(page), "--trust"]) == 2
+    assert "Pixels view" in capsys.readouterr().err
