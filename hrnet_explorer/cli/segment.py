@@ -12,7 +12,7 @@ from ..dense.predict import segment
 from ..dense.regions import class_region, resolve_class
 from ..errors import InputError
 from ..images import read_image
-from ..zoo import LAB_SEG, load_model
+from ..zoo import LAB_SEG, class_index, load_model
 from .common import print_json
 
 __all__ = ["add_command"]
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> None:
     loaded = load_model(args.variant, args.weights, args.device)
     if not isinstance(loaded.model, DenseHRNet):
         raise InputError(f"{_NOT_DENSE}; {args.weights} is a classifier.")
-    cls = None if args.explain is None else resolve_class(loaded, _class_arg(args.explain))
+    cls = None if args.explain is None else resolve_class(loaded, class_index(args.explain, loaded.class_names))
     result = segment(loaded, image)
     explained = None if cls is None else _explain(loaded, image, cls, args.ig_steps)
     out = str(result.save(args.out)) if args.out else None
@@ -47,10 +47,6 @@ def run(args: argparse.Namespace) -> None:
         print(f"mask: {out} (palette PNG of class indices, {w}×{h})")
     if explained:
         _print_explained(explained)
-
-
-def _class_arg(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
 
 
 def _explain(loaded, image, cls: int, ig_steps: int) -> dict:

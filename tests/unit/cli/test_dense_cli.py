@@ -56,12 +56,12 @@ def test_segment_explains_a_class_by_stream(capsys):
     assert split["label"] == ig["label"] == "ring" and len(split["parts"]) == len(ig["shares"]) + 1 == 5
     assert sum(split["parts"]) == pytest.approx(split["score"], rel=1e-5) and split["error"] < 1e-5
     assert sum(ig["shares"]) == pytest.approx(ig["score"] - ig["baseline_score"], rel=0.05)
-    assert main([*args, "9"]) == 0  # the same class by its index, as text
+    assert main([*args, "9"]) == 0  # the same class by its index, as explain --target takes one
     text = capsys.readouterr().out
     assert "every pixel labelled 'ring'" in text and "exact part" in text and "bias" in text
 
 
-@pytest.mark.parametrize(("cls", "words"), [("goldfish", "No class 'goldfish'"), ("12", "No class 12")])
+@pytest.mark.parametrize(("cls", "words"), [("goldfish", "'goldfish' matches 0 classes"), ("12", "No class 12")])
 def test_segment_explain_refuses_an_unknown_class_in_one_line(capsys, cls, words):
     assert main(["segment", str(RING), "--device", "cpu", "--explain", cls]) == 2
     err = capsys.readouterr().err.strip()
