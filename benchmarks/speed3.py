@@ -10,6 +10,8 @@ widths padded where a width needs it), a full trace (``keep="all"``, every map),
 
 ``--cache-dir D``: the tracer saves its compiled artifacts to D; run the script a second time with ``--warm``
 and the same D to measure the warm start (time to the first trace in a fresh process, per shape).
+At batch 1 the row also records the CUDA memory still allocated after 500 more traces
+(``b1_trace_memory_growth_500_bytes``: 0 when replays leave nothing behind).
 Prints one JSON line per variant; ``--out`` appends them to a file.
 
     python benchmarks/speed3.py --variants hrnet_w18_small hrnet_w18 --cache-dir /tmp/hx --out cold.jsonl
@@ -71,6 +73,12 @@ def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: b
             exact = trace(loaded, x, exact=True)
             row[f"{p}trace_worst_rel"] = worst_rel(tracer(xl), exact)
             del exact
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_allocated()
+            for _ in range(500):
+                tracer(xl)
+            torch.cuda.synchronize()
+            row[f"{p}trace_memory_growth_500_bytes"] = torch.cuda.memory_allocated() - before
         del tracer
         torch.cuda.empty_cache()
         if warm:  # the warm pass measures the tracer's start only

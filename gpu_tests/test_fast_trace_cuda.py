@@ -63,6 +63,36 @@ def test_fast_traces_keep_the_contract(variant):
             )
 
 
+def memory_growth(run, x: torch.Tensor, calls: int) -> int:
+    """Bytes of CUDA memory still allocated after ``calls`` more calls of ``run(x)`` (their results dropped)."""
+    for _ in range(3):
+        run(x)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    for _ in range(calls):
+        run(x)
+    torch.cuda.synchronize()
+    return torch.cuda.memory_allocated() - before
+
+
+@pytest.mark.parametrize("variant", list(zoo.VARIANTS))
+def test_the_apps_gpu_trace_keeps_the_contract_and_its_memory_flat(variant):
+    """graph_trace, what the app and a GPU user meet by default (folded, padded where a width needs it, one CUDA
+    graph per shape): every map within FAST_RTOL["cuda"] of the exact trace, and 500 traces leave no memory behind."""
+    from hrnet_explorer.graphs import graph_trace
+
+    loaded = random_loaded(variant)
+    x = torch.randn(1, 3, 224, 224, device="cuda")
+    fast = graph_trace(loaded, x, store="cuda")
+    exact = trace(loaded, x)
+    assert not fast.exact and fast.names() == exact.names() and fast.shapes == exact.shapes
+    dev = worst_rel(fast, exact)
+    growth = memory_growth(lambda x: graph_trace(loaded, x, store="cuda"), x, 500)
+    print(f"{variant}: graph_trace worst per-map deviation {dev:.2e}, memory growth over 500 traces {growth} B")
+    assert dev <= FAST_RTOL["cuda"], dev
+    assert growth <= 1 << 20, growth
+
+
 def test_compiled_tracer_keeps_the_contract_and_replays():
     from hrnet_explorer.compiled import CompiledTracer
 
@@ -72,7 +102,9 @@ def test_compiled_tracer_keeps_the_contract_and_replays():
         x = torch.randn(1, 3, 224, 224, device="cuda")
         dev = worst_rel(tracer(x), trace(loaded, x))
         assert dev <= FAST_RTOL["cuda"], dev
-    print(f"compiled w18_small: compile {tracer.compile_seconds} s, deviation {dev:.2e}")
+    growth = memory_growth(tracer, x, 500)
+    print(f"compiled w18_small: compile {tracer.compile_seconds} s, deviation {dev:.2e}, 500 traces: +{growth} B")
+    assert growth <= 1 << 20, growth
 
 
 def test_strict_fp32_fast_trace_is_close_to_exact():
