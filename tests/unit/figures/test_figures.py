@@ -264,6 +264,9 @@ def test_compare(prediction):
     assert [t["type"] for t in data["data"]] == ["bar", "bar"]
     titles = [a["text"] for a in data["layout"]["annotations"]]
     assert titles == ["w18_small · 80 ms · RANDOM", "w18"]
+    # on a phone the details get a line of their own, whatever the measured time's width
+    compact = check(F.compare_figure([prediction, other], {"hrnet_w18_small": 12345.0, "hrnet_w18": 7.0}, compact=True))
+    assert [a["text"] for a in compact["layout"]["annotations"]] == ["w18_small<br>12345 ms · RANDOM", "w18<br>7 ms"]
 
 
 def test_attribution_figures_warn_about_random_weights(crop):
