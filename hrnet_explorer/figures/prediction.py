@@ -217,8 +217,8 @@ def compare_figure(
     titles = []
     for p in predictions:
         ms = (latencies_ms or {}).get(p.model_name)
-        details = (f"{ms:.0f} ms" if ms is not None else "", "RANDOM" if p.weights.is_random else "")
-        details = " · ".join(d for d in details if d)
+        parts = (f"{ms:.0f} ms" if ms is not None else "", "RANDOM" if p.weights.is_random else "")
+        details = " · ".join(part for part in parts if part)
         # compact: the details on a line of their own ("w18_small_v2 · 1066 ms · RANDOM" overran a phone's width)
         sep = "<br>" if compact else " · "
         titles.append(short_name(p.model_name) + (sep + details if details else ""))
