@@ -35,10 +35,10 @@ from hrnet_explorer.runtime import autocast
 from hrnet_explorer.zoo import VARIANTS, RandomWeightsWarning
 
 
-def frozen_plain(model: torch.nn.Module, x: torch.Tensor, precision: str, freeze: bool):
+def frozen_plain(model: torch.nn.Module, x: torch.Tensor, precision: str, freeze: bool, mode: str = "reduce-overhead"):
     """The plain model compiled as an expert would for inference; → (a callable, compile seconds)."""
     net = copy.deepcopy(model).eval().requires_grad_(False).to(memory_format=torch.channels_last)
-    compiled = torch.compile(net, mode="reduce-overhead")
+    compiled = torch.compile(net, mode=mode)
 
     def run():
         with torch.no_grad(), autocast(x.device, precision), _inductor_options(freeze):

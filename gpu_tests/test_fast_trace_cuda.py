@@ -93,17 +93,27 @@ def test_the_apps_gpu_trace_keeps_the_contract_and_its_memory_flat(variant):
     assert growth <= 1 << 20, growth
 
 
-def test_compiled_tracer_keeps_the_contract_and_replays():
+@pytest.mark.parametrize("kwargs", [{}, {"mode": "reduce-overhead"}], ids=["own-graph", "graph-trees"])
+def test_compiled_tracer_keeps_the_contract_and_replays(kwargs):
+    """The compiled trace, in the tracer's own CUDA graph per shape (the default) or Inductor's CUDA-graph trees:
+    within the contract on every call, one shape's replay leaves another shape's maps alone (own graph: one memory
+    pool per shape), and 500 traces leave no memory behind."""
     from hrnet_explorer.compiled import CompiledTracer
 
     loaded = random_loaded("hrnet_w18_small")
-    tracer = CompiledTracer(loaded, precision="fp32")
+    tracer = CompiledTracer(loaded, precision="fp32", **kwargs)
+    assert tracer.cuda_graph == (not kwargs)
     for _ in range(3):  # later calls replay the CUDA graph into the same buffers
         x = torch.randn(1, 3, 224, 224, device="cuda")
         dev = worst_rel(tracer(x), trace(loaded, x))
         assert dev <= FAST_RTOL["cuda"], dev
+    if tracer.cuda_graph:
+        one = tracer(x)
+        two = torch.randn(2, 3, 224, 224, device="cuda")
+        assert worst_rel(tracer(two), trace(loaded, two)) <= FAST_RTOL["cuda"]
+        assert worst_rel(one, trace(loaded, x)) <= FAST_RTOL["cuda"]  # the batch-2 replay wrote elsewhere
     growth = memory_growth(tracer, x, 500)
-    print(f"compiled w18_small: compile {tracer.compile_seconds} s, deviation {dev:.2e}, 500 traces: +{growth} B")
+    print(f"compiled w18_small {kwargs}: compile {tracer.compile_seconds} s, deviation {dev:.2e}, +{growth} B")
     assert growth <= 1 << 20, growth
 
 

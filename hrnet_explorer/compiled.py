@@ -6,12 +6,15 @@ instead walks timm's HRNet itself, in timm's order (``HighResolutionNet.forward_
 every name of :func:`~hrnet_explorer.trace.trace_names` plus ``logits``. In eager mode its maps are
 bit-identical to the hook trace of the same model (tests/unit/test_compiled_trace.py, all nine variants).
 
-:class:`CompiledTracer` compiles it (``torch.compile``, default ``mode="reduce-overhead"``: Inductor
-kernels replayed from a CUDA graph) on a private copy with BatchNorm folded (:mod:`hrnet_explorer.fold`),
-in channels_last. Compilation is paid once per (model, input shape, precision) on the first call
-(tens of seconds on a GPU); ``CompiledTracer.compile_seconds`` reports it. Under ``reduce-overhead``
-the returned maps live in the CUDA graph's memory and are overwritten by the next call: ``.clone()``
-a Trace you keep. Numerically a compiled trace is a fast trace: within ``FAST_RTOL`` of the exact one.
+:class:`CompiledTracer` compiles it (``torch.compile``, Inductor, freezing on) on a private copy with BatchNorm
+folded (:mod:`hrnet_explorer.fold`), in channels_last. Compilation is paid once per (model, input shape, precision)
+on the first call (tens of seconds on a GPU); ``CompiledTracer.compile_seconds`` reports it. On a GPU the tracer
+then captures the compiled trace in one CUDA graph per input shape (``cuda_graph``, the default there): a call is an
+input copy and one replay, and the maps are the graph's static outputs. That beats ``mode="reduce-overhead"``
+(Inductor's CUDA-graph trees), which rebuilds a tensor for every returned map on every call: 0.4–0.5 ms of host
+work at batch 1 (benchmarks/levers.py). Either way a later call overwrites the returned maps (in the tracer's
+own graph, the next call of the same shape): ``.clone()`` a Trace you keep. Numerically a compiled trace is a fast
+trace: within ``FAST_RTOL`` of the exact one.
 ``pad=True`` also pads that copy's channel widths to multiples of 8 (:mod:`hrnet_explorer.pad`); trace_forward
 slices every padded map back to its width (``widths``), so the maps, names and shapes are the unpadded ones.
 
@@ -31,7 +34,7 @@ from torch import nn
 from .anatomy import check_hrnet, fuse_edges, module_refs, shared_relu
 from .copies import private_copy
 from .errors import InputError
-from .graphs import tracer_copy
+from .graphs import tracer_copy, warm_up
 from .images import check_input_tensor
 from .pad import needs_padding
 from .runtime import Precision, autocast
@@ -111,6 +114,11 @@ def trace_forward(
     return out
 
 
+# Every tracer compiles the same function (trace_forward) for its own copy, once per input shape: past dynamo's
+# default of 8 compiles of one function it would silently fall back to eager.
+RECOMPILE_LIMIT = 256
+
+
 def _inductor_options(freeze: bool):
     """Inductor's freezing switch (a private config of torch: this is the one place that sets it). Freezing treats
     the copy's weights as constants: BatchNorm folded and weights constant-folded by the compiler."""
@@ -148,6 +156,19 @@ class CompileCache:
             tmp.replace(self.path(shape))  # atomic: a concurrent reader sees the old file or the new one
 
 
+class _Replay:
+    """One captured CUDA graph of the compiled trace: a call copies x into its static input and replays it; the maps
+    are the graph's static outputs (rewritten by the next call)."""
+
+    def __init__(self, static: torch.Tensor, graph: torch.cuda.CUDAGraph, maps: dict[str, torch.Tensor]):
+        self.static, self.graph, self.maps = static, graph, maps
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.static.copy_(x)
+        self.graph.replay()
+        return self.maps
+
+
 class CompiledTracer:
     """A full trace (``keep="all"``) of ``model`` through ``torch.compile``; compiled on the first call per shape.
 
@@ -156,7 +177,9 @@ class CompiledTracer:
     maps sliced back; None (default): where a width needs it (w18, w18_small_v2, w30, w44) on a GPU.
     ``freeze``: compile with Inductor's freezing (weights as constants; default with the inductor backend).
     ``channels_last``: the copy's memory format. ``mode``/``backend``: passed to ``torch.compile``
-    (``fullgraph=True``, ``dynamic=False``). ``precision``: "fp32" or "bf16" autocast (default: the LoadedModel's).
+    (``fullgraph=True``, ``dynamic=False``). ``cuda_graph``: capture each shape's compiled trace in a CUDA graph of
+    the tracer's own, one memory pool per shape (None: on a CUDA model when ``mode`` is None; it needs a mode without
+    Inductor's own CUDA graphs). ``precision``: "fp32" or "bf16" autocast (default: the LoadedModel's).
     ``cache_dir``: where compiled artifacts are saved after a compile and loaded before one (:class:`CompileCache`),
     so a later process compiles warm; ``compile_seconds[shape]`` is the first call's wall time either way.
     """
@@ -170,8 +193,9 @@ class CompiledTracer:
         pad: bool | None = None,
         freeze: bool | None = None,
         channels_last: bool = True,
-        mode: str | None = "reduce-overhead",
+        mode: str | None = None,
         backend: str = "inductor",
+        cuda_graph: bool | None = None,
         cache_dir: str | Path | None = None,
     ):
         self.loaded = model if isinstance(model, LoadedModel) else None
@@ -179,6 +203,13 @@ class CompiledTracer:
         if source.training:
             raise InputError("The model is in training mode; call model.eval() first.")
         self.device = next(source.parameters()).device
+        self.cuda_graph = self.device.type == "cuda" and mode is None if cuda_graph is None else bool(cuda_graph)
+        if self.cuda_graph and (self.device.type != "cuda" or mode not in (None, "max-autotune-no-cudagraphs")):
+            raise InputError(
+                f"cuda_graph=True captures the compiled trace in a CUDA graph: it needs a CUDA model and a mode "
+                f"without Inductor's own CUDA graphs (None or 'max-autotune-no-cudagraphs'), not {mode!r} on "
+                f"{self.device}."
+            )
         if pad is None:
             pad = fold and self.device.type == "cuda" and needs_padding(source)
         self.freeze = backend == "inductor" if freeze is None else bool(freeze)
@@ -199,18 +230,42 @@ class CompiledTracer:
         self.cache = CompileCache(cache_dir, f"{flags}-cl{int(channels_last)}") if cache_dir is not None else None
         self.compile_seconds: dict[tuple[int, ...], float] = {}  # input shape → first call's wall time
         self._shapes: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = {}  # input shape → every map's shape
+        self._graphs: dict[tuple[int, ...], _Replay] = {}  # input shape → its captured graph (cuda_graph=True)
         self._modules = module_refs(net)
+
+    def _run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with (
+            torch.inference_mode(),
+            autocast(self.device, self.precision),
+            _inductor_options(self.freeze),
+            torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT),
+        ):
+            return self.compiled(x)
+
+    def _capture(self, x: torch.Tensor) -> _Replay:
+        """Compile (in the warm-up, on a side stream) and capture one CUDA graph of the compiled trace for x's shape;
+        each shape gets a memory pool of its own, so replaying one never writes into another's maps."""
+        static = x.clone(memory_format=self.memory_format)
+        warm_up(lambda: self._run(static), self.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            maps = self._run(static)
+        return _Replay(static, graph, maps)
 
     def __call__(self, x: torch.Tensor) -> Trace:
         x = check_input_tensor(x).to(self.device).contiguous(memory_format=self.memory_format)
         shape = tuple(x.shape)
         first = shape not in self.compile_seconds
         start = time.perf_counter()
-        with self.copy.lock, torch.inference_mode(), autocast(self.device, self.precision):
+        with self.copy.lock:
             if first and self.cache is not None:
                 self.cache.load(shape)
-            with _inductor_options(self.freeze):
-                maps = self.compiled(x)
+            if not self.cuda_graph:
+                maps = self._run(x)
+            else:
+                if first:
+                    self._graphs[shape] = self._capture(x)
+                maps = self._graphs[shape](x)
         if first:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..compiled import trace_forward
+from ..compiled import RECOMPILE_LIMIT, trace_forward
 from ..copies import private_copy
 from ..errors import InputError
 from ..graphs import tracer_copy
@@ -167,8 +167,6 @@ COMPILE_BACKEND = "inductor"  # torch.compile's backend for compiled=True (the C
 # reduce-overhead: replayed from CUDA graphs. Per step on an H200 it halved the 144-unit batch and cut an 18-unit
 # batch 5x against Inductor's default mode, whose kernel launches dominated (benchmarks/README.md).
 COMPILE_MODE: str | None = "reduce-overhead"
-# One compiled entry per (map, batch, size, precision) of the same function: more than dynamo's default of 8.
-_RECOMPILE_LIMIT = 256
 
 
 def _map_of(net: torch.nn.Module, name: str, widths: dict[str, int], x: torch.Tensor) -> torch.Tensor:
@@ -199,7 +197,7 @@ def _map_forward(loaded: LoadedModel, name: str, compiled: bool) -> Iterator[Cal
             torch.compiler.cudagraph_mark_step_begin()  # each call is a new step (the last one has no backward)
             return run.derived[key](x.contiguous(memory_format=torch.channels_last))
 
-        with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
             yield forward_to_map
 
 

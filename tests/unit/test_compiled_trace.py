@@ -9,6 +9,7 @@ import torch
 
 from hrnet_explorer import trace, trace_names, zoo
 from hrnet_explorer.compiled import CompiledTracer, trace_forward
+from hrnet_explorer.errors import InputError
 from hrnet_explorer.fold import FAST_RTOL
 
 
@@ -39,3 +40,9 @@ def test_compiled_tracer_graph_has_no_breaks_and_keeps_the_contract(w18_small):
         assert dev <= FAST_RTOL["cpu"], name
     stats = result.fusion(4, 0)
     assert torch.allclose(stats.energy_share.sum(-1), torch.ones(1, 4), atol=1e-6)
+
+
+def test_compiled_tracer_graphs_only_on_cuda(w18_small):
+    assert not CompiledTracer(w18_small, backend="eager").cuda_graph  # CPU: no CUDA graph by default
+    with pytest.raises(InputError, match="needs a CUDA model"):
+        CompiledTracer(w18_small, backend="eager", cuda_graph=True)
