@@ -67,7 +67,7 @@ def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: b
         tracer = CompiledTracer(loaded, precision=precision, cache_dir=cache_dir)
         tracer(xl)
         row[f"{p}trace_first_call_s"] = round(time.perf_counter() - start, 2)  # construction + compile (or load)
-        row[f"{p}trace_pad"] = tracer.pad
+        row[f"{p}trace_pad"] = tracer.pads(b)
         row[f"{p}trace"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
         if b == 1:
             exact = trace(loaded, x, exact=True)

@@ -36,7 +36,7 @@ from .copies import private_copy
 from .errors import InputError
 from .graphs import tracer_copy, warm_up
 from .images import check_input_tensor
-from .pad import needs_padding
+from .pad import padding_growth, padding_pays
 from .runtime import Precision, autocast
 from .trace import Trace
 from .zoo import LoadedModel
@@ -169,12 +169,37 @@ class _Replay:
         return self.maps
 
 
+class _Forward:
+    """One private copy of the model and its compiled trace; a tracer keeps one per padding choice."""
+
+    def __init__(
+        self,
+        source: nn.Module,
+        fold: bool,
+        pad: bool,
+        *,
+        channels_last: bool,
+        mode: str | None,
+        backend: str,
+        cache: CompileCache | None,
+    ):
+        self.copy = private_copy(source, tracer_copy(fold, pad), channels_last=channels_last)
+        self.net = self.copy.net
+        widths = dict(getattr(self.net, "hrnet_explorer_widths", {}))
+        forward = functools.partial(trace_forward, self.net, widths=widths)
+        self.compiled = torch.compile(forward, mode=mode, backend=backend, fullgraph=True, dynamic=False)
+        self.modules = module_refs(self.net)
+        self.cache = cache
+
+
 class CompiledTracer:
     """A full trace (``keep="all"``) of ``model`` through ``torch.compile``; compiled on the first call per shape.
 
     ``fold``: trace a BatchNorm-folded private copy (default; False: the exact private copy, bit-exact in eager mode
     only). ``pad``: that copy's channel widths padded to multiples of 8 (:func:`hrnet_explorer.pad.pad_channels`),
-    maps sliced back; None (default): where a width needs it (w18, w18_small_v2, w30, w44) on a GPU.
+    maps sliced back; None (default): on a GPU, where a width needs it (w18, w18_small_v2, w30, w44), and at batch 1
+    only where padding widens no convolution by more than 1/8 (w30, w44): ``pads(batch)``
+    (:func:`hrnet_explorer.pad.padding_pays`).
     ``freeze``: compile with Inductor's freezing (weights as constants; default with the inductor backend).
     ``channels_last``: the copy's memory format. ``mode``/``backend``: passed to ``torch.compile``
     (``fullgraph=True``, ``dynamic=False``). ``cuda_graph``: capture each shape's compiled trace in a CUDA graph of
@@ -210,46 +235,61 @@ class CompiledTracer:
                 f"without Inductor's own CUDA graphs (None or 'max-autotune-no-cudagraphs'), not {mode!r} on "
                 f"{self.device}."
             )
-        if pad is None:
-            pad = fold and self.device.type == "cuda" and needs_padding(source)
+        tracer_copy(fold, bool(pad))  # pad=True without fold is refused here, not on the first call
         self.freeze = backend == "inductor" if freeze is None else bool(freeze)
         if self.freeze and backend != "inductor":
             raise InputError(f"freeze=True is Inductor's freezing; backend {backend!r} has none.")
-        self.copy = private_copy(source, tracer_copy(fold, pad), channels_last=channels_last)
-        net = self.copy.net
-        self.net, self.fold, self.pad = net, fold, pad
+        self.fold, self.pad = fold, pad
+        self._growth = padding_growth(source) if fold and self.device.type == "cuda" else 0.0
         self.variant = (
             self.loaded.variant.name if self.loaded else source.default_cfg.get("architecture", type(source).__name__)
         )
         self.precision = precision or (self.loaded.precision if self.loaded else "fp32")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        widths = dict(getattr(net, "hrnet_explorer_widths", {}))
-        forward = functools.partial(trace_forward, net, widths=widths)
-        self.compiled = torch.compile(forward, mode=mode, backend=backend, fullgraph=True, dynamic=False)
-        flags = f"{self.variant}-{self.precision}-fold{int(fold)}-pad{int(pad)}-freeze{int(self.freeze)}-{mode}"
-        self.cache = CompileCache(cache_dir, f"{flags}-cl{int(channels_last)}") if cache_dir is not None else None
+        flags = (
+            f"{self.variant}-{self.precision}-fold{int(fold)}-freeze{int(self.freeze)}-{mode}-cl{int(channels_last)}"
+        )
+        self._build = functools.partial(_Forward, source, fold, channels_last=channels_last, mode=mode, backend=backend)
+        self._cache_dir, self._flags = cache_dir, flags
+        self._forwards: dict[bool, _Forward] = {}  # padded? → its copy and compiled trace, built on first use
         self.compile_seconds: dict[tuple[int, ...], float] = {}  # input shape → first call's wall time
         self._shapes: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = {}  # input shape → every map's shape
         self._graphs: dict[tuple[int, ...], _Replay] = {}  # input shape → its captured graph (cuda_graph=True)
-        self._modules = module_refs(net)
 
-    def _run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def pads(self, batch: int) -> bool:
+        """Whether a batch of this size is traced on the channel-padded copy."""
+        if self.pad is not None:
+            return self.pad
+        return padding_pays(self._growth, batch)
+
+    def net(self, batch: int) -> nn.Module:
+        """The private copy a batch of this size is traced on."""
+        return self._forward(self.pads(batch)).net
+
+    def _forward(self, padded: bool) -> _Forward:
+        if padded not in self._forwards:
+            key = f"{self._flags}-pad{int(padded)}"
+            cache = CompileCache(self._cache_dir, key) if self._cache_dir is not None else None
+            self._forwards[padded] = self._build(padded, cache=cache)
+        return self._forwards[padded]
+
+    def _run(self, forward: _Forward, x: torch.Tensor) -> dict[str, torch.Tensor]:
         with (
             torch.inference_mode(),
             autocast(self.device, self.precision),
             _inductor_options(self.freeze),
             torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT),
         ):
-            return self.compiled(x)
+            return forward.compiled(x)
 
-    def _capture(self, x: torch.Tensor) -> _Replay:
+    def _capture(self, forward: _Forward, x: torch.Tensor) -> _Replay:
         """Compile (in the warm-up, on a side stream) and capture one CUDA graph of the compiled trace for x's shape;
         each shape gets a memory pool of its own, so replaying one never writes into another's maps."""
         static = x.clone(memory_format=self.memory_format)
-        warm_up(lambda: self._run(static), self.device)
+        warm_up(lambda: self._run(forward, static), self.device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            maps = self._run(static)
+            maps = self._run(forward, static)
         return _Replay(static, graph, maps)
 
     def __call__(self, x: torch.Tensor) -> Trace:
@@ -257,29 +297,31 @@ class CompiledTracer:
         shape = tuple(x.shape)
         first = shape not in self.compile_seconds
         start = time.perf_counter()
-        with self.copy.lock:
-            if first and self.cache is not None:
-                self.cache.load(shape)
+        padded = self.pads(shape[0])
+        forward = self._forward(padded)
+        with forward.copy.lock:
+            if first and forward.cache is not None:
+                forward.cache.load(shape)
             if not self.cuda_graph:
-                maps = self._run(x)
+                maps = self._run(forward, x)
             else:
                 if first:
-                    self._graphs[shape] = self._capture(x)
+                    self._graphs[shape] = self._capture(forward, x)
                 maps = self._graphs[shape](x)
         if first:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.compile_seconds[shape] = time.perf_counter() - start
             self._shapes[shape] = {k: tuple(v.shape) for k, v in maps.items()}
-            if self.cache is not None:
-                self.cache.save(shape)
+            if forward.cache is not None:
+                forward.cache.save(shape)
         return Trace(
             variant=self.variant,
             input_shape=shape,
             keep="all",
-            modules=self._modules,
+            modules=forward.modules,
             shapes=self._shapes[shape],  # the same every call for this shape: built once
             maps=maps,
             weights=self.loaded.weights if self.loaded else None,
-            exact=not (self.fold or self.pad) and self.memory_format == torch.contiguous_format,
+            exact=not (self.fold or padded) and self.memory_format == torch.contiguous_format,
         )

@@ -34,7 +34,15 @@ from torch.func import functional_call
 from .anatomy import check_hrnet
 from .hooks import MapRecorder, hooks_installed, hrnet_hooks
 
-__all__ = ["PAD_MULTIPLE", "needs_padding", "pad_channels", "padded_width", "trace_shapes"]
+__all__ = [
+    "PAD_MULTIPLE",
+    "needs_padding",
+    "pad_channels",
+    "padded_width",
+    "padding_growth",
+    "padding_pays",
+    "trace_shapes",
+]
 
 #: The channel multiple tensor cores favour (bf16/fp16 on NVIDIA GPUs).
 PAD_MULTIPLE = 8
@@ -47,10 +55,30 @@ def padded_width(channels: int, multiple: int = PAD_MULTIPLE) -> int:
     return -(-channels // multiple) * multiple
 
 
+def padding_growth(net: nn.Module, multiple: int = PAD_MULTIPLE) -> float:
+    """The largest fraction by which :func:`pad_channels` would widen a convolution of ``net``: 0 where no width
+    needs padding; w18 and w18_small_v2 1/3 (18 → 24), w30 1/15 (30 → 32), w44 1/11 (44 → 48)."""
+    convs = (m for m in net.modules() if isinstance(m, nn.Conv2d))
+    return max((padded_width(m.out_channels, multiple) / m.out_channels - 1 for m in convs), default=0.0)
+
+
+# At batch 1 the convolutions are latency-bound: a padded copy pays only where padding adds little work. One H200,
+# fp32, the trace over the frozen plain forward (benchmarks/levers.py): w30 (+1/15) 0.71x padded, 1.01x unpadded;
+# w44 (+1/11) 0.96x and 0.98x; w18 and w18_small_v2 (+1/3) 1.07x and 1.15x padded, 0.99x and 0.95x unpadded. At batch
+# 256 padding pays for all four (1.36-1.62x, benchmarks/README.md); batches 2-255 were not measured.
+BATCH1_PAD_MAX_GROWTH = 1 / 8
+
+
+def padding_pays(growth: float, batch: int) -> bool:
+    """Whether a batch of this size is faster on a padded copy, for a model whose padding widens a convolution by at
+    most ``growth`` (:func:`padding_growth`): wherever a width needs it from batch 2, and at batch 1 only where
+    padding adds at most ``BATCH1_PAD_MAX_GROWTH`` (w30, w44; not w18, w18_small_v2)."""
+    return growth > 0 and (batch > 1 or growth <= BATCH1_PAD_MAX_GROWTH)
+
+
 def needs_padding(net: nn.Module, multiple: int = PAD_MULTIPLE) -> bool:
     """Whether :func:`pad_channels` would widen any convolution of ``net`` (w18, w18_small_v2, w30, w44: yes)."""
-    convs = (m for m in net.modules() if isinstance(m, nn.Conv2d))
-    return any(padded_width(m.out_channels, multiple) != m.out_channels for m in convs)
+    return padding_growth(net, multiple) > 0
 
 
 def trace_shapes(net: nn.Module, height: int = 64, width: int = 64) -> dict[str, tuple[int, ...]]:

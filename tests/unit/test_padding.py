@@ -17,7 +17,7 @@ from hrnet_explorer.compiled import CompiledTracer, trace_forward
 from hrnet_explorer.copies import make_copy, private_copy
 from hrnet_explorer.fold import FAST_RTOL
 from hrnet_explorer.hooks import MapRecorder, hooks_installed, hrnet_hooks
-from hrnet_explorer.pad import needs_padding, pad_channels, padded_width, trace_shapes
+from hrnet_explorer.pad import needs_padding, pad_channels, padded_width, padding_growth, padding_pays, trace_shapes
 from hrnet_explorer.trace import Trace, _trace_of
 
 
@@ -152,7 +152,7 @@ def test_compiled_tracer_pads_and_keeps_the_contract():
     model = random_model("hrnet_w18_small_v2")
     x = torch.randn(1, 3, 64, 64)
     tracer = CompiledTracer(model, mode=None, backend="eager", pad=True)  # dynamo, fullgraph=True, no codegen
-    assert tracer.net.hrnet_explorer_widths
+    assert tracer.pads(1) and tracer.net(1).hrnet_explorer_widths
     result = tracer(x)
     exact = trace(model, x, exact=True)
     assert result.names() == exact.names() and result.shapes == exact.shapes and not result.exact
@@ -172,6 +172,25 @@ def test_shapes_and_the_padding_rule():
     assert sixteen.hrnet_explorer_widths["stage4.module0.fused2"] == 72
     same = pad_channels(make_copy(model, "folded", channels_last=True), multiple=1)
     assert same.hrnet_explorer_widths == {}
+
+
+def test_which_batches_pay_for_padding():
+    """Batch 1 pads only where padding adds little work (w30 +1/15, w44 +1/11; not w18's 18 → 24); batch 2 and up
+    pad wherever a width needs it; the power-of-two variants never pad."""
+    growth = {}
+    for variant in zoo.VARIANTS:
+        with torch.device("meta"):  # the widths only: no weights
+            growth[variant] = padding_growth(timm.create_model(variant, pretrained=False))
+    assert growth["hrnet_w18"] == growth["hrnet_w18_small_v2"] == pytest.approx(1 / 3)
+    assert growth["hrnet_w30"] == pytest.approx(1 / 15) and growth["hrnet_w44"] == pytest.approx(1 / 11)
+    at_one = {v for v, g in growth.items() if padding_pays(g, 1)}
+    at_256 = {v for v, g in growth.items() if padding_pays(g, 256)}
+    assert at_one == {"hrnet_w30", "hrnet_w44"}
+    assert (
+        at_256
+        == {"hrnet_w18", "hrnet_w18_small_v2", "hrnet_w30", "hrnet_w44"}
+        == {v for v, g in growth.items() if padding_pays(g, 2)}
+    )
 
 
 def test_bad_input_raises_clearly(w18_small):
