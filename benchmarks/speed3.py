@@ -6,7 +6,8 @@ The baseline is the plain timm model compiled for inference as PyTorch's own das
 default math (cuDNN convolutions may use TF32, matmuls don't), bf16 autocast at batch N. Beside it, as extra
 columns, the old baselines: the same compile without freezing, and the eager forward. The trace is
 :class:`~hrnet_explorer.compiled.CompiledTracer` with its defaults (BatchNorm folded, Inductor freezing, channel
-widths padded where a width needs it), a full trace (``keep="all"``, every map), in the same process.
+widths padded where a width needs it and padding pays at that batch, on a GPU its own CUDA graph per shape), a full
+trace (``keep="all"``, every map), in the same process.
 
 ``--cache-dir D``: the tracer saves its compiled artifacts to D; run the script a second time with ``--warm``
 and the same D to measure the warm start (time to the first trace in a fresh process, per shape).
