@@ -24,12 +24,11 @@ Prints one JSON line per (variant, batch); ``--out`` appends them.
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 
 import torch
 from gpu import cuda_ms  # benchmarks/gpu.py, beside this script
-from speed3 import frozen_plain
+from speed3 import emit, frozen_plain
 
 from hrnet_explorer import load_model
 from hrnet_explorer.compiled import CompiledTracer
@@ -148,11 +147,7 @@ def main() -> None:
                 args.conv_1x1_as_mm,
                 not args.no_trees,
             )
-            line = json.dumps(row)
-            print(line, flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(line + "\n")
+            emit(row, args.out)
 
 
 if __name__ == "__main__":

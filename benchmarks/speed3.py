@@ -104,6 +104,15 @@ def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: b
     return {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}
 
 
+def emit(row: dict, out: str | None) -> None:
+    """Print the row as one JSON line; append it to ``out`` too, if given."""
+    line = json.dumps(row)
+    print(line, flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(line + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
@@ -120,11 +129,7 @@ def main() -> None:
             "pass": "warm" if args.warm else "cold",
             **bench(variant, args.batch, args.repeats, args.cache_dir, args.warm, unfrozen=not args.no_unfrozen),
         }
-        line = json.dumps(row)
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(line + "\n")
+        emit(row, args.out)
 
 
 if __name__ == "__main__":
