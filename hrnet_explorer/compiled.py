@@ -181,7 +181,8 @@ class _Forward:
         channels_last: bool,
         mode: str | None,
         backend: str,
-        cache: CompileCache | None,
+        cache_dir: str | Path | None,
+        cache_key: str,
     ):
         self.copy = private_copy(source, tracer_copy(fold, pad), channels_last=channels_last)
         self.net = self.copy.net
@@ -189,7 +190,7 @@ class _Forward:
         forward = functools.partial(trace_forward, self.net, widths=widths)
         self.compiled = torch.compile(forward, mode=mode, backend=backend, fullgraph=True, dynamic=False)
         self.modules = module_refs(self.net)
-        self.cache = cache
+        self.cache = CompileCache(cache_dir, f"{cache_key}-pad{int(pad)}") if cache_dir is not None else None
 
 
 class CompiledTracer:
@@ -249,8 +250,16 @@ class CompiledTracer:
         flags = (
             f"{self.variant}-{self.precision}-fold{int(fold)}-freeze{int(self.freeze)}-{mode}-cl{int(channels_last)}"
         )
-        self._build = functools.partial(_Forward, source, fold, channels_last=channels_last, mode=mode, backend=backend)
-        self._cache_dir, self._flags = cache_dir, flags
+        self._build = functools.partial(
+            _Forward,
+            source,
+            fold,
+            channels_last=channels_last,
+            mode=mode,
+            backend=backend,
+            cache_dir=cache_dir,
+            cache_key=flags,
+        )
         self._forwards: dict[bool, _Forward] = {}  # padded? → its copy and compiled trace, built on first use
         self.compile_seconds: dict[tuple[int, ...], float] = {}  # input shape → first call's wall time
         self._shapes: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = {}  # input shape → every map's shape
@@ -268,9 +277,7 @@ class CompiledTracer:
 
     def _forward(self, padded: bool) -> _Forward:
         if padded not in self._forwards:
-            key = f"{self._flags}-pad{int(padded)}"
-            cache = CompileCache(self._cache_dir, key) if self._cache_dir is not None else None
-            self._forwards[padded] = self._build(padded, cache=cache)
+            self._forwards[padded] = self._build(padded)
         return self._forwards[padded]
 
     def _run(self, forward: _Forward, x: torch.Tensor) -> dict[str, torch.Tensor]:
