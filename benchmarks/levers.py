@@ -6,9 +6,12 @@ Per variant and batch (batch 1 fp32, batch N bf16 channels_last), in one process
   (Inductor's CUDA-graph trees rebuild every returned map's tensor on every call);
 - ``trace_graph``: the same compiled trace captured by the tracer in one CUDA graph per shape (``cuda_graph=True``:
   a call is a copy and one replay; the maps are the graph's static outputs);
-- ``check_input_ms``: the input check every call makes (``check_input_tensor``: one finiteness read-back);
+- ``check_input_ms``: the host-side input check (``check_input_tensor``: one finiteness read-back);
+  ``trace_graph_check_before``: the trace with it before each call (the previous default; the tracer's graph now
+  checks its input on the device and reads the flag back after the replay);
 - ``kernels``/``kernel_ms``: kernels per call and their summed GPU time, Inductor's Triton kernels apart from the
-  library's (cuDNN/cuBLAS), from ``torch.profiler`` over replays, for the plain forward and the traced one;
+  library's (cuDNN/cuBLAS), memory copies apart, from ``torch.profiler`` over replays, for the plain forward and the
+  traced one (``--top N``: the N most expensive kernels of each);
 - ``trace_graph_unpadded``: for a variant the tracer pads, the same trace with ``pad=False`` (does padding pay at this
   batch?);
 - with ``--pad-multiples``: the trace of copies padded to those channel multiples (a lever for the unpadded widths);
@@ -38,8 +41,9 @@ from hrnet_explorer.pad import needs_padding, pad_channels
 from hrnet_explorer.zoo import VARIANTS, RandomWeightsWarning
 
 
-def kernel_profile(fn, calls: int = 5) -> dict:
-    """Kernels per call and their summed GPU time (ms per call), Triton (Inductor's) and the rest (libraries)."""
+def kernel_profile(fn, calls: int = 5, top: int = 0) -> dict:
+    """Kernels per call and their summed GPU time (ms per call), Triton (Inductor's) and the rest (libraries);
+    memory copies and sets apart; with ``top``, the ``top`` most expensive kernels by name."""
     fn()
     torch.cuda.synchronize()
     activities = [torch.profiler.ProfilerActivity.CUDA]
@@ -47,17 +51,26 @@ def kernel_profile(fn, calls: int = 5) -> dict:
         for _ in range(calls):
             fn()
         torch.cuda.synchronize()
-    out = {"kernels": 0.0, "kernel_ms": 0.0, "triton_kernels": 0.0, "triton_ms": 0.0}
+    out = {"kernels": 0.0, "kernel_ms": 0.0, "triton_kernels": 0.0, "triton_ms": 0.0, "copies": 0.0, "copy_ms": 0.0}
+    per_kernel = []
     for event in prof.key_averages():
-        if event.device_type != torch.autograd.DeviceType.CUDA or event.key.startswith(("Memcpy", "Memset")):
+        if event.device_type != torch.autograd.DeviceType.CUDA:
             continue
         ms = event.device_time_total / 1e3 / calls
+        if event.key.startswith(("Memcpy", "Memset")):
+            out["copies"] += event.count / calls
+            out["copy_ms"] += ms
+            continue
         out["kernels"] += event.count / calls
         out["kernel_ms"] += ms
+        per_kernel.append((ms, event.count / calls, event.key[:80]))
         if event.key.startswith("triton"):
             out["triton_kernels"] += event.count / calls
             out["triton_ms"] += ms
-    return {k: round(v, 4) for k, v in out.items()}
+    out = {k: round(v, 4) for k, v in out.items()}
+    if top:
+        out["top"] = [[name, round(count, 1), round(ms, 4)] for ms, count, name in sorted(per_kernel)[::-1][:top]]
+    return out
 
 
 def bench(
@@ -68,6 +81,7 @@ def bench(
     max_autotune: bool,
     conv_1x1_as_mm: bool,
     trees: bool = True,
+    top: int = 0,
 ) -> dict:
     torch._dynamo.reset()
     loaded = load_model(variant, "random", device="cuda", cache=False)
@@ -82,7 +96,7 @@ def bench(
 
     run, row["plain_frozen_compile_s"] = frozen_plain(loaded.model, xl, precision, True)
     row["plain_frozen"] = rate(cuda_ms(run, reps))
-    row["plain_profile"] = kernel_profile(run)
+    row["plain_profile"] = kernel_profile(run, top=top)
     del run
     row["check_input_ms"] = round(cuda_ms(lambda: check_input_tensor(xl), reps), 4)
     if max_autotune:
@@ -107,8 +121,10 @@ def bench(
         row[f"{name}_pad"] = tracer.pads(batch)
         row[name] = rate(cuda_ms(lambda t=tracer: t(xl), reps))
         row[f"{name}_over_frozen"] = round(row[name] / row["plain_frozen"], 4)
+        if name == "trace_graph":  # the previous default: the input's finiteness read back before the replay
+            row["trace_graph_check_before"] = rate(cuda_ms(lambda t=tracer: t(check_input_tensor(xl)), reps))
         if name in ("trace_graph", "trace_graph_unpadded"):
-            row[f"{name}_profile"] = kernel_profile(lambda t=tracer: t(xl))
+            row[f"{name}_profile"] = kernel_profile(lambda t=tracer: t(xl), top=top)
         del tracer
         torch.cuda.empty_cache()
     for multiple in multiples:
@@ -133,6 +149,7 @@ def main() -> None:
     parser.add_argument("--no-trees", action="store_true", help="skip trace_trees")
     parser.add_argument("--max-autotune", action="store_true")
     parser.add_argument("--conv-1x1-as-mm", action="store_true")
+    parser.add_argument("--top", type=int, default=0, help="list the N most expensive kernels of each profile")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     warnings.simplefilter("ignore", RandomWeightsWarning)
@@ -146,6 +163,7 @@ def main() -> None:
                 args.max_autotune,
                 args.conv_1x1_as_mm,
                 not args.no_trees,
+                args.top,
             )
             emit(row, args.out)
 

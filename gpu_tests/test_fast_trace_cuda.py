@@ -16,6 +16,7 @@ from torch import nn
 
 from hrnet_explorer import load_model, trace, zoo
 from hrnet_explorer.analyses import reconstruction_error
+from hrnet_explorer.errors import InputError
 from hrnet_explorer.fold import FAST_RTOL
 from hrnet_explorer.graphs import GraphTracer
 
@@ -112,6 +113,14 @@ def test_compiled_tracer_keeps_the_contract_and_replays(kwargs):
         two = torch.randn(2, 3, 224, 224, device="cuda")
         assert worst_rel(tracer(two), trace(loaded, two)) <= FAST_RTOL["cuda"]
         assert worst_rel(one, trace(loaded, x)) <= FAST_RTOL["cuda"]  # the batch-2 replay wrote elsewhere
+        bad = x.clone()
+        bad[0, 1, 5, 7] = float("nan")
+        with pytest.raises(InputError, match="NaN or infinite"):  # checked by the graph, read back after the replay
+            tracer(bad)
+        with pytest.raises(InputError, match="NaN or infinite"):  # a new shape: checked before it compiles
+            tracer(torch.cat([bad, bad, bad]))
+        assert (3, 3, 224, 224) not in tracer.compile_seconds
+        assert worst_rel(tracer(x), trace(loaded, x)) <= FAST_RTOL["cuda"]
     growth = memory_growth(tracer, x, 500)
     print(f"compiled w18_small {kwargs}: compile {tracer.compile_seconds} s, deviation {dev:.2e}, +{growth} B")
     assert growth <= 1 << 20, growth

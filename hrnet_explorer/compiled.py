@@ -35,7 +35,7 @@ from .anatomy import check_hrnet, fuse_edges, module_refs, shared_relu
 from .copies import private_copy
 from .errors import InputError
 from .graphs import tracer_copy, warm_up
-from .images import check_input_tensor
+from .images import check_finite, check_input_tensor
 from .pad import padding_growth, padding_pays
 from .runtime import Precision, autocast
 from .trace import Trace
@@ -158,14 +158,20 @@ class CompileCache:
 
 class _Replay:
     """One captured CUDA graph of the compiled trace: a call copies x into its static input and replays it; the maps
-    are the graph's static outputs (rewritten by the next call)."""
+    are the graph's static outputs (rewritten by the next call). The graph also checks its input's finiteness, read
+    back after the replay: one wait for the device per call, where a check before the copy would add a second one
+    and leave the device idle until the replay is launched (0.1–0.3 ms a call, benchmarks/levers.py). So a call that
+    fails the check has already rewritten the maps."""
 
-    def __init__(self, static: torch.Tensor, graph: torch.cuda.CUDAGraph, maps: dict[str, torch.Tensor]):
-        self.static, self.graph, self.maps = static, graph, maps
+    def __init__(
+        self, static: torch.Tensor, graph: torch.cuda.CUDAGraph, maps: dict[str, torch.Tensor], finite: torch.Tensor
+    ):
+        self.static, self.graph, self.maps, self.finite = static, graph, maps, finite
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self.static.copy_(x)
         self.graph.replay()
+        check_finite(self.finite)
         return self.maps
 
 
@@ -296,12 +302,15 @@ class CompiledTracer:
         warm_up(lambda: self._run(forward, static), self.device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
+            finite = torch.isfinite(static).all()
             maps = self._run(forward, static)
-        return _Replay(static, graph, maps)
+        return _Replay(static, graph, maps, finite)
 
     def __call__(self, x: torch.Tensor) -> Trace:
-        x = check_input_tensor(x).to(self.device).contiguous(memory_format=self.memory_format)
+        x = check_input_tensor(x, finite=False).to(self.device).contiguous(memory_format=self.memory_format)
         shape = tuple(x.shape)
+        if shape not in self._graphs:  # else its replay checks
+            check_finite(torch.isfinite(x).all())
         first = shape not in self.compile_seconds
         start = time.perf_counter()
         padded = self.pads(shape[0])

@@ -29,6 +29,7 @@ __all__ = [
     "to_batch",
     "display_crop",
     "check_input_size",
+    "check_finite",
     "check_input_tensor",
     "OUTLIER_PERC",
     "display_scale",
@@ -174,9 +175,11 @@ def read_image(source: ImageInput) -> Image.Image:
     return _to_rgb(img)
 
 
-def check_input_tensor(x: torch.Tensor) -> torch.Tensor:
+def check_input_tensor(x: torch.Tensor, finite: bool = True) -> torch.Tensor:
     """A preprocessed batch must be float Bx3xHxW with H and W multiples of 32, all finite; returned as float32
-    (the weights' dtype: float64 or float16 inputs would not run; bf16 is autocast's business)."""
+    (the weights' dtype: float64 or float16 inputs would not run; bf16 is autocast's business).
+    ``finite=False``: all but the finiteness check (one read-back from the device), which is then the caller's
+    (:func:`check_finite`, or a CUDA graph that checks its input on the device)."""
     if not isinstance(x, torch.Tensor):
         raise ArgumentError(f"Expected a torch.Tensor batch, got {type(x).__name__}.")
     if x.ndim == 3:
@@ -191,9 +194,15 @@ def check_input_tensor(x: torch.Tensor) -> torch.Tensor:
             f"HRNet needs input height and width that are multiples of {STRIDE}; got {h}×{w}. "
             f"Resize to e.g. {max(STRIDE, round(h / STRIDE) * STRIDE)}×{max(STRIDE, round(w / STRIDE) * STRIDE)}."
         )
-    if not torch.isfinite(x).all():
-        raise InputError("The input tensor holds NaN or infinite values.")
+    if finite:
+        check_finite(torch.isfinite(x).all())
     return x.float()  # the same tensor when it is float32 already
+
+
+def check_finite(all_finite: torch.Tensor) -> None:
+    """Raise for an input whose ``torch.isfinite(x).all()`` is False (a read-back when it lives on a GPU)."""
+    if not all_finite:
+        raise InputError("The input tensor holds NaN or infinite values.")
 
 
 def check_input_size(input_size: int | None) -> None:

@@ -45,5 +45,7 @@ def test_compiled_tracer_graph_has_no_breaks_and_keeps_the_contract(w18_small):
 def test_compiled_tracer_graphs_only_on_cuda(w18_small):
     cpu = CompiledTracer(w18_small, backend="eager")
     assert not cpu.cuda_graph and not cpu.pads(1) and not cpu.pads(256)  # CPU: no CUDA graph, no padding by default
+    with pytest.raises(InputError, match="NaN"):
+        cpu(torch.full((1, 3, 64, 64), float("nan")))
     with pytest.raises(InputError, match="needs a CUDA model"):
         CompiledTracer(w18_small, backend="eager", cuda_graph=True)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from hrnet_explorer import ImageError, display_crop, preprocess, read_image
-from hrnet_explorer.images import MAX_PIXELS, check_input_tensor
+from hrnet_explorer.images import MAX_PIXELS, check_finite, check_input_tensor
 
 CONFIG = {
     "input_size": (3, 224, 224),
@@ -159,6 +159,9 @@ def test_input_size_must_be_a_multiple_of_32():
         check_input_tensor(torch.zeros(1, 4, 64, 64))
     with pytest.raises(ValueError, match="NaN"):
         check_input_tensor(torch.full((1, 3, 64, 64), float("inf")))
+    infinite = check_input_tensor(torch.full((1, 3, 64, 64), float("inf")), finite=False)  # the caller's check
+    with pytest.raises(ValueError, match="NaN"):
+        check_finite(torch.isfinite(infinite).all())
 
 
 def test_display_crop_matches_network_input_geometry():
