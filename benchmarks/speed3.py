@@ -14,9 +14,6 @@ and the same D to measure the warm start (time to the first trace in a fresh pro
 At batch 1 the row also records the CUDA memory still allocated after 500 more traces
 (``b1_trace_memory_growth_500_bytes``: 0 when replays leave nothing behind). ``trace_check_before``: the trace with
 the host-side input check before each call, the previous default (the tracer's graph now checks its input itself).
-``--lock F``: several processes may share one GPU (each compiles while another measures); every timed section
-holds an exclusive lock on the file F, so no two processes time at once. Compile seconds then include the
-neighbours' load on the host's cores.
 Prints one JSON line per variant; ``--out`` appends them to a file.
 
     python benchmarks/speed3.py --variants hrnet_w18_small hrnet_w18 --cache-dir /tmp/hx --out cold.jsonl
@@ -26,9 +23,7 @@ Prints one JSON line per variant; ``--out`` appends them to a file.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import fcntl
 import json
 import time
 import warnings
@@ -58,20 +53,6 @@ def frozen_plain(model: torch.nn.Module, x: torch.Tensor, precision: str, freeze
     return run, time.perf_counter() - start
 
 
-@contextlib.contextmanager
-def gpu_turn(lock: str | None):
-    """Hold the GPU for a timed section: an exclusive lock on the file ``lock`` (None: no lock)."""
-    if lock is None:
-        yield
-        return
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def bench(
     variant: str,
     batch: int,
@@ -79,7 +60,6 @@ def bench(
     cache_dir: str | None,
     warm: bool,
     unfrozen: bool = True,
-    lock: str | None = None,
 ) -> dict:
     torch._dynamo.reset()
     loaded = load_model(variant, "random", device="cuda", cache=False)
@@ -98,19 +78,18 @@ def bench(
         tracer(xl)
         row[f"{p}trace_first_call_s"] = round(time.perf_counter() - start, 2)  # construction + compile (or load)
         row[f"{p}trace_pad"] = tracer.pads(b)
-        with gpu_turn(lock):
-            row[f"{p}trace"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
-            row[f"{p}trace_check_before"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(check_input_tensor(xl)), reps))
-            if b == 1:
-                exact = trace(loaded, x, exact=True)
-                row[f"{p}trace_worst_rel"] = worst_rel(tracer(xl), exact)
-                del exact
-                torch.cuda.synchronize()
-                before = torch.cuda.memory_allocated()
-                for _ in range(500):
-                    tracer(xl)
-                torch.cuda.synchronize()
-                row[f"{p}trace_memory_growth_500_bytes"] = torch.cuda.memory_allocated() - before
+        row[f"{p}trace"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
+        row[f"{p}trace_check_before"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(check_input_tensor(xl)), reps))
+        if b == 1:
+            exact = trace(loaded, x, exact=True)
+            row[f"{p}trace_worst_rel"] = worst_rel(tracer(xl), exact)
+            del exact
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_allocated()
+            for _ in range(500):
+                tracer(xl)
+            torch.cuda.synchronize()
+            row[f"{p}trace_memory_growth_500_bytes"] = torch.cuda.memory_allocated() - before
         del tracer
         torch.cuda.empty_cache()
         if warm:  # the warm pass measures the tracer's start only
@@ -118,8 +97,7 @@ def bench(
         for name, freeze in (("plain_frozen", True), ("plain_compiled", False))[: 2 if unfrozen else 1]:
             run, seconds = frozen_plain(loaded.model, xl, precision, freeze)
             row[f"{p}{name}_compile_s"] = round(seconds, 2)
-            with gpu_turn(lock):
-                row[f"{p}{name}"] = per_call(cuda_ms(run, reps))
+            row[f"{p}{name}"] = per_call(cuda_ms(run, reps))
             del run
             torch.cuda.empty_cache()
         net = copy.deepcopy(loaded.model).eval().to(memory_format=torch.channels_last)
@@ -128,8 +106,7 @@ def bench(
             with torch.inference_mode(), autocast(xl.device, precision):
                 net(xl)
 
-        with gpu_turn(lock):
-            row[f"{p}plain_eager"] = per_call(cuda_ms(eager, reps))
+        row[f"{p}plain_eager"] = per_call(cuda_ms(eager, reps))
         del net
         # batch 1: the trace's time over the frozen plain forward's (target ≤ 1.05); batch N: throughput (≥ 1.0)
         row[f"{p}trace_over_frozen"] = row[f"{p}trace"] / row[f"{p}plain_frozen"]
@@ -154,22 +131,13 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--warm", action="store_true", help="second process: the tracer's warm start only")
     parser.add_argument("--no-unfrozen", action="store_true", help="skip the old baseline (compile without freezing)")
-    parser.add_argument("--lock", default=None, help="a file: hold it exclusively while timing (shared GPU)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     warnings.simplefilter("ignore", RandomWeightsWarning)
     for variant in args.variants:
         row = {
             "pass": "warm" if args.warm else "cold",
-            **bench(
-                variant,
-                args.batch,
-                args.repeats,
-                args.cache_dir,
-                args.warm,
-                unfrozen=not args.no_unfrozen,
-                lock=args.lock,
-            ),
+            **bench(variant, args.batch, args.repeats, args.cache_dir, args.warm, unfrozen=not args.no_unfrozen),
         }
         emit(row, args.out)
 
