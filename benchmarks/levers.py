@@ -114,6 +114,9 @@ def bench(
     if conv_1x1_as_mm:
         levers.append(("trace_graph_1x1mm", {}))
     for name, kwargs in levers:
+        # Each lever compiles afresh: dynamo would reuse the compiled trace of a copy it has seen (tracers of the same
+        # model share their private copy), and an Inductor setting such as conv_1x1_as_mm is none of its guards.
+        torch._dynamo.reset()
         tracer = CompiledTracer(loaded, precision=precision, **kwargs)
         with torch._inductor.config.patch(conv_1x1_as_mm=name == "trace_graph_1x1mm"):
             tracer(xl)
