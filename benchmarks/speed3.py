@@ -53,14 +53,7 @@ def frozen_plain(model: torch.nn.Module, x: torch.Tensor, precision: str, freeze
     return run, time.perf_counter() - start
 
 
-def bench(
-    variant: str,
-    batch: int,
-    repeats: int,
-    cache_dir: str | None,
-    warm: bool,
-    unfrozen: bool = True,
-) -> dict:
+def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: bool, unfrozen: bool = True) -> dict:
     torch._dynamo.reset()
     loaded = load_model(variant, "random", device="cuda", cache=False)
     row: dict = {"variant": variant, "device": torch.cuda.get_device_name(), "torch": torch.__version__}

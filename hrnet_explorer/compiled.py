@@ -160,8 +160,8 @@ class _Replay:
     """One captured CUDA graph of the compiled trace: a call copies x into its static input and replays it; the maps
     are the graph's static outputs (rewritten by the next call). The graph also checks its input's finiteness, read
     back after the replay: one wait for the device per call, where a check before the copy would add a second one
-    and leave the device idle until the replay is launched (0.1–0.3 ms a call, benchmarks/levers.py). So a call that
-    fails the check has already rewritten the maps."""
+    and leave the device idle until the replay is launched (0.16–0.19 ms a call at batch 1 on an H200,
+    benchmarks/README.md). So a call that fails the check has already rewritten the maps."""
 
     def __init__(
         self, static: torch.Tensor, graph: torch.cuda.CUDAGraph, maps: dict[str, torch.Tensor], finite: torch.Tensor
