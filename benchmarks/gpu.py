@@ -28,6 +28,7 @@ import warnings
 import torch
 
 from hrnet_explorer import load_model, trace
+from hrnet_explorer.fold import worst_deviation
 from hrnet_explorer.graphs import GraphTracer, warm_up
 from hrnet_explorer.pad import needs_padding
 from hrnet_explorer.runtime import autocast
@@ -143,14 +144,6 @@ def _compiled(fn, x: torch.Tensor) -> tuple[object, float]:
     return fn, time.perf_counter() - start
 
 
-def worst_rel(fast, exact) -> float:
-    """max over maps of max|fast − exact| / max|exact| (the fast-trace contract, FAST_RTOL)."""
-    return max(
-        ((fast[n].float() - t.float()).abs().max() / t.float().abs().max().clamp_min(1e-12)).item()
-        for n, t in exact.maps.items()
-    )
-
-
 def bench_speed2(
     variant: str, batch: int, repeats: int, skip_batch: bool = False, b1_layouts: tuple[str, ...] = ("nchw", "nhwc")
 ) -> dict:
@@ -205,7 +198,7 @@ def bench_speed2(
             row[f"{p}{name}"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
             if b == 1 and fold:
                 exact = GraphTracer(loaded, 1, 224, keep="all", precision=precision, channels_last=False)(x).clone()
-                row[f"{p}{name}_worst_rel"] = worst_rel(tracer(xl), exact)
+                row[f"{p}{name}_worst_rel"] = worst_deviation(tracer(xl), exact)
             del tracer
             torch.cuda.empty_cache()
         tracer = CompiledTracer(loaded, precision=precision, fold=True, channels_last=True)
@@ -214,7 +207,7 @@ def bench_speed2(
         row[f"{p}trace_compiled"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(xl), reps))
         if b == 1:
             exact = GraphTracer(loaded, 1, 224, keep="all", precision=precision, channels_last=False)(x).clone()
-            row[f"{p}trace_compiled_worst_rel"] = worst_rel(tracer(xl), exact)
+            row[f"{p}trace_compiled_worst_rel"] = worst_deviation(tracer(xl), exact)
             # Memory over 500 fast traces (compiled, then eager folded): allocated before vs after.
             for label, fn in (
                 ("compiled", lambda t=tracer, xl=xl: t(xl)),

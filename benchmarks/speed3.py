@@ -29,10 +29,11 @@ import time
 import warnings
 
 import torch
-from gpu import cuda_ms, worst_rel  # benchmarks/gpu.py, beside this script
+from gpu import cuda_ms  # benchmarks/gpu.py, beside this script
 
 from hrnet_explorer import load_model, trace
 from hrnet_explorer.compiled import CompiledTracer, _inductor_options
+from hrnet_explorer.fold import worst_deviation
 from hrnet_explorer.images import check_input_tensor
 from hrnet_explorer.runtime import autocast
 from hrnet_explorer.zoo import VARIANTS, RandomWeightsWarning
@@ -75,7 +76,7 @@ def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: b
         row[f"{p}trace_check_before"] = per_call(cuda_ms(lambda t=tracer, xl=xl: t(check_input_tensor(xl)), reps))
         if b == 1:
             exact = trace(loaded, x, exact=True)
-            row[f"{p}trace_worst_rel"] = worst_rel(tracer(xl), exact)
+            row[f"{p}trace_worst_rel"] = worst_deviation(tracer(xl), exact)
             del exact
             torch.cuda.synchronize()
             before = torch.cuda.memory_allocated()

@@ -22,12 +22,36 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["FAST_RTOL", "clear_hooks", "fingerprint", "fold_batchnorm"]
+__all__ = [
+    "FAST_RTOL",
+    "clear_hooks",
+    "deviations",
+    "fingerprint",
+    "fold_batchnorm",
+    "map_deviation",
+    "worst_deviation",
+]
 
 #: The numerical contract of a fast (folded) trace against the exact trace, per map:
 #: ``max|fast − exact| ≤ rtol · max|exact|``. "cpu": fp32 on a CPU. "cuda": fp32 with cuDNN's default
 #: TF32 convolutions (both traces), or with bf16 autocast (both traces).
 FAST_RTOL = {"cpu": 1e-4, "cuda": 1e-2}
+
+
+def map_deviation(fast: torch.Tensor, exact: torch.Tensor) -> float:
+    """FAST_RTOL's measure for one map: ``max|fast − exact| / max|exact|``, in float32 (an all-zero exact map
+    counts as magnitude 1e-12)."""
+    return float((fast.float() - exact.float()).abs().max()) / max(float(exact.float().abs().max()), 1e-12)
+
+
+def deviations(fast, exact) -> dict[str, float]:
+    """:func:`map_deviation` of trace ``fast`` from trace ``exact`` for every map ``exact`` holds, by name."""
+    return {name: map_deviation(fast[name], ref) for name, ref in exact.maps.items()}
+
+
+def worst_deviation(fast, exact) -> float:
+    """The largest :func:`map_deviation` over every map of ``exact``: what FAST_RTOL bounds."""
+    return max(deviations(fast, exact).values())
 
 
 def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:

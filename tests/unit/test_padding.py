@@ -15,7 +15,7 @@ from hrnet_explorer import trace, trace_names, zoo
 from hrnet_explorer.analyses import reconstruction_error
 from hrnet_explorer.compiled import CompiledTracer, trace_forward
 from hrnet_explorer.copies import make_copy, private_copy
-from hrnet_explorer.fold import FAST_RTOL
+from hrnet_explorer.fold import FAST_RTOL, map_deviation
 from hrnet_explorer.hooks import MapRecorder, hooks_installed, hrnet_hooks
 from hrnet_explorer.pad import needs_padding, pad_channels, padded_width, padding_growth, padding_pays, trace_shapes
 from hrnet_explorer.trace import Trace, _trace_of
@@ -41,10 +41,6 @@ def hook_trace(net: nn.Module, x: torch.Tensor, keep: str = "all", extra=()) -> 
     with hooks_installed(hrnet_hooks(net, rec) + list(extra)), torch.inference_mode():
         rec.put("logits", net(x))
     return _trace_of(rec, net, tuple(x.shape), None, exact=False)
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.float() - b.float()).abs().max()) / max(float(b.float().abs().max()), 1e-12)
 
 
 class ModuleOutputs:
@@ -97,8 +93,8 @@ def test_padded_trace_equals_the_unpadded_fast_trace(variant):
     assert result.shapes == unpadded.shapes
     for name, ref in unpadded.maps.items():
         assert result[name].shape == ref.shape, name
-        assert rel(result[name], ref) <= FAST_RTOL["cpu"], name
-    assert rel(result.logits, unpadded.logits) <= 1e-5
+        assert map_deviation(result[name], ref) <= FAST_RTOL["cpu"], name
+    assert map_deviation(result.logits, unpadded.logits) <= 1e-5
     # Inside the padded network, every padded channel is exactly zero (convs, blocks, fuse edges, ReLUs, upsampling).
     assert bool(found) == pads
     assert all(v == 0.0 for v in found.values()), {k: v for k, v in found.items() if v}
@@ -130,7 +126,7 @@ def test_padded_copy_against_the_exact_trace_and_unfolded_batchnorms():
         result = hook_trace(net, x)
         assert result.shapes == exact.shapes
         for name, ref in exact.maps.items():
-            assert rel(result[name], ref) <= FAST_RTOL["cpu"], name
+            assert map_deviation(result[name], ref) <= FAST_RTOL["cpu"], name
 
 
 def test_trace_forward_of_a_padded_copy_is_its_hook_trace():
@@ -157,7 +153,7 @@ def test_compiled_tracer_pads_and_keeps_the_contract():
     exact = trace(model, x, exact=True)
     assert result.names() == exact.names() and result.shapes == exact.shapes and not result.exact
     for name, ref in exact.maps.items():
-        assert rel(result[name], ref) <= FAST_RTOL["cpu"], name
+        assert map_deviation(result[name], ref) <= FAST_RTOL["cpu"], name
     stats = result.fusion(2, 0)
     assert torch.allclose(stats.energy_share.sum(-1), torch.ones(1, 2), atol=1e-6)
 
@@ -244,4 +240,4 @@ def test_ig_graphs_run_on_a_padded_copy_only_where_a_width_needs_it(variant):
         xi = x.clone().requires_grad_()
         (grad,) = torch.autograd.grad(net(xi)[:, 5].sum(), xi)
         grads.append(grad)
-    assert rel(grads[1], grads[0]) <= FAST_RTOL["cpu"]
+    assert map_deviation(grads[1], grads[0]) <= FAST_RTOL["cpu"]
