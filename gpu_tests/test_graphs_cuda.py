@@ -10,6 +10,7 @@ import torch
 
 from hrnet_explorer import load_model, trace, zoo
 from hrnet_explorer.batch import trace_many
+from hrnet_explorer.errors import InputError
 from hrnet_explorer.graphs import GraphTracer
 
 if not torch.cuda.is_available():
@@ -155,6 +156,14 @@ def test_graph_trace_is_a_cached_fast_trace(loaded):
     assert torch.equal(graph_trace(loaded, x).logits, first.logits)  # kept maps were not overwritten
     graph_trace(loaded, torch.randn(1, 3, 160, 192, device="cuda"))  # another shape: another tracer
     assert len(tracers) == 2
+    bad = x.clone()
+    bad[0, 2, 9, 4] = float("inf")
+    with pytest.raises(InputError, match="NaN or infinite"):  # checked by the shape's graph, after the replay
+        graph_trace(loaded, bad)
+    with pytest.raises(InputError, match="NaN or infinite"):  # a new shape: checked before anything is captured
+        graph_trace(loaded, torch.full((1, 3, 96, 96), float("nan"), device="cuda"))
+    assert len(tracers) == 2
+    assert torch.equal(graph_trace(loaded, x).logits, first.logits)  # the next good call keeps the contract
 
 
 def test_a_users_hook_on_the_model_is_never_captured_in_a_graph(loaded):

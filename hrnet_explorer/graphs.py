@@ -22,7 +22,7 @@ from torch import nn
 from .copies import CopyKind, private_copy
 from .errors import InputError
 from .hooks import KEEPS, Keep, MapRecorder, hooks_installed, hrnet_hooks
-from .images import check_input_tensor
+from .images import check_finite, check_input_tensor
 from .runtime import Precision, autocast
 from .trace import Trace, _trace_of
 from .zoo import LoadedModel
@@ -61,6 +61,9 @@ class GraphTracer:
     (views of the static buffers; names, shapes and fusion statistics as unpadded), within
     ``FAST_RTOL["cuda"]`` of the exact trace.
     Calls with another shape raise; build one tracer per shape (warm-up and capture take ~1 s).
+    The graph also checks its input's finiteness, read back after the replay (as :class:`~hrnet_explorer.compiled.
+    CompiledTracer`'s does: one wait for the device per call instead of two), so a call that fails it has already
+    rewritten the maps.
     """
 
     def __init__(
@@ -112,11 +115,12 @@ class GraphTracer:
                 autocast(device, self.precision, cache=False),
                 torch.cuda.graph(self.graph),
             ):
+                self.finite = torch.isfinite(self.static_input).all()
                 rec.put("logits", self.net(self.static_input))
 
     def __call__(self, x: torch.Tensor) -> Trace:
         """Copy ``x`` into the static input, replay, and return the trace (valid until the next call)."""
-        x = check_input_tensor(x)
+        x = check_input_tensor(x, finite=False)
         if tuple(x.shape) != self.input_shape:
             raise InputError(
                 f"This GraphTracer was captured for inputs of shape {self.input_shape}; got {tuple(x.shape)}. "
@@ -124,6 +128,7 @@ class GraphTracer:
             )
         self.static_input.copy_(x, non_blocking=True)
         self.graph.replay()
+        check_finite(self.finite)
         return _trace_of(self._recorder, self.net, tuple(x.shape), self.loaded, exact=not (self.fold or self.pad))
 
 
@@ -135,13 +140,14 @@ def graph_trace(loaded: LoadedModel, x: torch.Tensor, store: str | torch.device 
     Every module's fusion statistics are computed on the GPU, then the maps and statistics are copied to ``store``
     (a Trace that owns them) while the copy's lock is held, so concurrent callers never see each other's buffers.
     Up to ``max_shapes`` tracers per model (least recently used dropped); rebuilt when the weights change."""
-    x = check_input_tensor(x)
+    x = check_input_tensor(x, finite=False)
     shape = tuple(x.shape)
     padded = private_copy(loaded.model, "padded")
     with padded.lock:
         tracers: OrderedDict = padded.derived.setdefault("graph_trace", OrderedDict())
         key = (shape, loaded.precision)
-        if key not in tracers:
+        if key not in tracers:  # else its graph checks the input
+            check_finite(torch.isfinite(x).all())
             tracers[key] = GraphTracer(loaded, shape[0], shape[-2:], fold=True, pad=True)
             if len(tracers) > max_shapes:
                 tracers.popitem(last=False)
