@@ -119,12 +119,15 @@ def trace_forward(
 RECOMPILE_LIMIT = 256
 
 
-def _inductor_options(freeze: bool):
-    """Inductor's freezing switch (a private config of torch: this is the one place that sets it). Freezing treats
-    the copy's weights as constants: BatchNorm folded and weights constant-folded by the compiler."""
-    import torch._inductor.config as inductor_config
+def inductor_options(mode: str | None, freeze: bool) -> dict[str, object]:
+    """``torch.compile``'s Inductor options for ``mode`` (None: the default) with freezing on or off. Freezing treats
+    the copy's weights as constants: BatchNorm folded and weights constant-folded by the compiler. It is passed as an
+    option, not as a patch of Inductor's config around the call: dynamo reuses a function's compiled code for any
+    later compile whose backend compares equal (the same options), whatever the config, so two tracers of one model
+    that differ only in ``freeze`` would otherwise share the first one's compile."""
+    from torch._inductor import list_mode_options
 
-    return inductor_config.patch(freezing=freeze)
+    return {**list_mode_options(mode or "default", False), "freezing": freeze}
 
 
 class CompileCache:
@@ -187,6 +190,7 @@ class _Forward:
         channels_last: bool,
         mode: str | None,
         backend: str,
+        freeze: bool,
         cache_dir: str | Path | None,
         cache_key: str,
     ):
@@ -194,7 +198,13 @@ class _Forward:
         self.net = self.copy.net
         widths = dict(getattr(self.net, "hrnet_explorer_widths", {}))
         forward = functools.partial(trace_forward, self.net, widths=widths)
-        self.compiled = torch.compile(forward, mode=mode, backend=backend, fullgraph=True, dynamic=False)
+        if backend == "inductor":  # the mode goes into the options (torch.compile takes one or the other)
+            mode, options = None, inductor_options(mode, freeze)
+        else:
+            options = None
+        self.compiled = torch.compile(
+            forward, mode=mode, options=options, backend=backend, fullgraph=True, dynamic=False
+        )
         self.modules = module_refs(self.net)
         self.cache = CompileCache(cache_dir, f"{cache_key}-pad{int(pad)}") if cache_dir is not None else None
 
@@ -263,6 +273,7 @@ class CompiledTracer:
             channels_last=channels_last,
             mode=mode,
             backend=backend,
+            freeze=self.freeze,
             cache_dir=cache_dir,
             cache_key=flags,
         )
@@ -290,7 +301,6 @@ class CompiledTracer:
         with (
             torch.inference_mode(),
             autocast(self.device, self.precision),
-            _inductor_options(self.freeze),
             torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT),
         ):
             return forward.compiled(x)
