@@ -32,7 +32,7 @@ import torch
 from gpu import cuda_ms  # benchmarks/gpu.py, beside this script
 
 from hrnet_explorer import load_model, trace
-from hrnet_explorer.compiled import CompiledTracer, inductor_options
+from hrnet_explorer.compiled import CompiledTracer, freezing
 from hrnet_explorer.fold import worst_deviation
 from hrnet_explorer.images import check_input_tensor
 from hrnet_explorer.runtime import autocast
@@ -42,10 +42,10 @@ from hrnet_explorer.zoo import VARIANTS, RandomWeightsWarning
 def frozen_plain(model: torch.nn.Module, x: torch.Tensor, precision: str, freeze: bool, mode: str = "reduce-overhead"):
     """The plain model compiled as an expert would for inference; → (a callable, compile seconds)."""
     net = copy.deepcopy(model).eval().requires_grad_(False).to(memory_format=torch.channels_last)
-    compiled = torch.compile(net, options=inductor_options(mode, freeze))
+    compiled = torch.compile(net, mode=mode)
 
     def run():
-        with torch.no_grad(), autocast(x.device, precision):
+        with torch.no_grad(), autocast(x.device, precision), freezing(freeze):
             return compiled(x)
 
     start = time.perf_counter()

@@ -120,14 +120,24 @@ RECOMPILE_LIMIT = 256
 
 
 def inductor_options(mode: str | None, freeze: bool) -> dict[str, object]:
-    """``torch.compile``'s Inductor options for ``mode`` (None: the default) with freezing on or off. Freezing treats
-    the copy's weights as constants: BatchNorm folded and weights constant-folded by the compiler. It is passed as an
-    option, not as a patch of Inductor's config around the call: dynamo reuses a function's compiled code for any
-    later compile whose backend compares equal (the same options), whatever the config, so two tracers of one model
-    that differ only in ``freeze`` would otherwise share the first one's compile."""
+    """``torch.compile``'s Inductor options for ``mode`` (None: the default) with freezing on or off. Freezing is one of
+    the options so that a frozen compile's backend never compares equal to an unfrozen one's: dynamo reuses a
+    function's compiled code for any later compile whose backend compares equal, whatever Inductor's config, and two
+    tracers of one model share its private copy. The option alone does not freeze: see :func:`freezing`."""
     from torch._inductor import list_mode_options
 
     return {**list_mode_options(mode or "default", False), "freezing": freeze}
+
+
+def freezing(freeze: bool):
+    """Inductor's freezing switch (a private config of torch), patched around a compiled call. Freezing treats the
+    weights as constants: BatchNorm folded and weights constant-folded by the compiler. Dynamo reads this config, not
+    the backend's options, when it traces (``is_parameter_freezing``: the parameters become graph constants that
+    Inductor can fold); with the option alone the parameters stay graph inputs, and a frozen plain w32 measured 5.3 ms
+    instead of 2.9 at batch 1 on an H200."""
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch(freezing=freeze)
 
 
 class CompileCache:
@@ -301,6 +311,7 @@ class CompiledTracer:
         with (
             torch.inference_mode(),
             autocast(self.device, self.precision),
+            freezing(self.freeze),
             torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT),
         ):
             return forward.compiled(x)
