@@ -120,19 +120,21 @@ def test_compiled_tracer_keeps_the_contract_and_replays(kwargs):
 
 def test_tracers_that_differ_only_in_freezing_compile_apart():
     """Two tracers of one model share its private copy, so dynamo would reuse the first one's compiled trace for any
-    second compile whose backend compares equal: freezing must be one of the backend's options, not Inductor's config
-    around the call."""
-    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+    second compile whose backend compares equal: freezing must be one of the backend's options, not only Inductor's
+    config around the call. A third tracer like the second reuses its compile."""
+    from torch._dynamo.utils import counters
 
-    from hrnet_explorer.compiled import CompiledTracer, trace_forward
+    from hrnet_explorer.compiled import CompiledTracer
 
     loaded = random_loaded("hrnet_w18_small")
     x = torch.randn(1, 3, 224, 224, device="cuda")
     CompiledTracer(loaded, precision="fp32")(x)
-    compiled = len(_debug_get_cache_entry_list(trace_forward))
+    compiled = counters["stats"]["unique_graphs"]
     thawed = CompiledTracer(loaded, precision="fp32", freeze=False)
     assert worst_deviation(thawed(x), trace(loaded, x)) <= FAST_RTOL["cuda"]
-    assert len(_debug_get_cache_entry_list(trace_forward)) == compiled + 1
+    assert counters["stats"]["unique_graphs"] == compiled + 1
+    CompiledTracer(loaded, precision="fp32", freeze=False)(x)
+    assert counters["stats"]["unique_graphs"] == compiled + 1
 
 
 def test_strict_fp32_fast_trace_is_close_to_exact():
