@@ -133,8 +133,8 @@ def freezing(freeze: bool):
     """Inductor's freezing switch (a private config of torch), patched around a compiled call. Freezing treats the
     weights as constants: BatchNorm folded and weights constant-folded by the compiler. Dynamo reads this config, not
     the backend's options, when it traces (``is_parameter_freezing``: the parameters become graph constants that
-    Inductor can fold); with the option alone the parameters stay graph inputs, and a frozen plain w32 measured 5.3 ms
-    instead of 2.9 at batch 1 on an H200."""
+    Inductor can fold); with the option alone they stay graph inputs: a plain w40 compiled so ran 7.3 ms at batch 1 on
+    an H200, 3.1 ms with this patch (benchmarks/README.md, Speed III eleventh session)."""
     import torch._inductor.config as inductor_config
 
     return inductor_config.patch(freezing=freeze)
