@@ -18,6 +18,9 @@ Prints one JSON line per variant; ``--out`` appends them to a file.
 
     python benchmarks/speed3.py --variants hrnet_w18_small hrnet_w18 --cache-dir /tmp/hx --out cold.jsonl
     python benchmarks/speed3.py --variants hrnet_w18_small hrnet_w18 --cache-dir /tmp/hx --warm --out warm.jsonl
+
+``OUT=D bash benchmarks/speed3_rows.sh VARIANT...`` runs the table's way: both passes per variant, one process each,
+each with a fresh ``TORCHINDUCTOR_CACHE_DIR``.
 """
 
 from __future__ import annotations
