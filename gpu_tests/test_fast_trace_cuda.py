@@ -100,6 +100,9 @@ def test_compiled_tracer_keeps_the_contract_and_replays(kwargs):
         x = torch.randn(1, 3, 224, 224, device="cuda")
         dev = worst_deviation(tracer(x), trace(loaded, x))
         assert dev <= FAST_RTOL["cuda"], dev
+    kept = tracer(x).clone()
+    again = tracer(x)
+    assert all(torch.equal(again[name], t) for name, t in kept.maps.items())  # the same call, the same answer
     if tracer.cuda_graph:
         one = tracer(x)
         two = torch.randn(2, 3, 224, 224, device="cuda")
