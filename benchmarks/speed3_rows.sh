@@ -5,7 +5,8 @@
 #     OUT=/tmp/rows bash benchmarks/speed3_rows.sh hrnet_w32 hrnet_w48
 set -u
 out=${OUT:?set OUT to a folder for the rows and logs}
-scratch=$(mktemp -d)
+scratch=$(mktemp -d)  # the passes' artifacts and Inductor caches, removed at the end
+trap 'rm -rf "$scratch"' EXIT
 cd "$(dirname "$0")/.."
 for variant in "$@"; do
     for pass in cold warm; do
