@@ -22,7 +22,8 @@ and, like its Fourier method, optimises one image at a time (it asserts a 3-D im
 ``compiled=True`` runs the same objective through ``torch.compile`` instead:
 :func:`~hrnet_explorer.compiled.trace_forward` on the BatchNorm-folded private copy (channel widths padded on a GPU
 where a width needs it), channels_last, returning only the target map, so the compiler drops everything after it;
-forward and backward are compiled once per (map, batch, size, precision) and kept on the copy. It is a fast path
+forward and backward are compiled once per (map, batch, size, precision) and kept on the copy (a short last batch is
+filled up with copies of its last unit, so one run compiles one batch shape). It is a fast path
 (the maps within ``FAST_RTOL`` of the exact copy's), so it has its own cache key.
 
 Results are cached on disk, one PNG per unit (the final activation in a text chunk), under
@@ -287,12 +288,15 @@ def visualise(
     seconds = 0.0
     if todo:
         step = batch_size or len(todo)
-        batches = [tuple(todo[i : i + step]) for i in range(0, len(todo), step)]
-        total = settings.steps * len(batches)
+        pages = [tuple(todo[i : i + step]) for i in range(0, len(todo), step)]
+        total = settings.steps * len(pages)
         start = time.perf_counter()
-        for k, batch in enumerate(batches):
+        for k, page in enumerate(pages):
+            # Compiled, a short last page is filled up with copies of its last unit (each unit's image is its own):
+            # one batch shape, so the last page replays the compile instead of compiling again.
+            batch = page + (page[-1],) * (step - len(page)) if settings.compiled else page
             pixels, acts = _optimise(loaded, name, batch, settings, progress, k * settings.steps, total)
-            for c, image, value in zip(batch, pixels, acts, strict=True):
+            for c, image, value in zip(page, pixels[: len(page)], acts[: len(page)], strict=True):
                 images[c], values[c] = image, float(value)
                 if use_cache:
                     store.put(mkey, name, skey, c, image, float(value))

@@ -100,6 +100,21 @@ def test_the_compiled_objective_gives_the_eager_images_map_by_map(lab, eager_com
         assert np.abs(fast.images.astype(int) - eager.images.astype(int)).max() <= 2
 
 
+def test_a_compiled_run_compiles_one_batch_shape(lab, eager_compile):
+    """Three units in batches of two: the short last batch is filled up to the compiled shape, not compiled again,
+    and its unit gets the image it gets unbatched."""
+    from torch._dynamo.utils import counters
+
+    name = "stage2.module0.fused1"  # a map no other test compiles
+    before = counters["stats"]["unique_graphs"]
+    fast = visualise(lab, name, [1, 4, 6], replace(TINY, compiled=True), use_cache=False, batch_size=2)
+    assert counters["stats"]["unique_graphs"] - before == 1
+    eager = visualise(lab, name, [1, 4, 6], TINY, use_cache=False)
+    assert fast.images.shape == (3, 64, 64, 3) and list(fast.channels) == [1, 4, 6]
+    np.testing.assert_allclose(fast.activations, eager.activations, rtol=1e-3)
+    assert np.abs(fast.images.astype(int) - eager.images.astype(int)).max() <= 2
+
+
 def test_settings_for_a_device():
     assert FVSettings.for_device("cpu", steps=3) == FVSettings(steps=3, precision="fp32")
     assert FVSettings.for_device("cpu", precision="bf16").precision == "bf16"
