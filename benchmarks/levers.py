@@ -17,10 +17,7 @@ Per variant and batch (batch 1 fp32, batch N bf16 channels_last), in one process
 - with ``--pad-multiples``: the trace of copies padded to those channel multiples (a lever for the unpadded widths);
 - with ``--max-autotune``: the plain forward compiled with ``mode="max-autotune"`` (freezing, CUDA graphs) and the
   trace with ``mode="max-autotune-no-cudagraphs"`` in the tracer's own graph (Inductor autotunes its kernels);
-- with ``--conv-1x1-as-mm``: the trace compiled with Inductor's ``conv_1x1_as_mm`` (1×1 convolutions as matmuls);
-- with ``--graph-tracer``: :class:`~hrnet_explorer.graphs.GraphTracer` (what ``graph_trace``, the app's GPU path,
-  runs: the eager trace of the folded copy in one CUDA graph, no compile), padded and, for a variant that pads,
-  unpadded (should ``graph_trace`` pad by ``pad.padding_pays`` as the CompiledTracer does?).
+- with ``--conv-1x1-as-mm``: the trace compiled with Inductor's ``conv_1x1_as_mm`` (1×1 convolutions as matmuls).
 Prints one JSON line per (variant, batch); ``--out`` appends them.
 
     python benchmarks/levers.py --variants hrnet_w18 hrnet_w40 --batches 1
@@ -39,7 +36,6 @@ from speed3 import emit, frozen_plain
 from hrnet_explorer import load_model
 from hrnet_explorer.compiled import CompiledTracer
 from hrnet_explorer.copies import make_copy
-from hrnet_explorer.graphs import GraphTracer
 from hrnet_explorer.images import check_input_tensor
 from hrnet_explorer.pad import needs_padding, pad_channels
 from hrnet_explorer.zoo import VARIANTS, RandomWeightsWarning
@@ -86,7 +82,6 @@ def bench(
     conv_1x1_as_mm: bool,
     trees: bool = True,
     top: int = 0,
-    graph_tracer: bool = False,
 ) -> dict:
     torch._dynamo.reset()
     loaded = load_model(variant, "random", device="cuda", cache=False)
@@ -145,13 +140,6 @@ def bench(
         row[f"{name}_over_frozen"] = round(row[name] / row["plain_frozen"], 4)
         del tracer, net
         torch.cuda.empty_cache()
-    for pad in ((True, False) if needs_padding(loaded.model) else (True,)) if graph_tracer else ():
-        name = "graph_tracer" if pad else "graph_tracer_unpadded"
-        tracer = GraphTracer(loaded, batch, (224, 224), precision=precision, fold=True, pad=pad)
-        row[name] = rate(cuda_ms(lambda t=tracer: t(x), reps))
-        row[f"{name}_over_frozen"] = round(row[name] / row["plain_frozen"], 4)
-        del tracer
-        torch.cuda.empty_cache()
     return row
 
 
@@ -164,7 +152,6 @@ def main() -> None:
     parser.add_argument("--no-trees", action="store_true", help="skip trace_trees")
     parser.add_argument("--max-autotune", action="store_true")
     parser.add_argument("--conv-1x1-as-mm", action="store_true")
-    parser.add_argument("--graph-tracer", action="store_true", help="GraphTracer padded and unpadded too")
     parser.add_argument("--top", type=int, default=0, help="list the N most expensive kernels of each profile")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -180,7 +167,6 @@ def main() -> None:
                 args.conv_1x1_as_mm,
                 not args.no_trees,
                 args.top,
-                args.graph_tracer,
             )
             emit(row, args.out)
 
