@@ -102,7 +102,7 @@ def test_the_compiled_objective_gives_the_eager_images_map_by_map(lab, eager_com
 
 def test_a_compiled_run_compiles_one_batch_shape(lab, eager_compile):
     """Three units in batches of two: the short last batch is filled up to the compiled shape, not compiled again,
-    and its unit gets the image it gets unbatched."""
+    and every unit gets the image the eager run gives it."""
     from torch._dynamo.utils import counters
 
     name = "stage2.module0.fused1"  # a map no other test compiles
