@@ -17,7 +17,11 @@ Per variant and batch (batch 1 fp32, batch N bf16 channels_last), in one process
 - with ``--pad-multiples``: the trace of copies padded to those channel multiples (a lever for the unpadded widths);
 - with ``--max-autotune``: the plain forward compiled with ``mode="max-autotune"`` (freezing, CUDA graphs) and the
   trace with ``mode="max-autotune-no-cudagraphs"`` in the tracer's own graph (Inductor autotunes its kernels);
-- with ``--conv-1x1-as-mm``: the trace compiled with Inductor's ``conv_1x1_as_mm`` (1×1 convolutions as matmuls).
+- with ``--conv-1x1-as-mm``: the trace compiled with Inductor's ``conv_1x1_as_mm`` (1×1 convolutions as matmuls);
+- with ``--without-upsampled``: the trace in its own graph returning every map but the upsampled fusion edges
+  (``edge{j}to{i}``, j > i), so the compiler never writes them. Not a trace (maps are missing): the most that storing
+  each upsampled edge at its source resolution could give, whose source-resolution map the 1×1 convolution writes
+  anyway, in the plain forward too.
 Prints one JSON line per (variant, batch); ``--out`` appends them.
 
     python benchmarks/levers.py --variants hrnet_w18 hrnet_w40 --batches 1
@@ -27,14 +31,16 @@ Prints one JSON line per (variant, batch); ``--out`` appends them.
 from __future__ import annotations
 
 import argparse
+import functools
+import re
 import warnings
 
 import torch
 from gpu import cuda_ms  # benchmarks/gpu.py, beside this script
 from speed3 import emit, frozen_plain
 
-from hrnet_explorer import load_model
-from hrnet_explorer.compiled import CompiledTracer
+from hrnet_explorer import load_model, trace_names
+from hrnet_explorer.compiled import CompiledTracer, inductor_options, trace_forward
 from hrnet_explorer.copies import make_copy
 from hrnet_explorer.images import check_input_tensor
 from hrnet_explorer.pad import needs_padding, pad_channels
@@ -73,6 +79,25 @@ def kernel_profile(fn, calls: int = 5, top: int = 0) -> dict:
     return out
 
 
+def upsampled_edges(net: torch.nn.Module) -> frozenset[str]:
+    """The trace names of ``net``'s upsampled fusion edges: ``edge{j}to{i}`` with j > i."""
+    edges = (re.search(r"edge(\d+)to(\d+)$", name) for name in trace_names(net))
+    return frozenset(e.string for e in edges if e and int(e[1]) > int(e[2]))
+
+
+def _without(net, widths: dict[str, int], dropped: frozenset[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in trace_forward(net, x, widths).items() if k not in dropped}
+
+
+def without_upsampled_edges(tracer: CompiledTracer, batch: int) -> None:
+    """Recompile ``tracer``'s forward for this batch (before its first call) to return no upsampled fusion edge."""
+    forward = tracer._forward(tracer.pads(batch))
+    widths = dict(getattr(forward.net, "hrnet_explorer_widths", {}))
+    lean = functools.partial(_without, forward.net, widths, upsampled_edges(forward.net))
+    options = inductor_options(None, tracer.freeze)
+    forward.compiled = torch.compile(lean, options=options, fullgraph=True, dynamic=False)
+
+
 def bench(
     variant: str,
     batch: int,
@@ -82,6 +107,7 @@ def bench(
     conv_1x1_as_mm: bool,
     trees: bool = True,
     top: int = 0,
+    without_upsampled: bool = False,
 ) -> dict:
     torch._dynamo.reset()
     loaded = load_model(variant, "random", device="cuda", cache=False)
@@ -113,11 +139,15 @@ def bench(
         levers.append(("trace_graph_max_autotune", {"mode": "max-autotune-no-cudagraphs", "cuda_graph": True}))
     if conv_1x1_as_mm:
         levers.append(("trace_graph_1x1mm", {}))
+    if without_upsampled:
+        levers.append(("trace_graph_without_upsampled", {}))
     for name, kwargs in levers:
         # Each lever compiles afresh: dynamo would reuse the compiled trace of a copy it has seen (tracers of the same
         # model share their private copy), and an Inductor setting such as conv_1x1_as_mm is none of its guards.
         torch._dynamo.reset()
         tracer = CompiledTracer(loaded, precision=precision, **kwargs)
+        if name == "trace_graph_without_upsampled":
+            without_upsampled_edges(tracer, batch)
         with torch._inductor.config.patch(conv_1x1_as_mm=name == "trace_graph_1x1mm"):
             tracer(xl)
         row[f"{name}_compile_s"] = round(next(iter(tracer.compile_seconds.values())), 2)
@@ -152,6 +182,7 @@ def main() -> None:
     parser.add_argument("--no-trees", action="store_true", help="skip trace_trees")
     parser.add_argument("--max-autotune", action="store_true")
     parser.add_argument("--conv-1x1-as-mm", action="store_true")
+    parser.add_argument("--without-upsampled", action="store_true", help="the trace without its upsampled edges too")
     parser.add_argument("--top", type=int, default=0, help="list the N most expensive kernels of each profile")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -167,6 +198,7 @@ def main() -> None:
                 args.conv_1x1_as_mm,
                 not args.no_trees,
                 args.top,
+                args.without_upsampled,
             )
             emit(row, args.out)
 
