@@ -19,6 +19,10 @@ Prints one JSON line per variant; ``--out`` appends them to a file.
     python benchmarks/speed3.py --variants hrnet_w18_small hrnet_w18 --cache-dir /tmp/hx --out cold.jsonl
     python benchmarks/speed3.py --variants hrnet_w18_small hrnet_w18 --cache-dir /tmp/hx --warm --out warm.jsonl
 
+``--thawed-trace``: the trace compiled without Inductor's freezing (``CompiledTracer(freeze=False)``; its BatchNorm is
+folded either way). AOTAutograd's cache refuses a frozen graph ("Cannot cache a graph with freezing enabled", torch
+2.14 on a CPU), so a frozen trace's warm start traces and partitions its graph again; a thawed one can load it.
+
 ``OUT=D bash benchmarks/speed3_rows.sh VARIANT...`` runs the table's way: both passes per variant, one process each,
 each with a fresh ``TORCHINDUCTOR_CACHE_DIR``.
 """
@@ -57,10 +61,20 @@ def frozen_plain(model: torch.nn.Module, x: torch.Tensor, precision: str, freeze
     return run, time.perf_counter() - start
 
 
-def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: bool, unfrozen: bool = True) -> dict:
+def bench(
+    variant: str,
+    batch: int,
+    repeats: int,
+    cache_dir: str | None,
+    warm: bool,
+    unfrozen: bool = True,
+    trace_freeze: bool = True,
+) -> dict:
     torch._dynamo.reset()
     loaded = load_model(variant, "random", device="cuda", cache=False)
     row: dict = {"variant": variant, "device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    if not trace_freeze:
+        row["trace_freeze"] = False
     for b, precision in ((1, "fp32"), (batch, "bf16")):
         p = f"b{b}_"
         x = torch.randn(b, 3, 224, 224, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
@@ -71,7 +85,7 @@ def bench(variant: str, batch: int, repeats: int, cache_dir: str | None, warm: b
             return ms if b == 1 else b / ms * 1e3
 
         start = time.perf_counter()
-        tracer = CompiledTracer(loaded, precision=precision, cache_dir=cache_dir)
+        tracer = CompiledTracer(loaded, precision=precision, cache_dir=cache_dir, freeze=trace_freeze)
         tracer(xl)
         row[f"{p}trace_first_call_s"] = round(time.perf_counter() - start, 2)  # construction + compile (or load)
         row[f"{p}trace_pad"] = tracer.pads(b)
@@ -128,13 +142,22 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--warm", action="store_true", help="second process: the tracer's warm start only")
     parser.add_argument("--no-unfrozen", action="store_true", help="skip the old baseline (compile without freezing)")
+    parser.add_argument("--thawed-trace", action="store_true", help="the trace compiled without Inductor's freezing")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     warnings.simplefilter("ignore", RandomWeightsWarning)
     for variant in args.variants:
         row = {
             "pass": "warm" if args.warm else "cold",
-            **bench(variant, args.batch, args.repeats, args.cache_dir, args.warm, unfrozen=not args.no_unfrozen),
+            **bench(
+                variant,
+                args.batch,
+                args.repeats,
+                args.cache_dir,
+                args.warm,
+                unfrozen=not args.no_unfrozen,
+                trace_freeze=not args.thawed_trace,
+            ),
         }
         emit(row, args.out)
 
