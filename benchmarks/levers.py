@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import re
 import warnings
 
 import torch
 from gpu import cuda_ms  # benchmarks/gpu.py, beside this script
 from speed3 import emit, frozen_plain
 
-from hrnet_explorer import load_model, trace_names
+from hrnet_explorer import load_model
+from hrnet_explorer.anatomy import module_refs
 from hrnet_explorer.compiled import CompiledTracer, inductor_options, trace_forward
 from hrnet_explorer.copies import make_copy
 from hrnet_explorer.images import check_input_tensor
@@ -81,8 +81,8 @@ def kernel_profile(fn, calls: int = 5, top: int = 0) -> dict:
 
 def upsampled_edges(net: torch.nn.Module) -> frozenset[str]:
     """The trace names of ``net``'s upsampled fusion edges: ``edge{j}to{i}`` with j > i."""
-    edges = (re.search(r"edge(\d+)to(\d+)$", name) for name in trace_names(net))
-    return frozenset(e.string for e in edges if e and int(e[1]) > int(e[2]))
+    n = {r.name: r.num_streams for r in module_refs(net)}
+    return frozenset(f"{name}.edge{j}to{i}" for name, k in n.items() for i in range(k) for j in range(i + 1, k))
 
 
 def _without(net, widths: dict[str, int], dropped: frozenset[str], x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -73,8 +73,7 @@ def bench(
     torch._dynamo.reset()
     loaded = load_model(variant, "random", device="cuda", cache=False)
     row: dict = {"variant": variant, "device": torch.cuda.get_device_name(), "torch": torch.__version__}
-    if not trace_freeze:
-        row["trace_freeze"] = False
+    row["trace_freeze"] = trace_freeze
     for b, precision in ((1, "fp32"), (batch, "bf16")):
         p = f"b{b}_"
         x = torch.randn(b, 3, 224, 224, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
