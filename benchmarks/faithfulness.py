@@ -5,7 +5,8 @@ Warm: the first call (which builds the private copies) is reported apart; then `
 minimum. The map is a saliency map of the image (any map costs the same: the ordering is a sort). Also timed, for
 scale: one plain forward of the same 2·steps images through the caller's model (``inference_mode``), and through
 the BatchNorm-folded channels_last copy that deletion_insertion uses: the floor that batching all the perturbed
-images into one forward approaches. Prints one JSON line.
+images into one forward approaches. On CUDA, deletion_insertion also runs with ``graphs=False`` (its forwards eager,
+not replayed from a CUDA graph), interleaved with the rest. Prints one JSON line.
 
     python benchmarks/faithfulness.py                                        # w18_small, CPU, 20 steps
     python benchmarks/faithfulness.py --device cuda --variant hrnet_w18      # the H100 target
@@ -62,10 +63,14 @@ def main() -> None:
     x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)).to(device)
     heat = attribute_pixels(loaded, x, "saliency").heatmap
 
-    def run():
-        return deletion_insertion(loaded, x, heat, steps=args.steps, baseline=args.baseline, batch_size=args.batch_size)
+    def run(graphs=None):
+        return deletion_insertion(
+            loaded, x, heat, steps=args.steps, baseline=args.baseline, batch_size=args.batch_size, graphs=graphs
+        )
 
     first = _timed(run, device)
+    cuda = device.type == "cuda"
+    eager = (lambda: run(graphs=False)) if cuda else None  # on CUDA, the forwards without their CUDA graph
     batch = torch.randn(2 * args.steps, 3, args.size, args.size, device=device)
 
     def plain():
@@ -80,14 +85,16 @@ def main() -> None:
 
     _timed(plain, device)
     _timed(fast, device)
-    ours, floor, folded = [], [], []
+    ours, floor, folded, eagerly = [], [], [], []
     for _ in range(args.repeats):  # interleaved, so that outside load hits them alike
         ours.append(_timed(run, device))
         floor.append(_timed(plain, device))
         folded.append(_timed(fast, device))
+        if eager:
+            eagerly.append(_timed(eager, device))
     result = run()
     check = {}
-    if device.type == "cuda":  # the same curves on the CPU (same random weights, same map): how far apart?
+    if cuda:  # the same curves on the CPU (same random weights, same map): how far apart?
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)
             on_cpu = load_model(args.variant, args.weights, "cpu")
@@ -104,7 +111,7 @@ def main() -> None:
             {
                 "variant": args.variant,
                 "device": str(device),
-                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+                "device_name": torch.cuda.get_device_name(device) if cuda else platform.processor(),
                 "threads": torch.get_num_threads(),
                 "size": args.size,
                 "steps": args.steps,
@@ -116,12 +123,14 @@ def main() -> None:
                 "plain_forward_median_s": statistics.median(floor),
                 "plain_forward_min_s": min(floor),
                 "folded_forward_median_s": statistics.median(folded),
+                "eager_median_s": statistics.median(eagerly) if eagerly else None,
+                "eager_min_s": min(eagerly) if eagerly else None,
                 "repeats": args.repeats,
                 "deletion_auc_raw": result.deletion.auc_raw,
                 "insertion_auc_raw": result.insertion.auc_raw,
                 "torch": torch.__version__,
                 "timm": timm.__version__,
-                "tf32_convolutions": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None,
+                "tf32_convolutions": torch.backends.cudnn.allow_tf32 if cuda else None,
                 **check,
             }
         )

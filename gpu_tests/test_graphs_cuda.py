@@ -133,6 +133,34 @@ def test_graphed_integrated_gradients_memory_is_flat(loaded):
     assert torch.cuda.memory_allocated() - before <= 1 << 20
 
 
+@pytest.mark.parametrize("batch_size", [None, 16])  # 16: chunks of 16, 16 and 8, two graphs
+def test_graphed_deletion_insertion_equals_eager(loaded, batch_size):
+    """The graph replays the folded copy's own kernels: the curves of the eager forward, call after call, input after
+    input; one graph per (batch shape, TF32 setting), and memory flat once they are captured."""
+    from hrnet_explorer.attribution import deletion_insertion, random_map
+    from hrnet_explorer.copies import private_copy
+
+    heat = random_map((224, 224))
+    images = [torch.randn(1, 3, 224, 224, device="cuda") for _ in range(2)]
+    for allow_tf32 in (False, True):
+        with tf32(allow_tf32):
+            for x in images + images:  # the second round replays
+                graphed = deletion_insertion(loaded, x, heat, 3, batch_size=batch_size)
+                eager = deletion_insertion(loaded, x, heat, 3, batch_size=batch_size, graphs=False)
+                for a, b in ((graphed.deletion, eager.deletion), (graphed.insertion, eager.insertion)):
+                    assert (a.probabilities - b.probabilities).abs().max() <= 1e-5
+                assert graphed.probability == pytest.approx(eager.probability, abs=1e-5)
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_allocated()
+            for _ in range(50):
+                deletion_insertion(loaded, images[0], heat, 3, batch_size=batch_size)
+            torch.cuda.synchronize()
+            assert torch.cuda.memory_allocated() - before <= 1 << 20
+            derived = private_copy(loaded.model, "folded").derived
+            graphs = [key for key in derived if key[0] == "graphed_forward" and key[2] == allow_tf32]
+            assert len(graphs) == (1 if batch_size is None else 2)  # one shape, or 16 and 8
+
+
 def test_graph_trace_is_a_cached_fast_trace(loaded):
     """What the app runs per request on a GPU: within the fast-trace contract of the exact trace, one
     tracer per shape (replayed, not recaptured), maps owned by the caller, rebuilt when weights change."""

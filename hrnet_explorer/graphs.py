@@ -27,7 +27,7 @@ from .runtime import Precision, autocast
 from .trace import Trace, _trace_of
 from .zoo import LoadedModel
 
-__all__ = ["GraphTracer", "GraphedIG", "graph_trace", "tracer_copy", "warm_up"]
+__all__ = ["GraphTracer", "GraphedForward", "GraphedIG", "graph_trace", "tracer_copy", "warm_up"]
 
 
 def tracer_copy(fold: bool, pad: bool) -> CopyKind:
@@ -156,6 +156,40 @@ def graph_trace(loaded: LoadedModel, x: torch.Tensor, store: str | torch.device 
         for ref in result.modules:  # every module's fusion statistics, computed where the maps are
             result.fusion(ref.stage, ref.index)
         return result.head(shape[0], store)
+
+
+class GraphedForward:
+    """The plain forward of ``net`` for one input shape, replayed from a CUDA graph: HRNet's hundreds of small
+    kernels launched by one replay instead of one by one from Python (deletion/insertion's 2·steps images, where
+    the eager forward leaves the GPU waiting on the host). ``net`` must be in eval mode with frozen parameters (a
+    private copy); hold its copy's lock around a call. A call copies ``x`` in, replays, and returns a fresh tensor.
+    """
+
+    def __init__(
+        self, net: nn.Module, shape: tuple[int, ...], memory_format: torch.memory_format = torch.channels_last
+    ):
+        param = next(net.parameters())
+        if param.device.type != "cuda":
+            raise InputError(f"CUDA graphs need a CUDA device; this model is on {param.device}.")
+        if net.training or any(p.requires_grad for p in net.parameters()):
+            raise InputError("GraphedForward needs an eval-mode model with frozen parameters (a private copy).")
+        self.net, self.shape = net, tuple(shape)
+        self.x = torch.zeros(shape, device=param.device).contiguous(memory_format=memory_format)
+        warm_up(self._run, param.device)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = self._run()
+
+    def _run(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.net(self.x)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape) != self.shape:
+            raise InputError(f"This GraphedForward was captured for shape {self.shape}; got {tuple(x.shape)}.")
+        self.x.copy_(x)
+        self.graph.replay()
+        return self.output.clone()
 
 
 class GraphedIG:

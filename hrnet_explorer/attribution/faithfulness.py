@@ -35,8 +35,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..copies import private_copy
+from ..copies import PrivateCopy, private_copy
 from ..errors import ArgumentError, InputError, NumericError
+from ..graphs import GraphedForward
 from ..images import ImageInput
 from ..progress import Progress, Steps
 from ..zoo import LoadedModel
@@ -192,6 +193,15 @@ def _perturbation_baseline(baseline, x: torch.Tensor, loaded: LoadedModel) -> to
     return _baseline(baseline, x, loaded)
 
 
+def _graphed(folded: PrivateCopy, shape: torch.Size) -> GraphedForward:
+    """The folded copy's forward for ``shape`` as a CUDA graph, captured on first use and kept in the copy's
+    ``derived`` (the caller holds its lock). A capture keeps the TF32 settings it was made under: they are keyed."""
+    key = ("graphed_forward", tuple(shape), torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    if key not in folded.derived:
+        folded.derived[key] = GraphedForward(folded.net, tuple(shape))
+    return folded.derived[key]
+
+
 def _curve(kind: str, fractions: torch.Tensor, p: torch.Tensor, p_x: float) -> PerturbationCurve:
     normalised = p / p_x
     auc_raw = float(torch.trapezoid(p, fractions))
@@ -210,6 +220,7 @@ def deletion_insertion(
     batch_size: int | None = None,
     seed: int = 0,
     input_size: int | None = None,
+    graphs: bool | None = None,
     progress: Progress | None = None,
 ) -> Faithfulness:
     """Deletion and insertion curves of ``heatmap`` (an [H, W] map at the model's input size, or a
@@ -220,6 +231,8 @@ def deletion_insertion(
     W)/16 px, as for the attribution baselines), ``"zeros"`` (the dataset-mean image), ``"mean"`` (the image's
     own per-channel mean), ``"black"``, ``"white"``, a number or a tensor. ``batch_size``: images per forward
     (default: all ``2 · steps`` at once on CUDA; chunks of 8 at 224 px on a CPU, as fast and lighter).
+    ``graphs`` (default: on CUDA): replay each forward from a CUDA graph of the folded copy, captured once per
+    batch shape (:class:`~hrnet_explorer.graphs.GraphedForward`; same copy, same kernels, same curves).
     ``progress(done, total)``, if given, is called as each forward completes (:func:`curve_batches` of them).
     """
     if isinstance(heatmap, PixelAttribution):
@@ -228,6 +241,9 @@ def deletion_insertion(
         heatmap = heatmap.heatmap
     net, _, x = _prepare(loaded, inputs, input_size)
     target = _check_target(target, net.num_classes)
+    graphs = x.device.type == "cuda" if graphs is None else graphs
+    if graphs and x.device.type != "cuda":
+        raise InputError(f"CUDA graphs need a CUDA device; this model is on {x.device}. Pass graphs=False.")
     hw = (x.shape[-2], x.shape[-1])
     heat = _check_heatmap(heatmap, hw)
     pixels = hw[0] * hw[1]
@@ -251,7 +267,7 @@ def deletion_insertion(
     outputs = []
     with folded.lock, torch.inference_mode():
         for part in parts:
-            outputs.append(folded.net(part).float())
+            outputs.append(_graphed(folded, part.shape)(part) if graphs else folded.net(part).float())
             counter.advance()
         logits = torch.cat(outputs)
     target = int(logits[0].argmax()) if target is None else target

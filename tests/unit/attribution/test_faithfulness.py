@@ -118,6 +118,7 @@ def test_baselines(w18_small, x64):
         ({"steps": 2.5}, TypeError, "steps must be an int"),
         ({"baseline": "grey"}, ValueError, "Unknown baseline 'grey'"),
         ({"target": 1000}, ValueError, "class index in 0..999"),
+        ({"graphs": True}, ValueError, "CUDA graphs need a CUDA device"),
     ],
 )
 def test_bad_curve_inputs_are_clear_errors(w18_small, x64, kwargs, error, message):
