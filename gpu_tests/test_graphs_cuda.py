@@ -145,15 +145,15 @@ def test_graphed_deletion_insertion_equals_eager(loaded, batch_size):
     for allow_tf32 in (False, True):
         with tf32(allow_tf32):
             for x in images + images:  # the second round replays
-                graphed = deletion_insertion(loaded, x, heat, 3, batch_size=batch_size)
-                eager = deletion_insertion(loaded, x, heat, 3, batch_size=batch_size, graphs=False)
+                graphed = deletion_insertion(loaded, x, heat, batch_size=batch_size)
+                eager = deletion_insertion(loaded, x, heat, graphed.target, batch_size=batch_size, graphs=False)
                 for a, b in ((graphed.deletion, eager.deletion), (graphed.insertion, eager.insertion)):
                     assert (a.probabilities - b.probabilities).abs().max() <= 1e-5
                 assert graphed.probability == pytest.approx(eager.probability, abs=1e-5)
             torch.cuda.synchronize()
             before = torch.cuda.memory_allocated()
             for _ in range(50):
-                deletion_insertion(loaded, images[0], heat, 3, batch_size=batch_size)
+                deletion_insertion(loaded, images[0], heat, batch_size=batch_size)
             torch.cuda.synchronize()
             assert torch.cuda.memory_allocated() - before <= 1 << 20
             derived = private_copy(loaded.model, "folded").derived
