@@ -156,9 +156,8 @@ def test_graphed_deletion_insertion_equals_eager(loaded, batch_size):
                 deletion_insertion(loaded, images[0], heat, batch_size=batch_size)
             torch.cuda.synchronize()
             assert torch.cuda.memory_allocated() - before <= 1 << 20
-            derived = private_copy(loaded.model, "folded").derived
-            graphs = [key for key in derived if key[0] == "graphed_forward" and key[2] == allow_tf32]
-            assert len(graphs) == (1 if batch_size is None else 2)  # one shape, or 16 and 8
+            graphs = private_copy(loaded.model, "folded").derived["deletion_insertion"]
+            assert [key[1] for key in graphs] == [allow_tf32] * (1 if batch_size is None else 2)  # one shape, or 16, 8
 
 
 def test_graph_trace_is_a_cached_fast_trace(loaded):

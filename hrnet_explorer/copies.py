@@ -21,8 +21,10 @@ from __future__ import annotations
 import copy
 import threading
 import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
@@ -35,6 +37,7 @@ __all__ = ["CopyKind", "PrivateCopy", "clear_private_copies", "make_copy", "priv
 
 CopyKind = Literal["exact", "folded", "padded"]
 _KINDS = ("exact", "folded", "padded")
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -46,6 +49,18 @@ class PrivateCopy:
     channels_last: bool
     lock: threading.RLock = field(default_factory=threading.RLock)
     derived: dict = field(default_factory=dict)  # e.g. CUDA graphs of this copy, per shape; guarded by `lock`
+
+    def cached(self, name: str, key: Hashable, build: Callable[[], T], max_entries: int = 4) -> T:
+        """``derived[name][key]``, made by ``build()`` on first use. At most ``max_entries`` are kept per ``name``, the
+        least recently used dropped: each CUDA graph holds a memory pool of its own, and a slider in the app asks for
+        a new shape at every step. Hold ``lock`` around the call and around the use of what it returns."""
+        entries: OrderedDict = self.derived.setdefault(name, OrderedDict())
+        if key not in entries:
+            entries[key] = build()
+            if len(entries) > max_entries:
+                entries.popitem(last=False)
+        entries.move_to_end(key)
+        return entries[key]
 
 
 def make_copy(net: nn.Module, kind: CopyKind = "exact", channels_last: bool = False) -> nn.Module:

@@ -13,7 +13,6 @@ forward itself. The hooks are removed as soon as capture ends.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -143,16 +142,14 @@ def graph_trace(loaded: LoadedModel, x: torch.Tensor, store: str | torch.device 
     x = check_input_tensor(x, finite=False)
     shape = tuple(x.shape)
     padded = private_copy(loaded.model, "padded")
+
+    def capture() -> GraphTracer:  # only before a capture: a captured tracer's graph checks its input itself
+        check_finite(torch.isfinite(x).all())
+        return GraphTracer(loaded, shape[0], shape[-2:], fold=True, pad=True)
+
     with padded.lock:
-        tracers: OrderedDict = padded.derived.setdefault("graph_trace", OrderedDict())
-        key = (shape, loaded.precision)
-        if key not in tracers:  # else its graph checks the input
-            check_finite(torch.isfinite(x).all())
-            tracers[key] = GraphTracer(loaded, shape[0], shape[-2:], fold=True, pad=True)
-            if len(tracers) > max_shapes:
-                tracers.popitem(last=False)
-        tracers.move_to_end(key)
-        result = tracers[key](x.to(loaded.device))
+        tracer = padded.cached("graph_trace", (shape, loaded.precision), capture, max_shapes)
+        result = tracer(x.to(loaded.device))
         for ref in result.modules:  # every module's fusion statistics, computed where the maps are
             result.fusion(ref.stage, ref.index)
         return result.head(shape[0], store)

@@ -195,11 +195,10 @@ def _perturbation_baseline(baseline, x: torch.Tensor, loaded: LoadedModel) -> to
 
 def _graphed(folded: PrivateCopy, shape: torch.Size) -> GraphedForward:
     """The folded copy's forward for ``shape`` as a CUDA graph, captured on first use and kept in the copy's
-    ``derived`` (the caller holds its lock). A capture keeps the TF32 settings it was made under: they are keyed."""
-    key = ("graphed_forward", tuple(shape), torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    if key not in folded.derived:
-        folded.derived[key] = GraphedForward(folded.net, tuple(shape))
-    return folded.derived[key]
+    ``derived`` (the last four; the caller holds its lock). A capture keeps the TF32 settings it was made under:
+    they are keyed."""
+    key = (tuple(shape), torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    return folded.cached("deletion_insertion", key, lambda: GraphedForward(folded.net, tuple(shape)))
 
 
 def _curve(kind: str, fractions: torch.Tensor, p: torch.Tensor, p_x: float) -> PerturbationCurve:

@@ -225,18 +225,20 @@ def _graphed_for_ig(padded: PrivateCopy, x: torch.Tensor, opts: dict, precision:
     [x, baseline], every chunk's forward and backward and the weighted sum, with nothing read back between
     them. Without graphs IG is launch-bound on a GPU (HRNet runs hundreds of small kernels), and each read-back
     (the top-1 target, f(x), f(b)) leaves the GPU idle while Python catches up. Captured once per shape (~1 s),
-    on the folded copy with its channel widths padded to multiples of 8 (``padded``, kept in its ``derived``)."""
+    on the folded copy with its channel widths padded to multiples of 8 (``padded``, kept in its ``derived``: the last
+    four shapes and settings)."""
     n_steps, integration = opts["n_steps"], opts["integration"]
     if n_steps < 1:
         raise InputError(f"n_steps must be ≥ 1, got {n_steps}.")
     ibs = opts["internal_batch_size"] or default_internal_batch_size(x.device, n_steps, x.shape[-2:])
     opts["internal_batch_size"] = ibs
-    key = ("graphed_ig", tuple(x.shape), n_steps, integration, ibs, precision)
+
+    def capture() -> GraphedIG:
+        alphas, weights = integration_points(integration, n_steps)
+        return GraphedIG(padded.net, tuple(x.shape), alphas, weights, ibs, precision, _layout(x))
+
     with padded.lock:
-        if key not in padded.derived:
-            alphas, weights = integration_points(integration, n_steps)
-            padded.derived[key] = GraphedIG(padded.net, tuple(x.shape), alphas, weights, ibs, precision, _layout(x))
-        return padded.derived[key]
+        return padded.cached("graphed_ig", (tuple(x.shape), n_steps, integration, ibs, precision), capture)
 
 
 def _ig(model, x, target, loaded, *, n_steps, internal_batch_size, baseline, integration, progress=None):

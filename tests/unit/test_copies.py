@@ -17,7 +17,7 @@ from hrnet_explorer import attribution as A
 from hrnet_explorer import trace, zoo
 from hrnet_explorer.batch import predict_many
 from hrnet_explorer.compiled import CompiledTracer
-from hrnet_explorer.copies import make_copy, private_copy
+from hrnet_explorer.copies import PrivateCopy, make_copy, private_copy
 from hrnet_explorer.rows import RowEngine
 
 
@@ -112,6 +112,27 @@ def test_a_padded_copy_exists_where_a_width_needs_it():
     padded, folded = private_copy(model, "padded"), private_copy(model, "folded")
     assert padded is not folded and padded.net.hrnet_explorer_widths
     assert padded.net.stage2[0].branches[0][0].conv1.out_channels == 24
+
+
+def test_what_is_built_on_a_copy_is_kept_per_key_and_the_least_recently_used_dropped():
+    """The CUDA graphs on a copy (graph_trace's, IG's, deletion/insertion's) are kept this way: each holds a memory
+    pool, so a slider that asks for a new shape at every step must not pile them up."""
+    copy = PrivateCopy(nn.Identity(), "folded", False)
+    built: list = []
+
+    def build(key):
+        built.append(key)
+        return object()
+
+    first = copy.cached("graphs", 1, lambda: build(1), max_entries=2)
+    assert copy.cached("graphs", 1, lambda: build(1), max_entries=2) is first  # built once
+    copy.cached("graphs", 2, lambda: build(2), max_entries=2)
+    copy.cached("graphs", 1, lambda: build(1), max_entries=2)  # 1 is now the most recently used
+    copy.cached("graphs", 3, lambda: build(3), max_entries=2)  # drops 2
+    assert list(copy.derived["graphs"]) == [1, 3] and built == [1, 2, 3]
+    assert copy.cached("graphs", 1, lambda: build(1), max_entries=2) is first
+    copy.cached("other", 1, lambda: build("other"))  # another name, its own entries
+    assert list(copy.derived["graphs"]) == [3, 1] and built == [1, 2, 3, "other"]
 
 
 def test_make_copy_refuses_an_unknown_kind_and_a_non_hrnet(w18_small):
