@@ -155,24 +155,30 @@ def graph_trace(loaded: LoadedModel, x: torch.Tensor, store: str | torch.device 
         return result.head(shape[0], store)
 
 
+def _frozen_cuda_device(net: nn.Module, what: str) -> torch.device:
+    """The CUDA device of ``net``, checked to be what a CUDA graph of it may capture: a private copy (eval mode, frozen
+    parameters)."""
+    param = next(net.parameters())
+    if param.device.type != "cuda":
+        raise InputError(f"CUDA graphs need a CUDA device; this model is on {param.device}.")
+    if net.training or any(p.requires_grad for p in net.parameters()):
+        raise InputError(f"{what} needs an eval-mode model with frozen parameters (a private copy).")
+    return param.device
+
+
 class GraphedForward:
     """The plain forward of ``net`` for one input shape, replayed from a CUDA graph: HRNet's hundreds of small
     kernels launched by one replay instead of one by one from Python (deletion/insertion's 2·steps images, where
     the eager forward leaves the GPU waiting on the host). ``net`` must be in eval mode with frozen parameters (a
-    private copy); hold its copy's lock around a call. A call copies ``x`` in, replays, and returns a fresh tensor.
+    private copy) and takes channels_last inputs; hold its copy's lock around a call. A call copies ``x`` in,
+    replays, and returns a fresh tensor.
     """
 
-    def __init__(
-        self, net: nn.Module, shape: tuple[int, ...], memory_format: torch.memory_format = torch.channels_last
-    ):
-        param = next(net.parameters())
-        if param.device.type != "cuda":
-            raise InputError(f"CUDA graphs need a CUDA device; this model is on {param.device}.")
-        if net.training or any(p.requires_grad for p in net.parameters()):
-            raise InputError("GraphedForward needs an eval-mode model with frozen parameters (a private copy).")
+    def __init__(self, net: nn.Module, shape: tuple[int, ...]):
+        device = _frozen_cuda_device(net, "GraphedForward")
         self.net, self.shape = net, tuple(shape)
-        self.x = torch.zeros(shape, device=param.device).contiguous(memory_format=memory_format)
-        warm_up(self._run, param.device)
+        self.x = torch.zeros(shape, device=device).contiguous(memory_format=torch.channels_last)
+        warm_up(self._run, device)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.output = self._run()
@@ -211,16 +217,11 @@ class GraphedIG:
         precision: Precision = "fp32",
         memory_format: torch.memory_format = torch.channels_last,
     ):
-        param = next(net.parameters())
-        if param.device.type != "cuda":
-            raise InputError(f"CUDA graphs need a CUDA device; this model is on {param.device}.")
-        if net.training or any(p.requires_grad for p in net.parameters()):
-            raise InputError("GraphedIG needs an eval-mode model with frozen parameters (a private copy).")
+        device = _frozen_cuda_device(net, "GraphedIG")
         if len(shape) != 4 or shape[0] != 1:
             raise InputError(f"GraphedIG explains one image: shape (1, 3, H, W), not {shape}.")
         if len(alphas) != len(weights) or not alphas or chunk < 1:
             raise InputError("GraphedIG needs as many weights as alphas (at least one) and a chunk ≥ 1.")
-        device = param.device
         self.net, self.precision, self.device, self.shape = net, precision, device, tuple(shape)
         self.alphas = torch.tensor(alphas, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
         self.weights = torch.tensor(weights, dtype=torch.float32, device=device).view(-1, 1, 1, 1)

@@ -12,7 +12,7 @@ from PIL import Image
 from hrnet_explorer import predict, trace
 from hrnet_explorer.batch import predict_many, trace_many
 from hrnet_explorer.copies import make_copy
-from hrnet_explorer.graphs import GraphedIG, GraphTracer, graph_trace
+from hrnet_explorer.graphs import GraphedForward, GraphedIG, GraphTracer, graph_trace
 
 
 def images(n: int) -> list[Image.Image]:
@@ -28,6 +28,8 @@ def test_graph_tracer_needs_cuda(w18_small):
         graph_trace(w18_small, torch.randn(1, 3, 64, 64))
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
         GraphedIG(make_copy(w18_small.model, channels_last=True), (1, 3, 64, 64), [0.5], [1.0], 1)
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        GraphedForward(make_copy(w18_small.model, channels_last=True), (2, 3, 64, 64))
 
 
 def test_a_channels_last_copy_computes_the_same(w18_small):
